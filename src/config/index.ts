@@ -1,0 +1,188 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { ValidationError, type FieldProblem } from '../errors.js';
+
+/** Secret values readable in playbooks as `secrets.NAME`; hidden from JSON and inspection. */
+export class Secrets {
+  readonly #values: Map<string, string>;
+  constructor(values: Record<string, string>) {
+    this.#values = new Map(Object.entries(values));
+  }
+  get(name: string): string | undefined {
+    return this.#values.get(name);
+  }
+  names(): string[] {
+    return [...this.#values.keys()];
+  }
+  /** Every secret value, longest first, for redaction. */
+  values(): string[] {
+    return [...this.#values.values()].filter((v) => v.length > 0).sort((a, b) => b.length - a.length);
+  }
+  asObject(): Record<string, string> {
+    return Object.fromEntries(this.#values);
+  }
+  toJSON(): string {
+    return '[secrets redacted]';
+  }
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `Secrets(${this.names().join(', ')})`;
+  }
+}
+
+const optionalString = z
+  .string()
+  .trim()
+  .transform((v) => (v === '' ? undefined : v))
+  .optional();
+
+const port = z.coerce.number().int('must be an integer').min(0).max(65535, 'must be a port number (0-65535)');
+
+const urlString = (what: string) =>
+  z.string().trim().refine((v) => {
+    try {
+      new URL(v);
+      return true;
+    } catch {
+      return false;
+    }
+  }, `must be a valid ${what} URL`);
+
+const hostPattern = /^(\*\.)?[a-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-f:]+\](:\d{1,5})?$/i;
+
+const envSchema = z.object({
+  DATABASE_URL: urlString('postgres').optional(),
+  FIREBREAK_DATA_DIR: z.string().min(1).default('.firebreak'),
+  PORT: port.default(8080),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  FIREBREAK_PLAYBOOKS: z.string().min(1).default('playbooks'),
+  FIREBREAK_POLICIES: z.string().min(1).default('policies'),
+  FIREBREAK_WEBHOOK_TOKEN: optionalString,
+  FIREBREAK_PUBLIC_URL: urlString('http(s)').optional(),
+  FIREBREAK_HTTP_ALLOW: z
+    .string()
+    .default('')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((h) => h.trim().toLowerCase())
+        .filter(Boolean),
+    )
+    .refine((hosts) => hosts.every((h) => hostPattern.test(h)), 'must be a comma list of host or host:port (*.suffix allowed)'),
+  FIREBREAK_GRAFANA_SECRET: optionalString,
+  FIREBREAK_PAGERDUTY_SECRET: optionalString,
+  SLACK_BOT_TOKEN: optionalString,
+  SLACK_SIGNING_SECRET: optionalString,
+  SLACK_APP_TOKEN: optionalString,
+  SLACK_API_URL: urlString('http(s)').optional(),
+  SLACK_CHANNEL: optionalString,
+  FIREBREAK_API_TOKEN: optionalString,
+  FIREBREAK_INSECURE: z
+    .enum(['', '0', '1', 'true', 'false'], { message: 'must be 1 or 0' })
+    .optional()
+    .transform((v) => v === '1' || v === 'true'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  FIREBREAK_WORKERS: z.coerce.number().int().min(0).max(64).default(4),
+});
+
+export interface Config {
+  databaseUrl: string | undefined;
+  dataDir: string;
+  port: number;
+  host: string;
+  playbooksDir: string;
+  policiesDir: string;
+  webhookToken: string | undefined;
+  publicUrl: string;
+  httpAllow: string[];
+  grafanaSecret: string | undefined;
+  pagerdutySecret: string | undefined;
+  slack: {
+    botToken: string | undefined;
+    signingSecret: string | undefined;
+    appToken: string | undefined;
+    apiUrl: string | undefined;
+    defaultChannel: string | undefined;
+  };
+  apiToken: string | undefined;
+  insecure: boolean;
+  logLevel: string;
+  workers: number;
+  secrets: Secrets;
+}
+
+const SECRET_PREFIX = 'FIREBREAK_SECRET_';
+
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  if (h === 'localhost') return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  if (isIP(h) === 6) return h === '::1';
+  return false;
+}
+
+/**
+ * Parse and validate the environment once at start-up. Throws a ValidationError
+ * whose details name each bad variable; the CLI prints them one per line.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  const problems: FieldProblem[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      problems.push({ path: String(issue.path[0] ?? 'environment'), message: `${issue.message} (got ${JSON.stringify(env[String(issue.path[0])] ?? '')})` });
+    }
+  }
+  const secrets: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (!key.startsWith(SECRET_PREFIX) || value === undefined) continue;
+    const name = key.slice(SECRET_PREFIX.length);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+      problems.push({ path: key, message: 'secret name must be letters, digits and _' });
+      continue;
+    }
+    secrets[name] = value;
+  }
+  if (parsed.success) {
+    const e = parsed.data;
+    if (!isLoopbackHost(e.HOST) && !e.FIREBREAK_INSECURE) {
+      if (!e.FIREBREAK_WEBHOOK_TOKEN)
+        problems.push({ path: 'FIREBREAK_WEBHOOK_TOKEN', message: `required when HOST (${e.HOST}) is not loopback; set it, or FIREBREAK_INSECURE=1 to run open` });
+      if (!e.FIREBREAK_API_TOKEN)
+        problems.push({ path: 'FIREBREAK_API_TOKEN', message: `required when HOST (${e.HOST}) is not loopback; set it, or FIREBREAK_INSECURE=1 to run open` });
+    }
+    if (e.SLACK_BOT_TOKEN && !e.SLACK_SIGNING_SECRET && !e.SLACK_APP_TOKEN)
+      problems.push({ path: 'SLACK_SIGNING_SECRET', message: 'required with SLACK_BOT_TOKEN (HTTP mode verifies every Slack request)' });
+    if (!e.SLACK_BOT_TOKEN && (e.SLACK_SIGNING_SECRET || e.SLACK_APP_TOKEN))
+      problems.push({ path: 'SLACK_BOT_TOKEN', message: 'required when SLACK_SIGNING_SECRET or SLACK_APP_TOKEN is set' });
+  }
+  if (problems.length > 0 || !parsed.success) {
+    throw new ValidationError('invalid configuration', problems);
+  }
+  const e = parsed.data;
+  const displayHost = e.HOST === '0.0.0.0' || e.HOST === '::' ? '127.0.0.1' : e.HOST;
+  return {
+    databaseUrl: e.DATABASE_URL,
+    dataDir: e.FIREBREAK_DATA_DIR,
+    port: e.PORT,
+    host: e.HOST,
+    playbooksDir: e.FIREBREAK_PLAYBOOKS,
+    policiesDir: e.FIREBREAK_POLICIES,
+    webhookToken: e.FIREBREAK_WEBHOOK_TOKEN,
+    publicUrl: (e.FIREBREAK_PUBLIC_URL ?? `http://${displayHost.includes(':') ? `[${displayHost}]` : displayHost}:${e.PORT}`).replace(/\/+$/, ''),
+    httpAllow: e.FIREBREAK_HTTP_ALLOW,
+    grafanaSecret: e.FIREBREAK_GRAFANA_SECRET,
+    pagerdutySecret: e.FIREBREAK_PAGERDUTY_SECRET,
+    slack: {
+      botToken: e.SLACK_BOT_TOKEN,
+      signingSecret: e.SLACK_SIGNING_SECRET,
+      appToken: e.SLACK_APP_TOKEN,
+      apiUrl: e.SLACK_API_URL,
+      defaultChannel: e.SLACK_CHANNEL,
+    },
+    apiToken: e.FIREBREAK_API_TOKEN,
+    insecure: e.FIREBREAK_INSECURE,
+    logLevel: e.LOG_LEVEL,
+    workers: e.FIREBREAK_WORKERS,
+    secrets: new Secrets(secrets),
+  };
+}

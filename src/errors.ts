@@ -1,0 +1,82 @@
+/**
+ * Typed errors shared across concerns. Each carries a stable `code` and the
+ * context a reader needs (run, step, field); whether to retry is part of the type.
+ */
+export abstract class FirebreakError extends Error {
+  abstract readonly code: string;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** One problem with user-supplied input, named by its path (`alerts[0].labels`, `PORT`). */
+export interface FieldProblem {
+  path: string;
+  message: string;
+}
+
+/** Input (HTTP body, env, YAML, Slack payload) failed validation. Never retried. */
+export class ValidationError extends FirebreakError {
+  readonly code = 'validation_failed';
+  constructor(message: string, readonly details: FieldProblem[]) {
+    super(message);
+  }
+}
+
+/** The database could not be reached; callers answer 503 and try again later. */
+export class DatabaseUnavailableError extends FirebreakError {
+  readonly code = 'database_unavailable';
+}
+
+/** A step's action failed. `retryable: false` skips remaining retry attempts. */
+export class ActionError extends FirebreakError {
+  readonly code = 'action_failed';
+  readonly retryable: boolean;
+  readonly details?: unknown;
+  constructor(message: string, options: { retryable?: boolean; cause?: unknown; details?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.retryable = options.retryable ?? true;
+    this.details = options.details;
+  }
+}
+
+/** A step ran past its `timeout`. */
+export class StepTimeoutError extends ActionError {
+  override readonly code = 'step_timeout';
+  constructor(readonly stepId: string, readonly timeoutMs: number) {
+    super(`step ${stepId} timed out after ${timeoutMs} ms`, { retryable: true });
+  }
+}
+
+/** A remote asked us to come back later (Slack 429 with Retry-After). */
+export class RetryAfterError extends FirebreakError {
+  readonly code = 'retry_after';
+  constructor(message: string, readonly retryAfterMs: number) {
+    super(message);
+  }
+}
+
+/** A policy said no. Never retried. */
+export class PolicyDeniedError extends FirebreakError {
+  readonly code = 'policy_denied';
+  constructor(readonly runId: string, readonly stepId: string, readonly reasons: string[]) {
+    super(`policy denied step ${stepId} of run ${runId}: ${reasons.join('; ') || 'no reason given'}`);
+  }
+}
+
+/** Something named by id does not exist (run, approval, playbook). */
+export class NotFoundError extends FirebreakError {
+  readonly code = 'not_found';
+}
+
+/** The request conflicts with recorded state (an approval already decided). */
+export class ConflictError extends FirebreakError {
+  readonly code = 'conflict';
+}
+
+/** Normalise anything thrown into an Error, once, at a boundary. */
+export function coerceError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  return new Error(typeof value === 'string' ? value : JSON.stringify(value));
+}
