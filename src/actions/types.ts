@@ -39,6 +39,11 @@ export interface ActionDefinition<Input = unknown> {
   sideEffect: (input: Input) => boolean;
   /** A short target string for policy `history` (host, script, query), e.g. `deploy.internal`. */
   target?: (input: Input) => string;
+  /**
+   * The fully rendered call a dry run records as "would call" (method/url/headers/body,
+   * script/args, ...). Optional: without it the engine records the parsed input.
+   */
+  describe?: (input: Input, ctx?: Pick<ActionContext, 'idempotencyKey'>) => unknown;
   run(input: Input, ctx: ActionContext): Promise<ActionResult>;
 }
 
@@ -48,9 +53,10 @@ export function defineAction<S extends z.ZodType>(def: {
   input: S;
   sideEffect: (input: z.output<S>) => boolean;
   target?: (input: z.output<S>) => string;
+  describe?: (input: z.output<S>, ctx?: Pick<ActionContext, 'idempotencyKey'>) => unknown;
   run(input: z.output<S>, ctx: ActionContext): Promise<ActionResult>;
 }): ActionDefinition<z.output<S>> {
-  return def;
+  return def as unknown as ActionDefinition<z.output<S>>;
 }
 
 export const done = (output: unknown): ActionResult => ({ kind: 'done', output });
