@@ -25,7 +25,7 @@ export function makeCtx(overrides: Partial<ActionContext> = {}): ActionContext {
 }
 
 /** Parse like the engine does, then run one attempt. */
-export function call(def: ActionDefinition | undefined, raw: unknown, ctx: ActionContext): Promise<ActionResult> {
+export async function call(def: ActionDefinition | undefined, raw: unknown, ctx: ActionContext): Promise<ActionResult> {
   if (!def) throw new Error('no such action');
   return def.run(parseActionInput(def, raw), ctx);
 }
