@@ -3,6 +3,7 @@ import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, sep } from 'node:path';
 import { z } from 'zod';
 import { ActionError } from '../errors.js';
+import { refuseInDryRun } from './dry-run.js';
 import { durationSchema, formatDuration } from './duration.js';
 import { defineAction, done, type ActionContext } from './types.js';
 
@@ -88,6 +89,7 @@ function killGroup(pid: number | undefined): void {
 }
 
 export async function runScript(input: ExecInput, ctx: ActionContext): Promise<ExecOutput> {
+  refuseInDryRun('exec', ctx);
   const file = await resolveScript(ctx.playbooksDir, input.script);
   if (ctx.signal.aborted) throw abortError(ctx, input.script);
   const stdout = new Capture(input.max_output_bytes);

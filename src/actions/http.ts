@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ActionError } from '../errors.js';
+import { refuseInDryRun } from './dry-run.js';
 import { durationSchema } from './duration.js';
 import { httpCall, isJsonContentType, isRetryableStatus } from './http-core.js';
 import { defineAction, done } from './types.js';
@@ -82,6 +83,7 @@ export const httpRequest = defineAction({
     return { method: input.method, url: input.url, headers, body: body ?? null };
   },
   async run(input, ctx) {
+    if (input.method !== 'GET' && input.method !== 'HEAD') refuseInDryRun('http.request', ctx);
     const expected = statusMatcher(input.expect_status);
     const { headers, body } = renderRequest(input);
     const reply = await httpCall(

@@ -14,9 +14,8 @@ type AnyAction = ActionDefinition<any>; // eslint-disable-line @typescript-eslin
 
 export const builtinActions: ActionDefinition[] = [httpRequest, prometheusQuery, prometheusWait, waitAction, noteAction, slackMessage, execAction] as AnyAction[];
 
-export interface ActionRegistry {
-  get(name: string): ActionDefinition | undefined;
-  has(name: string): boolean;
+/** A read-only Map of action name -> definition (so it also serves as the playbook checker's catalog), plus sorted names. */
+export interface ActionRegistry extends ReadonlyMap<string, ActionDefinition> {
   names(): string[];
 }
 
@@ -29,11 +28,7 @@ export function createActionRegistry(custom: ActionDefinition[] = []): ActionReg
     if (map.has(def.name)) throw new ValidationError(`action ${def.name} is defined twice`, [{ path: def.name, message: 'duplicate action name' }]);
     map.set(def.name, def);
   }
-  return {
-    get: (name) => map.get(name),
-    has: (name) => map.has(name),
-    names: () => [...map.keys()].sort(),
-  };
+  return Object.assign(map, { names: () => [...map.keys()].sort() });
 }
 
 function shapeProblems(value: unknown): string[] {

@@ -131,6 +131,12 @@ describe('exec', () => {
     expect(missing.message).toMatch(/not found/);
   });
 
+  it('refuses to run in a dry run', async () => {
+    const err = await failure(call(exec, { script: 'db/ping.sh' }, ctx({ dryRun: true })));
+    expect(err.message).toMatch(/dry run/);
+    expect(err.retryable).toBe(false);
+  });
+
   it('is a side effect whose target is the script, described as script and args', () => {
     const input = exec.input.parse({ script: 'db/ping.sh', args: ['a b'], env: { K: 'secret' } });
     expect(exec.sideEffect(input)).toBe(true);

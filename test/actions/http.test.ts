@@ -218,6 +218,15 @@ describe('http.request bodies, side effects, dry-run description', () => {
     expect(http.target!(parse({ url: 'https://Deploy.Internal:8443/x' }))).toBe('deploy.internal');
   });
 
+  it('refuses to send a side effect in a dry run, but still gathers with GET', async () => {
+    const s = await server((_req, res) => json(res, 200, {}));
+    const err = await failure(call(http, { method: 'POST', url: s.url }, makeCtx({ dryRun: true })));
+    expect(err.retryable).toBe(false);
+    expect(s.requests).toHaveLength(0);
+    await call(http, { url: s.url }, makeCtx({ dryRun: true }));
+    expect(s.requests).toHaveLength(1);
+  });
+
   it('describes the fully rendered request for a dry run', () => {
     const d = describeCall(http, { method: 'POST', url: 'https://deploy.internal/rollback', headers: { Authorization: 'Bearer t' }, body: { to: 'v1' } }, { idempotencyKey: 'r:s:1' });
     expect(d).toEqual({

@@ -42,6 +42,9 @@ describe('registry', () => {
     expect(registry.has('team.restart')).toBe(true);
     expect(registry.get('http.request')?.name).toBe('http.request');
     expect(registry.get('nope')).toBeUndefined();
+    // A read-only Map, so it doubles as the playbook checker's action catalog.
+    expect(registry).toBeInstanceOf(Map);
+    expect(registry.get('team.restart')?.input).toBeDefined();
   });
 
   it('rejects duplicate names, including shadowing a built-in', () => {
