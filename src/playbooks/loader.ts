@@ -1,0 +1,140 @@
+/**
+ * Reads a folder of playbook YAML files. Every problem is reported with the file and
+ * line it comes from, so `firebreak validate` can print `file:line: message`.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import type { z } from 'zod';
+import { checkPlaybook, formatPath, type ActionCatalog, type PathIssue, type PathSegment } from './check.js';
+import { playbookSchema, type PlaybookSpec } from './schema.js';
+
+export interface Problem {
+  file: string;
+  /** 1-based; 0 when the problem is not about one line (an unreadable folder). */
+  line: number;
+  message: string;
+}
+
+export interface Playbook extends PlaybookSpec {
+  /** Path of the file it was loaded from. */
+  file: string;
+  /** sha256 (hex) of the file's bytes: which version of the playbook a run used. */
+  sourceHash: string;
+  /** The file as parsed YAML, JSON-able, for snapshots and the API. */
+  definition: Record<string, unknown>;
+}
+
+export function formatProblem(p: Problem): string {
+  return p.line > 0 ? `${p.file}:${p.line}: ${p.message}` : `${p.file}: ${p.message}`;
+}
+
+/** Line of the deepest node of `path` that exists; keys point at the key's own line. */
+function lineOf(doc: Document, lc: LineCounter, path: readonly PathSegment[]): number {
+  let node: unknown = doc.contents;
+  let offset = doc.contents?.range?.[0] ?? 0;
+  for (const seg of path) {
+    if (isAlias(node)) node = node.resolve(doc);
+    if (isMap(node)) {
+      const pair = node.items.find((p) => String(isScalar(p.key) ? p.key.value : p.key) === String(seg));
+      if (!pair) break;
+      offset = (isScalar(pair.key) && pair.key.range?.[0]) || offset;
+      node = pair.value;
+    } else if (isSeq(node) && typeof seg === 'number') {
+      const item = node.items[seg] as { range?: [number, number, number] } | undefined;
+      if (!item?.range) break;
+      offset = item.range[0];
+      node = item;
+    } else break;
+  }
+  return lc.linePos(offset).line;
+}
+
+function valueAt(value: unknown, path: readonly PathSegment[]): unknown {
+  let v = value;
+  for (const p of path) v = typeof v === 'object' && v !== null ? (v as Record<PathSegment, unknown>)[p] : undefined;
+  return v;
+}
+
+function schemaIssues(raw: unknown, issues: readonly z.core.$ZodIssue[]): PathIssue[] {
+  return issues.flatMap((issue): PathIssue[] => {
+    const path = issue.path.filter((p): p is PathSegment => typeof p !== 'symbol');
+    if (issue.code === 'unrecognized_keys') return issue.keys.map((k) => ({ path: [...path, k], message: `unknown field "${k}"` }));
+    const missing = issue.code === 'invalid_type' && valueAt(raw, path) === undefined;
+    return [{ path, message: missing ? 'is required' : issue.message }];
+  });
+}
+
+type Parsed = { playbook?: Playbook; problems: Problem[]; locate?: (path: PathSegment[]) => number };
+
+/** Parse and check one file's text; `playbook` is set only when there is no problem. */
+export function parsePlaybookSource(file: string, source: string | Buffer, actions: ActionCatalog): { playbook?: Playbook; problems: Problem[] } {
+  const { playbook, problems } = parseSource(file, source, actions);
+  return playbook ? { playbook, problems } : { problems };
+}
+
+function parseSource(file: string, source: string | Buffer, actions: ActionCatalog): Parsed {
+  const bytes = typeof source === 'string' ? Buffer.from(source) : source;
+  const lc = new LineCounter();
+  // prettyErrors off: messages stay on one line for `file:line: message`.
+  const doc = parseDocument(bytes.toString('utf8'), { lineCounter: lc, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    return { problems: doc.errors.map((e) => ({ file, line: lc.linePos(e.pos[0]).line, message: `YAML: ${e.message}` })) };
+  }
+  const at = (i: PathIssue): Problem => ({ file, line: lineOf(doc, lc, i.path), message: i.path.length ? `${formatPath(i.path)}: ${i.message}` : i.message });
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    return { problems: [{ file, line: 1, message: `YAML: ${(e as Error).message}` }] };
+  }
+  if (raw === null || raw === undefined) return { problems: [{ file, line: 1, message: 'the file is empty: expected a playbook (name, triggers, steps)' }] };
+  const parsed = playbookSchema.safeParse(raw);
+  if (!parsed.success) return { problems: schemaIssues(raw, parsed.error.issues).map(at) };
+  const problems = checkPlaybook(parsed.data, actions).map(at);
+  if (problems.length > 0) return { problems };
+  return {
+    problems,
+    locate: (path) => lineOf(doc, lc, path),
+    playbook: {
+      ...parsed.data,
+      file,
+      sourceHash: createHash('sha256').update(bytes).digest('hex'),
+      definition: raw as Record<string, unknown>,
+    },
+  };
+}
+
+/** Every *.yaml / *.yml directly in `dir` (subfolders such as scripts/ are not playbooks). */
+export async function loadPlaybooks(dir: string, opts: { actions: ActionCatalog }): Promise<{ playbooks: Playbook[]; problems: Problem[] }> {
+  let names: string[];
+  try {
+    const entries = await readdir(dir, { withFileTypes: true });
+    names = entries.filter((e) => e.isFile() && /\.ya?ml$/i.test(e.name)).map((e) => e.name).sort();
+  } catch (e) {
+    return { playbooks: [], problems: [{ file: dir, line: 0, message: `cannot read the playbooks folder: ${(e as Error).message}` }] };
+  }
+  const playbooks: Playbook[] = [];
+  const problems: Problem[] = [];
+  const byName = new Map<string, Playbook>();
+  for (const name of names) {
+    const file = join(dir, name);
+    const res = parseSource(file, await readFile(file), opts.actions);
+    problems.push(...res.problems);
+    if (!res.playbook) continue;
+    const other = byName.get(res.playbook.name);
+    if (other) {
+      // Files are read in name order, so the first file keeps the name and later ones are refused.
+      problems.push({ file, line: res.locate?.(['name']) ?? 1, message: `name: duplicate playbook name "${res.playbook.name}" (already used by ${other.file})` });
+      continue;
+    }
+    byName.set(res.playbook.name, res.playbook);
+    playbooks.push(res.playbook);
+  }
+  return { playbooks, problems };
+}
+
+export async function validatePlaybooks(dir: string, actions: ActionCatalog): Promise<Problem[]> {
+  return (await loadPlaybooks(dir, { actions })).problems;
+}

@@ -1,0 +1,66 @@
+import type { Alert } from '../ingest/types.js';
+
+export type MatchOp = '=' | '!=' | '=~' | '!~';
+
+/** One Alertmanager matcher, e.g. `severity=~"critical|page"`. */
+export interface Matcher {
+  name: string;
+  op: MatchOp;
+  value: string;
+  /** Compiled, fully anchored pattern for `=~` / `!~`. */
+  regex?: RegExp;
+}
+
+const MATCHER = /^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$/s;
+
+/** Undo the escapes Alertmanager documents for quoted values; others (`\.`, `\d`) stay for the regex. */
+function unquote(raw: string): string {
+  return raw.slice(1, -1).replace(/\\(["\\n])/g, (_, c: string) => (c === 'n' ? '\n' : c));
+}
+
+/** Parse Alertmanager matcher syntax; throws an Error whose message says what is wrong. */
+export function parseMatcher(text: string): Matcher {
+  const m = MATCHER.exec(text);
+  if (!m) throw new Error(`bad matcher ${JSON.stringify(text)}: expected name="value", name!="value", name=~"regex" or name!~"regex"`);
+  const [, name, op, raw] = m as unknown as [string, string, MatchOp, string];
+  let value = raw;
+  if (raw.startsWith('"')) {
+    if (!/^"(?:[^"\\]|\\.)*"$/s.test(raw)) {
+      throw new Error(`bad matcher ${JSON.stringify(text)}: bad quoting in value (one double-quoted string, escape \\" inside)`);
+    }
+    value = unquote(raw);
+  } else if (raw.includes('"')) {
+    throw new Error(`bad matcher ${JSON.stringify(text)}: quote the whole value, e.g. ${name}${op}"..."`);
+  }
+  if (op === '=~' || op === '!~') {
+    try {
+      // Alertmanager anchors regexes at both ends: `severity=~"crit"` does not match "critical".
+      const m: Matcher = { name, op, value };
+      // Not enumerable: a playbook's model stays clean when serialised (a RegExp would show as {}).
+      Object.defineProperty(m, 'regex', { value: new RegExp(`^(?:${value})$`), enumerable: false });
+      return m;
+    } catch (e) {
+      throw new Error(`bad matcher ${JSON.stringify(text)}: invalid regex: ${(e as Error).message}`);
+    }
+  }
+  return { name, op, value };
+}
+
+/** A missing label is the empty string, as in Alertmanager (`team=""` matches alerts without `team`). */
+export function matcherHolds(m: Matcher, labels: Readonly<Record<string, string>>): boolean {
+  const v = labels[m.name] ?? '';
+  switch (m.op) {
+    case '=':
+      return v === m.value;
+    case '!=':
+      return v !== m.value;
+    case '=~':
+      return m.regex!.test(v);
+    case '!~':
+      return !m.regex!.test(v);
+  }
+}
+
+export function matchersHold(ms: readonly Matcher[], alert: Pick<Alert, 'labels'>): boolean {
+  return ms.every((m) => matcherHolds(m, alert.labels));
+}
