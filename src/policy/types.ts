@@ -1,7 +1,19 @@
 /** Input to `firebreak/decision`, asked before every step. */
 export interface DecisionInput {
   playbook: { name: string; description?: string };
-  step: { id: string; action: string; impact: 'low' | 'high'; approval: 'policy' | 'required' | 'never'; params: unknown };
+  step: {
+    id: string;
+    action: string;
+    impact: 'low' | 'high';
+    approval: 'policy' | 'required' | 'never';
+    params: unknown;
+    /**
+     * What the step acts on, from the action's `target()` (host, script, channel), the same
+     * string the engine records in `history[].target`; the blast-radius rule counts by it.
+     * Omitted when the action has no target.
+     */
+    target?: string;
+  };
   alert: unknown;
   run: { id: string; trigger: 'alert' | 'schedule' | 'manual'; started_by: string | null; dry_run: boolean };
   /** Recent non-dry runs of the same action on the same target: newest first. */
@@ -54,11 +66,23 @@ export interface Evaluated<T> {
   error?: string;
 }
 
+export interface PolicyStatus {
+  ready: boolean;
+  /** sha256 of the loaded bundle file; 'none' when none is loaded. */
+  bundleHash: string;
+  /** Why decisions are being denied (missing, corrupt or malformed bundle). */
+  reason?: string;
+  /** The bundle's `.manifest` revision: the hash of the sources it was built from. */
+  revision?: string;
+  /** When the current bundle (or failure) was loaded, RFC 3339. */
+  loadedAt?: string;
+}
+
 /** What the engine asks before each step and on each answer. Implementations must fail closed. */
 export interface PolicyGate {
   decide(input: DecisionInput): Promise<Evaluated<Decision>>;
   approve(input: ApproveInput): Promise<Evaluated<ApproveResult>>;
   /** Ready to serve decisions; otherwise why not (for /readyz). */
-  status(): { ready: boolean; bundleHash: string; reason?: string };
+  status(): PolicyStatus;
   close(): Promise<void>;
 }
