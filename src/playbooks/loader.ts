@@ -78,9 +78,13 @@ function parseSource(file: string, source: string | Buffer, actions: ActionCatal
   const bytes = typeof source === 'string' ? Buffer.from(source) : source;
   const lc = new LineCounter();
   // prettyErrors off: messages stay on one line for `file:line: message`.
-  const doc = parseDocument(bytes.toString('utf8'), { lineCounter: lc, prettyErrors: false });
+  const text = bytes.toString('utf8');
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
   if (doc.errors.length > 0) {
-    return { problems: doc.errors.map((e) => ({ file, line: lc.linePos(e.pos[0]).line, message: `YAML: ${e.message}` })) };
+    // Errors found at end of input (an unclosed quote or bracket) would point past the
+    // last line; the last line with content is where the author should look.
+    const last = lc.linePos(Math.max(0, text.trimEnd().length - 1)).line;
+    return { problems: doc.errors.map((e) => ({ file, line: Math.min(lc.linePos(e.pos[0]).line, last), message: `YAML: ${e.message}` })) };
   }
   const at = (i: PathIssue): Problem => ({ file, line: lineOf(doc, lc, i.path), message: i.path.length ? `${formatPath(i.path)}: ${i.message}` : i.message });
   let raw: unknown;
@@ -91,8 +95,10 @@ function parseSource(file: string, source: string | Buffer, actions: ActionCatal
   }
   if (raw === null || raw === undefined) return { problems: [{ file, line: 1, message: 'the file is empty: expected a playbook (name, triggers, steps)' }] };
   const parsed = playbookSchema.safeParse(raw);
-  if (!parsed.success) return { problems: schemaIssues(raw, parsed.error.issues).map(at) };
-  const problems = checkPlaybook(parsed.data, actions).map(at);
+  // Sorted by line (stable), so the report reads top to bottom like the file.
+  const byLine = (ps: Problem[]) => ps.sort((a, b) => a.line - b.line);
+  if (!parsed.success) return { problems: byLine(schemaIssues(raw, parsed.error.issues).map(at)) };
+  const problems = byLine(checkPlaybook(parsed.data, actions).map(at));
   if (problems.length > 0) return { problems };
   return {
     problems,
