@@ -23,9 +23,13 @@ eligible if count(via) > 0
 
 denials contains "no answering user given" if not valid_user
 
+# (A helper, not `not approval.decision in {...}`: with no decision at all
+# that expression is undefined rather than false, and the `not` never fires.)
+known_decision if approval.decision in {"approve", "reject"}
+
 denials contains msg if {
-	not approval.decision in {"approve", "reject"}
-	msg := concat("", ["decision must be approve or reject, not ", json.marshal(approval.decision)])
+	not known_decision
+	msg := concat("", ["decision must be approve or reject, not ", json.marshal(object.get(object.get(input, "approval", {}), "decision", null))])
 }
 
 denials contains msg if {

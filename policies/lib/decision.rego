@@ -50,22 +50,33 @@ limit := object.get(data.blast_radius.limits, step.action, data.blast_radius.def
 # (succeeded, failed, running, compensated, and any status we do not know).
 not_executed := {"pending", "skipped", "denied", "cancelled"}
 
+skipped(h) if h.status in not_executed
+
 recent(h) if lib.now_ns - lib.time_ns(h.at) < window_seconds * 1000000000
 
 # An entry whose time does not parse counts as recent: the safe side.
-recent(h) if not lib.time_ns(h.at)
+recent(h) if not lib.time_ns(object.get(h, "at", null))
 
 recent_count := count([h |
 	some h in input.history
 	h.action == step.action
 	h.target == target
-	not h.status in not_executed
+	not skipped(h)
 	recent(h)
 ])
 
 # ---- exec ------------------------------------------------------------------------
 
 exec_script := step.params.script
+
+# Helpers rather than `not is_string(x)` / `not x in set` on a possibly
+# undefined reference: such an expression is undefined, not false, so the
+# `not` would never fire and a malformed step would slip through.
+has_exec_script if is_string(exec_script)
+
+known_approval_mode if step.approval in approval_modes
+
+allowed_script if exec_script in data.exec.allowed_scripts
 
 # ---- denials -----------------------------------------------------------------------
 
@@ -115,19 +126,19 @@ denials contains msg if {
 
 denials contains "exec step names no script (params.script)" if {
 	step.action == "exec"
-	not is_string(exec_script)
+	not has_exec_script
 }
 
 denials contains msg if {
 	step.action == "exec"
-	is_string(exec_script)
-	not exec_script in data.exec.allowed_scripts
+	has_exec_script
+	not allowed_script
 	msg := concat("", ["exec: script ", exec_script, " is not in the allow-list (data.exec.allowed_scripts)"])
 }
 
 denials contains msg if {
-	not step.approval in approval_modes
-	msg := concat("", ["step approval must be policy, required or never, not ", json.marshal(step.approval)])
+	not known_approval_mode
+	msg := concat("", ["step approval must be policy, required or never, not ", json.marshal(object.get(step, "approval", null))])
 }
 
 # ---- approval needs --------------------------------------------------------------------
