@@ -31,7 +31,7 @@ export class DatabaseUnavailableError extends FirebreakError {
 
 /** A step's action failed. `retryable: false` skips remaining retry attempts. */
 export class ActionError extends FirebreakError {
-  readonly code = 'action_failed';
+  readonly code: string = 'action_failed';
   readonly retryable: boolean;
   readonly details?: unknown;
   constructor(message: string, options: { retryable?: boolean; cause?: unknown; details?: unknown } = {}) {
@@ -43,7 +43,7 @@ export class ActionError extends FirebreakError {
 
 /** A step ran past its `timeout`. */
 export class StepTimeoutError extends ActionError {
-  override readonly code = 'step_timeout';
+  override readonly code: string = 'step_timeout';
   constructor(readonly stepId: string, readonly timeoutMs: number) {
     super(`step ${stepId} timed out after ${timeoutMs} ms`, { retryable: true });
   }

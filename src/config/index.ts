@@ -82,6 +82,8 @@ const envSchema = z.object({
     .transform((v) => v === '1' || v === 'true'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   FIREBREAK_WORKERS: z.coerce.number().int().min(0).max(64).default(4),
+  FIREBREAK_LEASE_MS: z.coerce.number().int().min(500).max(600_000).default(15_000),
+  FIREBREAK_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(500),
 });
 
 export interface Config {
@@ -107,6 +109,8 @@ export interface Config {
   insecure: boolean;
   logLevel: string;
   workers: number;
+  leaseMs: number;
+  pollMs: number;
   secrets: Secrets;
 }
 
@@ -183,6 +187,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     insecure: e.FIREBREAK_INSECURE,
     logLevel: e.LOG_LEVEL,
     workers: e.FIREBREAK_WORKERS,
+    leaseMs: e.FIREBREAK_LEASE_MS,
+    pollMs: e.FIREBREAK_POLL_MS,
     secrets: new Secrets(secrets),
   };
 }

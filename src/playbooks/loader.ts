@@ -66,6 +66,38 @@ function schemaIssues(raw: unknown, issues: readonly z.core.$ZodIssue[]): PathIs
   });
 }
 
+// prettyErrors off: messages stay on one line for `file:line: message`.
+function parseYaml(text: string): { doc: Document; lc: LineCounter; restore: (v: unknown) => unknown } {
+  const lc = new LineCounter();
+  return { doc: parseDocument(text, { lineCounter: lc, prettyErrors: false }), lc, restore: (v) => v };
+}
+
+const SHIELD = '__fb_expr_';
+
+/**
+ * `${{ x }}` inside a YAML flow collection (`with: { url: https://h/${{ x }}/y }`, as in
+ * the product docs) is not valid YAML: `{` and `}` are flow indicators there. When a file
+ * fails to parse, try again with each one-line `${{ ... }}` swapped for a plain token and
+ * put the text back in the parsed values. Only used as a fallback, so files that are valid
+ * YAML keep YAML's own reading (escapes in quoted strings included).
+ */
+function parseShielded(text: string): ReturnType<typeof parseYaml> | undefined {
+  if (text.includes(SHIELD)) return undefined;
+  const saved: string[] = [];
+  const shielded = text.replace(/\$\{\{[^\n]*?\}\}/g, (m) => `${SHIELD}${saved.push(m) - 1}__`);
+  if (saved.length === 0) return undefined;
+  const parsed = parseYaml(shielded);
+  if (parsed.doc.errors.length > 0) return undefined;
+  const unshield = (s: string) => s.replace(/__fb_expr_(\d+)__/g, (_, i: string) => saved[Number(i)]!);
+  const restore = (v: unknown): unknown => {
+    if (typeof v === 'string') return unshield(v);
+    if (Array.isArray(v)) return v.map(restore);
+    if (typeof v === 'object' && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [unshield(k), restore(x)]));
+    return v;
+  };
+  return { ...parsed, restore };
+}
+
 type Parsed = { playbook?: Playbook; problems: Problem[]; locate?: (path: PathSegment[]) => number };
 
 /** Parse and check one file's text; `playbook` is set only when there is no problem. */
@@ -76,10 +108,12 @@ export function parsePlaybookSource(file: string, source: string | Buffer, actio
 
 function parseSource(file: string, source: string | Buffer, actions: ActionCatalog): Parsed {
   const bytes = typeof source === 'string' ? Buffer.from(source) : source;
-  const lc = new LineCounter();
-  // prettyErrors off: messages stay on one line for `file:line: message`.
   const text = bytes.toString('utf8');
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  let { doc, lc, restore } = parseYaml(text);
+  if (doc.errors.length > 0) {
+    const shielded = parseShielded(text);
+    if (shielded) ({ doc, lc, restore } = shielded);
+  }
   if (doc.errors.length > 0) {
     // Errors found at end of input (an unclosed quote or bracket) would point past the
     // last line; the last line with content is where the author should look.
@@ -89,7 +123,7 @@ function parseSource(file: string, source: string | Buffer, actions: ActionCatal
   const at = (i: PathIssue): Problem => ({ file, line: lineOf(doc, lc, i.path), message: i.path.length ? `${formatPath(i.path)}: ${i.message}` : i.message });
   let raw: unknown;
   try {
-    raw = doc.toJS({ maxAliasCount: 100 });
+    raw = restore(doc.toJS({ maxAliasCount: 100 }));
   } catch (e) {
     return { problems: [{ file, line: 1, message: `YAML: ${(e as Error).message}` }] };
   }

@@ -20,6 +20,8 @@ export interface PolicyGateOptions {
   logger: Logger;
   /** Reload when the bundle changes (default true). */
   watch?: boolean;
+  /** Use fs.watch besides polling (default true); turn off where inotify misses changes (some network mounts). */
+  fsWatch?: boolean;
   /** Stat fallback period, ms (default 2000). */
   pollMs?: number;
   /** Quiet time after a change before reloading, ms (default 100): a copy in progress fires many events. */
@@ -99,7 +101,7 @@ export async function createPolicyGate(options: PolicyGateOptions): Promise<Relo
       debounce = setTimeout(() => void reload(), options.debounceMs ?? 100);
       debounce.unref();
     };
-    try {
+    if (options.fsWatch ?? true) try {
       // The folder, not the file: replacing the file by rename would orphan a file watch.
       watcher = watch(dir, { persistent: false }, (_event, name) => {
         if (name === null || name === BUNDLE_FILE) schedule();

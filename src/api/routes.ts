@@ -1,0 +1,123 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { Config } from '../config/index.js';
+import { getRun, listAlerts, listPendingApprovals, listRuns, type Engine } from '../engine/index.js';
+import { parseJsonBody, parseWith } from '../ingest/index.js';
+import type { Pool } from '../store/index.js';
+import { renderTimeline } from '../timeline/index.js';
+import { bearerToken, errorBody, secretsEqual, sendError } from './http.js';
+
+export interface ApiOptions {
+  config: Config;
+  pool: Pool;
+  engine: Engine;
+}
+
+const RUN_STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'aborted', 'cancelled'] as const;
+
+const limit = z.coerce.number().int().min(1).max(500).default(50);
+const runsQuery = z.object({ status: z.enum(RUN_STATUSES).optional(), playbook: z.string().min(1).optional(), limit });
+const alertsQuery = z.object({ status: z.enum(['firing', 'resolved']).optional(), source: z.string().min(1).optional(), limit });
+const timelineQuery = z.object({ format: z.enum(['json', 'md']).default('json') });
+const approvalBody = z.object({ decision: z.enum(['approve', 'reject']), user: z.string().trim().min(1).max(200) });
+const abortBody = z.object({ reason: z.string().max(2_000).optional(), user: z.string().trim().min(1).max(200).optional() }).default({});
+const startRunBody = z.object({
+  playbook: z.string().min(1),
+  params: z.record(z.string(), z.unknown()).default({}),
+  user: z.string().trim().min(1).max(200).optional(),
+  dryRun: z.boolean().default(false),
+  idempotencyKey: z.string().min(1).max(200).optional(),
+});
+
+export const API_COOKIE = 'firebreak_session';
+
+/** Whether the request carries the API token (Bearer header, or the console's login cookie). */
+export function isAuthorised(request: FastifyRequest, config: Config): boolean {
+  const token = config.apiToken;
+  if (!token) return true;
+  const presented = bearerToken(request) ?? readCookie(request, API_COOKIE);
+  return presented !== undefined && secretsEqual(presented, token);
+}
+
+function readCookie(request: FastifyRequest, name: string): string | undefined {
+  const header = request.headers.cookie;
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k === name) return decodeURIComponent(v.join('='));
+  }
+  return undefined;
+}
+
+function optionalBody(request: FastifyRequest): unknown {
+  const raw = request.body as Buffer | undefined;
+  return raw && raw.length > 0 ? parseJsonBody(raw) : {};
+}
+
+export function registerApi(app: FastifyInstance, options: ApiOptions): void {
+  const { pool, engine, config } = options;
+
+  app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!request.url.startsWith('/api/')) return;
+    if (!isAuthorised(request, config)) {
+      return reply.code(401).header('www-authenticate', 'Bearer').send(errorBody('missing or invalid API token', [{ path: 'Authorization', message: 'expected Authorization: Bearer <FIREBREAK_API_TOKEN>' }]));
+    }
+    return undefined;
+  });
+
+  const handle =
+    <T>(fn: (request: FastifyRequest, reply: FastifyReply) => Promise<T>) =>
+    async (request: FastifyRequest, reply: FastifyReply) => {
+      try {
+        return await fn(request, reply);
+      } catch (err) {
+        return sendError(reply, err);
+      }
+    };
+
+  app.get('/api/alerts', handle(async (request) => ({ items: await listAlerts(pool, parseWith(alertsQuery, request.query, 'query')) })));
+  app.get('/api/runs', handle(async (request) => ({ items: await listRuns(pool, parseWith(runsQuery, request.query, 'query')) })));
+  app.get('/api/runs/:id', handle(async (request) => getRun(pool, (request.params as { id: string }).id)));
+  app.get(
+    '/api/runs/:id/timeline',
+    handle(async (request, reply) => {
+      const { format } = parseWith(timelineQuery, request.query, 'query');
+      const timeline = await renderTimeline(pool, (request.params as { id: string }).id, format);
+      if (format === 'md') return reply.type('text/markdown; charset=utf-8').send(timeline);
+      return timeline;
+    }),
+  );
+  app.post(
+    '/api/runs',
+    handle(async (request, reply) => {
+      const body = parseWith(startRunBody, optionalBody(request), 'run request');
+      const result = await engine.startRun({
+        playbook: body.playbook,
+        params: body.params,
+        startedBy: `api:${body.user ?? 'anonymous'}`,
+        dryRun: body.dryRun,
+        ...(body.idempotencyKey && { dedupKey: `api:${body.idempotencyKey}` }),
+      });
+      return reply.code(result.created ? 201 : 200).send({ ...(await getRun(pool, result.runId)), created: result.created });
+    }),
+  );
+  app.post(
+    '/api/runs/:id/abort',
+    handle(async (request, reply) => {
+      const body = parseWith(abortBody, optionalBody(request), 'abort request');
+      const id = (request.params as { id: string }).id;
+      const result = await engine.abortRun(id, `console:${body.user ?? 'anonymous'}`, body.reason);
+      return reply.code(202).send({ id, ...result });
+    }),
+  );
+  app.get('/api/approvals', handle(async () => ({ items: await listPendingApprovals(pool) })));
+  app.post(
+    '/api/approvals/:id',
+    handle(async (request, reply) => {
+      const body = parseWith(approvalBody, optionalBody(request), 'approval answer');
+      const result = await engine.answerApproval({ approvalId: (request.params as { id: string }).id, decision: body.decision, user: `console:${body.user}` });
+      if (result.outcome === 'refused') return reply.code(403).send({ ...errorBody(`not allowed: ${result.reason}`), ...result });
+      return reply.code(200).send(result);
+    }),
+  );
+}

@@ -1,0 +1,150 @@
+/**
+ * Wires the concerns into one running service: store -> playbooks -> policy ->
+ * engine -> ingest -> HTTP. `firebreak serve` calls startApp; tests do too.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
+import pino, { type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { createActionRegistry, loadCustomActions, type ActionRegistry } from '../actions/index.js';
+import { registerApi } from '../api/routes.js';
+import { buildServer } from '../api/server.js';
+import type { Config } from '../config/index.js';
+import { Engine } from '../engine/index.js';
+import { Ingestor } from '../ingest/index.js';
+import { formatProblem, loadPlaybooks, type Playbook, type Problem } from '../playbooks/index.js';
+import { createPolicyGate, type ReloadingPolicyGate } from '../policy/index.js';
+import { openStore, type Store } from '../store/index.js';
+import { Timeline } from '../timeline/index.js';
+
+export interface App {
+  config: Config;
+  logger: Logger;
+  store: Store;
+  engine: Engine;
+  server: FastifyInstance;
+  url: string;
+  stop(): Promise<void>;
+}
+
+export function createLogger(level: string): Logger {
+  return pino({
+    level,
+    base: { service: 'firebreak' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    // Belt and braces: headers that carry credentials never reach the logs.
+    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', '*.token', '*.password', 'headers.authorization'], censor: '[redacted]' },
+  });
+}
+
+/** Playbooks, reloaded when their folder changes; the last good set stays in use while a file is broken. */
+class PlaybookCatalog {
+  playbooks: Playbook[] = [];
+  problems: Problem[] = [];
+  private watcher: FSWatcher | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly dir: string,
+    private readonly actions: ActionRegistry,
+    private readonly logger: Logger,
+  ) {}
+
+  async load(): Promise<void> {
+    const { playbooks, problems } = await loadPlaybooks(this.dir, { actions: this.actions });
+    this.problems = problems;
+    for (const p of problems) this.logger.error({ problem: formatProblem(p) }, 'playbook problem');
+    const broken = new Set(problems.map((p) => p.file));
+    // Keep the previous version of a playbook whose file is now broken.
+    const kept = this.playbooks.filter((old) => broken.has(old.file) && !playbooks.some((p) => p.name === old.name));
+    this.playbooks = [...playbooks, ...kept];
+    this.logger.info({ playbooks: this.playbooks.map((p) => p.name), problems: problems.length }, 'playbooks loaded');
+  }
+
+  watch(): void {
+    try {
+      this.watcher = watch(this.dir, () => {
+        clearTimeout(this.timer);
+        this.timer = setTimeout(() => void this.load().catch((err) => this.logger.error({ err }, 'playbook reload failed')), 200);
+      });
+      this.watcher.on('error', () => {});
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'cannot watch playbooks folder; reload needs a restart');
+    }
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+    this.watcher?.close();
+  }
+}
+
+export async function startApp(config: Config, options: { logger?: Logger; listen?: boolean } = {}): Promise<App> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger, poolSize: Math.max(10, config.workers * 2 + 4) });
+  const cleanups: Array<() => Promise<void> | void> = [() => store.close()];
+  try {
+    const actions = createActionRegistry(await loadCustomActions(join(config.playbooksDir, 'actions')));
+    const catalog = new PlaybookCatalog(config.playbooksDir, actions, logger.child({ component: 'playbooks' }));
+    await catalog.load();
+    catalog.watch();
+    cleanups.push(() => catalog.close());
+    const policy: ReloadingPolicyGate = await createPolicyGate({ dir: config.policiesDir, logger, watch: true });
+    cleanups.push(() => policy.close());
+    const timeline = new Timeline(config.secrets.values());
+    const engine = new Engine({
+      pool: store.pool,
+      databaseUrl: store.url,
+      timeline,
+      actions,
+      policy: () => policy,
+      playbooks: () => catalog.playbooks,
+      logger,
+      secrets: config.secrets,
+      httpAllow: config.httpAllow,
+      playbooksDir: config.playbooksDir,
+      defaultChannel: config.slack.defaultChannel,
+      workers: config.workers,
+      leaseMs: config.leaseMs,
+      pollMs: config.pollMs,
+    });
+    const ingestor = new Ingestor(store.pool, timeline, engine.planAlertRuns, logger);
+    const server = await buildServer({
+      config,
+      logger,
+      pool: store.pool,
+      ingestor,
+      onIngested: () => engine.poke(),
+      readiness: [
+        { name: 'playbooks', check: () => ({ ok: catalog.playbooks.length > 0 || catalog.problems.length === 0, detail: `${catalog.playbooks.length} loaded, ${catalog.problems.length} problems` }) },
+        { name: 'policy', check: () => { const s = policy.status(); return { ok: s.ready, detail: s.reason ?? `bundle ${s.bundleHash.slice(0, 12)}` }; } },
+      ],
+      extend: (app) => registerApi(app, { config, pool: store.pool, engine }),
+    });
+    engine.start();
+    cleanups.unshift(() => engine.stop());
+    let url = '';
+    if (options.listen !== false) {
+      url = await server.listen({ port: config.port, host: config.host });
+      logger.info({ url, publicUrl: config.publicUrl, embeddedPostgres: store.embedded }, 'firebreak is serving');
+    }
+    cleanups.unshift(() => server.close());
+    let stopped = false;
+    return {
+      config,
+      logger,
+      store,
+      engine,
+      server,
+      url,
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        for (const cleanup of cleanups) await Promise.resolve(cleanup()).catch((err) => logger.warn({ err }, 'shutdown step failed'));
+      },
+    };
+  } catch (err) {
+    for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => {});
+    throw err;
+  }
+}

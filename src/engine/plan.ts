@@ -1,0 +1,95 @@
+import { randomUUID } from 'node:crypto';
+import { interpolate } from '../expr/index.js';
+import type { Alert, PlannedRun } from '../ingest/index.js';
+import type { Playbook } from '../playbooks/index.js';
+import type { NewEvent } from '../timeline/index.js';
+import type { RunDefinition, RunTrigger } from './types.js';
+
+export function runDefinition(playbook: Playbook): RunDefinition {
+  return {
+    name: playbook.name,
+    description: playbook.description,
+    onResolved: playbook.onResolved,
+    ...(playbook.channel !== undefined && { channel: playbook.channel }),
+    ...(playbook.concurrency !== undefined && { concurrency: playbook.concurrency }),
+    steps: playbook.steps,
+  };
+}
+
+export interface PlanOptions {
+  trigger: RunTrigger;
+  alert: Alert | null;
+  params?: Record<string, unknown>;
+  startedBy?: string | null;
+  dryRun?: boolean;
+  defaultChannel?: string;
+}
+
+/** Render a template that only needs the alert and run (no steps yet); a failure keeps the raw text and says why. */
+function renderEarly(template: string, vars: Record<string, unknown>): { value: string; error?: string } {
+  try {
+    return { value: interpolate(template, vars) };
+  } catch (err) {
+    return { value: template, error: (err as Error).message };
+  }
+}
+
+/**
+ * Work out a new run (id, concurrency key, channel, first timeline events)
+ * before anything is written, so ingest can create it in its one statement.
+ */
+export function planRun(playbook: Playbook, options: PlanOptions): PlannedRun {
+  const runId = randomUUID();
+  const run = { id: runId, trigger: options.trigger, started_by: options.startedBy ?? null, dry_run: options.dryRun ?? false, params: options.params ?? {}, playbook: playbook.name };
+  const vars = { alert: options.alert ?? {}, run, steps: {}, secrets: {} };
+  const warnings: string[] = [];
+  let concurrencyKey: string | null = null;
+  if (playbook.concurrency) {
+    const key = renderEarly(playbook.concurrency.key, vars);
+    // An unrenderable key falls back to one shared key per playbook: safer to serialise than to run unbounded.
+    if (key.error) warnings.push(`concurrency.key: ${key.error}; using one key for the whole playbook`);
+    concurrencyKey = `${playbook.name}:${key.error ? '*' : key.value}`;
+  }
+  let channel: string | null = options.defaultChannel ?? null;
+  if (playbook.channel) {
+    const rendered = renderEarly(playbook.channel, vars);
+    if (rendered.error) warnings.push(`channel: ${rendered.error}; using the default channel`);
+    else channel = rendered.value;
+  }
+  const genesis: NewEvent[] = [
+    {
+      kind: 'run.created',
+      actor: options.startedBy ?? 'system',
+      data: {
+        playbook: playbook.name,
+        playbookHash: playbook.sourceHash,
+        trigger: options.trigger,
+        dryRun: options.dryRun ?? false,
+        ...(options.alert && {
+          alert: {
+            source: options.alert.source,
+            fingerprint: options.alert.fingerprint,
+            status: options.alert.status,
+            startsAt: options.alert.startsAt,
+            summary: options.alert.summary,
+            severity: options.alert.severity,
+            labels: options.alert.labels,
+          },
+        }),
+        ...(options.params && Object.keys(options.params).length > 0 && { params: options.params }),
+        ...(concurrencyKey && { concurrencyKey, concurrencyLimit: playbook.concurrency!.limit }),
+        ...(warnings.length > 0 && { warnings }),
+      },
+    },
+  ];
+  return {
+    runId,
+    playbook: playbook.name,
+    definition: runDefinition(playbook),
+    playbookHash: playbook.sourceHash,
+    concurrencyKey,
+    concurrencyLimit: playbook.concurrency?.limit ?? null,
+    channel,
+    genesis,
+  };
+}

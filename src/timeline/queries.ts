@@ -1,0 +1,29 @@
+/** Named SQL for the timeline. */
+
+/** Serialises appends to one chain; two-key advisory lock space keeps it apart from other locks. */
+export const LOCK_CHAIN = `select pg_advisory_xact_lock(7270, hashtext($1::text))`;
+
+export const CHAIN_HEAD = `
+  select seq, hash from timeline_events
+  where chain_id = $1::text
+  order by seq desc
+  limit 1`;
+
+export const INSERT_EVENTS = `
+  insert into timeline_events (chain_id, seq, run_id, time, kind, actor, data, prev_hash, hash)
+  select * from unnest($1::text[], $2::int[], $3::uuid[], $4::timestamptz[], $5::text[], $6::text[], $7::jsonb[], $8::text[], $9::text[])
+  returning id`;
+
+export const EVENTS_OF_CHAIN = `
+  select id, chain_id, seq, run_id, time, kind, actor, data, prev_hash, hash
+  from timeline_events where chain_id = $1::text order by seq`;
+
+/** Keyset pagination over all chains, in chain order, for `audit verify` of the whole database. */
+export const EVENTS_PAGE = `
+  select id, chain_id, seq, run_id, time, kind, actor, data, prev_hash, hash
+  from timeline_events
+  where (chain_id, seq) > ($1::text, $2::int)
+  order by chain_id, seq
+  limit $3::int`;
+
+export const COUNT_EVENTS = `select count(*)::bigint as n from timeline_events where ($1::text is null or chain_id = $1::text)`;
