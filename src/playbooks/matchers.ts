@@ -29,6 +29,9 @@ export function parseMatcher(text: string): Matcher {
       throw new Error(`bad matcher ${JSON.stringify(text)}: bad quoting in value (one double-quoted string, escape \\" inside)`);
     }
     value = unquote(raw);
+  } else if (/^[=~]/.test(raw)) {
+    // `a==b` is a PromQL/CEL habit; Alertmanager's own parser refuses it too.
+    throw new Error(`bad matcher ${JSON.stringify(text)}: use a single operator (=, !=, =~, !~)`);
   } else if (raw.includes('"')) {
     throw new Error(`bad matcher ${JSON.stringify(text)}: quote the whole value, e.g. ${name}${op}"..."`);
   }
