@@ -101,14 +101,16 @@ export async function createPolicyGate(options: PolicyGateOptions): Promise<Relo
       debounce = setTimeout(() => void reload(), options.debounceMs ?? 100);
       debounce.unref();
     };
-    if (options.fsWatch ?? true) try {
-      // The folder, not the file: replacing the file by rename would orphan a file watch.
-      watcher = watch(dir, { persistent: false }, (_event, name) => {
-        if (name === null || name === BUNDLE_FILE) schedule();
-      });
-      watcher.on('error', (e) => log.warn({ err: describeError(e) }, 'policy folder watch failed; polling only'));
-    } catch (e) {
-      log.warn({ dir, err: describeError(e) }, 'cannot watch policy folder; polling only');
+    if (options.fsWatch ?? true) {
+      try {
+        // The folder, not the file: replacing the file by rename would orphan a file watch.
+        watcher = watch(dir, { persistent: false }, (_event, name) => {
+          if (name === null || name === BUNDLE_FILE) schedule();
+        });
+        watcher.on('error', (e) => log.warn({ err: describeError(e) }, 'policy folder watch failed; polling only'));
+      } catch (e) {
+        log.warn({ dir, err: describeError(e) }, 'cannot watch policy folder; polling only');
+      }
     }
     poller = setInterval(() => {
       void signature().then((sig) => {
