@@ -95,10 +95,15 @@ export async function createPolicyGate(options: PolicyGateOptions): Promise<Relo
   let poller: NodeJS.Timeout | undefined;
   let debounce: NodeJS.Timeout | undefined;
   if (options.watch ?? true) {
+    let pending = false;
     const schedule = () => {
       if (closed) return;
+      pending = true;
       clearTimeout(debounce);
-      debounce = setTimeout(() => void reload(), options.debounceMs ?? 100);
+      debounce = setTimeout(() => {
+        pending = false;
+        void reload();
+      }, options.debounceMs ?? 100);
       debounce.unref();
     };
     if (options.fsWatch ?? true) {
@@ -113,8 +118,10 @@ export async function createPolicyGate(options: PolicyGateOptions): Promise<Relo
       }
     }
     poller = setInterval(() => {
+      // Only start a wait, never extend one: polls faster than the debounce would starve it.
+      if (pending) return;
       void signature().then((sig) => {
-        if (sig !== seen) schedule();
+        if (sig !== seen && !pending) schedule();
       });
     }, options.pollMs ?? 2000);
     poller.unref();
