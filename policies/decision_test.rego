@@ -184,10 +184,10 @@ test_blast_radius_counts_history_with_unreadable_times if {
 }
 
 test_blast_radius_has_per_action_limits if {
-	restart := with_step({"action": "exec", "impact": "high", "params": {"script": "restart-service.sh"}, "target": "restart-service.sh"})
-	h := [object.union(ran(m, "succeeded"), {"action": "exec", "target": "restart-service.sh"}) | some m in [5, 10]]
+	restart := with_step({"action": "exec", "impact": "high", "params": {"script": "cleanup-disk.sh"}, "target": "cleanup-disk.sh"})
+	h := [object.union(ran(m, "succeeded"), {"action": "exec", "target": "cleanup-disk.sh"}) | some m in [5, 10]]
 	d := decision with input as object.union(restart, {"history": h})
-	d.reasons == ["blast radius: exec on restart-service.sh already ran 2 time(s) in the last 60 min (limit 2)"]
+	d.reasons == ["blast radius: exec on cleanup-disk.sh already ran 2 time(s) in the last 60 min (limit 2)"]
 }
 
 test_blast_radius_does_not_limit_low_impact_steps if {
@@ -198,7 +198,7 @@ test_blast_radius_does_not_limit_low_impact_steps if {
 # ---- exec ------------------------------------------------------------------------------------
 
 test_exec_of_an_allowed_script if {
-	d := decision with input as with_step({"action": "exec", "params": {"script": "collect-diagnostics.sh", "args": ["api"]}})
+	d := decision with input as with_step({"action": "exec", "params": {"script": "cleanup-disk.sh", "args": ["api"]}})
 	fields(d) == no_approval
 }
 
@@ -224,6 +224,6 @@ test_missing_now_is_denied if {
 }
 
 test_exec_allow_list_missing_from_data_denies_exec if {
-	d := decision with input as with_step({"action": "exec", "params": {"script": "collect-diagnostics.sh"}}) with data.exec as {}
+	d := decision with input as with_step({"action": "exec", "params": {"script": "cleanup-disk.sh"}}) with data.exec as {}
 	not d.allow
 }

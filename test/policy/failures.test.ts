@@ -86,10 +86,10 @@ describe('a bundle that cannot be loaded', () => {
 
   it('data.json that is not JSON, or not an object', async () => {
     const entries = await readTgz(await readFile(BUNDLE));
-    entries.set('/data.json', '{"groups": ');
+    entries.set('/data.json', Buffer.from('{"groups": '));
     const g = await gateWith(await makeTgz(entries));
     await expectDenied(g, /data\.json is not valid JSON/);
-    entries.set('/data.json', '[1, 2]');
+    entries.set('/data.json', Buffer.from('[1, 2]'));
     await installBundle(dir, await makeTgz(entries));
     expect((await g.reload()).reason).toMatch(/data\.json must hold a JSON object/);
   });

@@ -119,16 +119,16 @@ describe('firebreak/decision', () => {
     });
 
     it('has a tighter limit for exec', async () => {
-      const step = { action: 'exec', impact: 'high' as const, params: { script: 'restart-service.sh' }, target: 'restart-service.sh' };
-      const history = [ran(5, 'succeeded', { action: 'exec', target: 'restart-service.sh' }), ran(9, 'succeeded', { action: 'exec', target: 'restart-service.sh' })];
+      const step = { action: 'exec', impact: 'high' as const, params: { script: 'cleanup-disk.sh' }, target: 'cleanup-disk.sh' };
+      const history = [ran(5, 'succeeded', { action: 'exec', target: 'cleanup-disk.sh' }), ran(9, 'succeeded', { action: 'exec', target: 'cleanup-disk.sh' })];
       const { result } = await gate.decide(decisionInput(step, { history }));
-      expect(result.reasons).toEqual(['blast radius: exec on restart-service.sh already ran 2 time(s) in the last 60 min (limit 2)']);
+      expect(result.reasons).toEqual(['blast radius: exec on cleanup-disk.sh already ran 2 time(s) in the last 60 min (limit 2)']);
     });
   });
 
   describe('exec allow-list', () => {
     it('allows listed scripts and denies others or none', async () => {
-      expect((await gate.decide(decisionInput({ action: 'exec', params: { script: 'collect-diagnostics.sh' } }))).result.allow).toBe(true);
+      expect((await gate.decide(decisionInput({ action: 'exec', params: { script: 'cleanup-disk.sh' } }))).result.allow).toBe(true);
       expect((await gate.decide(decisionInput({ action: 'exec', params: { script: '../../bin/sh' } }))).result.allow).toBe(false);
       expect((await gate.decide(decisionInput({ action: 'exec', params: { args: [] } }))).result.reasons).toEqual(['exec step names no script (params.script)']);
     });
