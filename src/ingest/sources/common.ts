@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 
 /** ISO UTC with millisecond precision: what Postgres timestamptz keeps and gives back. */
 export function toUtc(timestamp: string): string {
@@ -16,4 +16,14 @@ export function fingerprintOf(labels: Record<string, string>): string {
 
 export function alertSummary(labels: Record<string, string>, annotations: Record<string, string>): string {
   return annotations.summary ?? annotations.description ?? annotations.message ?? labels.alertname ?? '';
+}
+
+/**
+ * Constant-time comparison of a presented hex digest with the expected one
+ * (webhook signatures). The expected length is public (a SHA-256 is 64 hex
+ * digits), so a length mismatch may return early.
+ */
+export function hexDigestEqual(presented: string, expectedHex: string): boolean {
+  if (presented.length !== expectedHex.length || !/^[0-9a-f]+$/i.test(presented)) return false;
+  return timingSafeEqual(Buffer.from(presented.toLowerCase(), 'hex'), Buffer.from(expectedHex.toLowerCase(), 'hex'));
 }

@@ -19,12 +19,23 @@ const genericAlert = z.strictObject({
   generatorURL: z.string().max(4_000).default(''),
 });
 
-export const genericPayload = z.union([
-  z.strictObject({ alerts: z.array(genericAlert).min(1, 'must hold at least one alert').max(1000) }),
-  genericAlert,
-]);
+const alertList = z.strictObject({ alerts: z.array(genericAlert).min(1, 'must hold at least one alert').max(1000) });
 
-export type GenericPayload = z.infer<typeof genericPayload>;
+/**
+ * `{ "alerts": [...] }` or one alert. Chosen by the presence of `alerts`
+ * rather than a zod union, so errors name the field instead of "no union member matched".
+ */
+export const genericPayload = z.custom<unknown>().pipe(
+  z.any().transform((body, ctx) => {
+    const schema = body && typeof body === 'object' && !Array.isArray(body) && 'alerts' in body ? alertList : genericAlert;
+    const parsed = schema.safeParse(body);
+    if (parsed.success) return parsed.data as z.infer<typeof alertList> | z.infer<typeof genericAlert>;
+    for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, code: 'custom', message: issue.message, path: issue.path } as never);
+    return z.NEVER;
+  }),
+);
+
+export type GenericPayload = z.infer<typeof alertList> | z.infer<typeof genericAlert>;
 type GenericAlert = z.infer<typeof genericAlert>;
 
 /**
