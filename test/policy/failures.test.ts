@@ -174,6 +174,10 @@ describe.skipIf(!opa)('bad bundles compiled with the real opa', () => {
     const r = await g.decide({ ...decisionInput(), a: true, b: true } as never);
     expect(r.error).toMatch(/^firebreak\/decision failed: .*conflict/);
     expect(r.bundleHash).toBe(g.status().bundleHash);
+    // The instance survives an aborted evaluation: the next question is answered normally.
+    const next = await g.decide({ ...decisionInput(), a: true } as never);
+    expect(next.error).toBeUndefined();
+    expect(next.result.allow).toBe(true);
   });
 });
 
