@@ -2,11 +2,22 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config/index.js';
 import {
   alertmanagerPayload,
+  datadogPayload,
   genericPayload,
+  grafanaPayload,
   normaliseAlertmanager,
+  normaliseDatadog,
   normaliseGeneric,
+  normaliseGrafana,
+  normalisePagerDuty,
+  pagerdutyPayload,
   parseJsonBody,
   parseWith,
+  verifyGrafanaSignature,
+  verifyPagerDutySignature,
+  PAGERDUTY_DEADLINE_MS,
+  PAGERDUTY_DELIVERY_HEADER,
+  PAGERDUTY_SIGNATURE_HEADER,
   type Ingestor,
   type IngestResult,
   type Notification,
@@ -19,6 +30,25 @@ interface HookSource {
   /** Extra authentication on the raw body (signatures); throw-free: return an error message or undefined. */
   verify?: (request: FastifyRequest, raw: Buffer) => string | undefined;
   parse: (body: unknown, request: FastifyRequest) => Omit<Notification, 'payload'>;
+  /** Answer 503 (the sender retries) when storing takes longer than this; the store still completes or rolls back. */
+  deadlineMs?: number;
+}
+
+/** Storing outlived the source's deadline. */
+class DeadlineExceeded extends Error {}
+
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DeadlineExceeded(`not stored within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const v = request.headers[name];
+  const value = Array.isArray(v) ? v[0] : v;
+  return value?.trim() || undefined;
 }
 
 export interface HookOptions {
@@ -29,11 +59,32 @@ export interface HookOptions {
   onIngested?: () => void;
 }
 
-function hookSources(): HookSource[] {
+function hookSources(config: Config): HookSource[] {
   return [
     {
       path: '/hooks/alertmanager',
       parse: (body) => ({ source: 'alertmanager', alerts: normaliseAlertmanager(parseWith(alertmanagerPayload, body, 'Alertmanager webhook payload')) }),
+    },
+    {
+      path: '/hooks/grafana',
+      // Signed only when FIREBREAK_GRAFANA_SECRET is set (Grafana's HMAC config is optional).
+      ...(config.grafanaSecret && { verify: (request: FastifyRequest, raw: Buffer) => verifyGrafanaSignature(config.grafanaSecret!, request.headers, raw) }),
+      parse: (body) => ({ source: 'grafana', alerts: normaliseGrafana(parseWith(grafanaPayload, body, 'Grafana webhook payload')) }),
+    },
+    {
+      path: '/hooks/pagerduty',
+      // Always verified: with no secret every delivery is refused.
+      verify: (request, raw) => verifyPagerDutySignature(config.pagerdutySecret, request.headers[PAGERDUTY_SIGNATURE_HEADER], raw),
+      parse: (body, request) => {
+        const payload = parseWith(pagerdutyPayload, body, 'PagerDuty v3 webhook payload');
+        const deliveryId = header(request, PAGERDUTY_DELIVERY_HEADER) ?? `event:${payload.event.id}`;
+        return { source: 'pagerduty', alerts: normalisePagerDuty(payload), deliveryId };
+      },
+      deadlineMs: PAGERDUTY_DEADLINE_MS,
+    },
+    {
+      path: '/hooks/datadog',
+      parse: (body) => ({ source: 'datadog', alerts: normaliseDatadog(parseWith(datadogPayload, body, 'Datadog webhook payload')) }),
     },
     {
       path: '/hooks/generic',
@@ -62,7 +113,7 @@ function acceptedBody(result: IngestResult) {
 export function registerHooks(app: FastifyInstance, options: HookOptions, extraSources: HookSource[] = []): void {
   const maxInFlight = options.maxInFlight ?? 1_000;
   let inFlight = 0;
-  for (const source of [...hookSources(), ...extraSources]) {
+  for (const source of [...hookSources(options.config), ...extraSources]) {
     app.post(source.path, async (request: FastifyRequest, reply: FastifyReply) => {
       const token = options.config.webhookToken;
       if (token) {
@@ -80,16 +131,27 @@ export function registerHooks(app: FastifyInstance, options: HookOptions, extraS
         return reply.code(503).header('retry-after', '1').send(errorBody('server overloaded; retry later'));
       }
       inFlight += 1;
+      const release = () => {
+        inFlight -= 1;
+      };
+      let work: Promise<IngestResult> | undefined;
       try {
         const body = parseJsonBody(raw);
         const parsed = source.parse(body, request);
-        const result = await options.ingestor.ingest({ ...parsed, payload: body });
+        work = options.ingestor.ingest({ ...parsed, payload: body });
+        const result = await (source.deadlineMs ? withDeadline(work, source.deadlineMs) : work);
         if (result.startedRuns.length > 0) options.onIngested?.();
         return reply.code(202).send(acceptedBody(result));
       } catch (err) {
+        if (err instanceof DeadlineExceeded) {
+          request.log.warn({ path: source.path, err: err.message }, 'webhook answered 503: storing is slow');
+          return reply.code(503).header('retry-after', '5').send(errorBody('alert not stored in time; retry later'));
+        }
         return sendError(reply, err);
       } finally {
-        inFlight -= 1;
+        // A request answered at its deadline still holds its slot until the store finishes.
+        if (work) void work.then(release, release);
+        else release();
       }
     });
   }

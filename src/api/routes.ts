@@ -1,10 +1,11 @@
+import { createHmac } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config/index.js';
 import { getRun, listAlerts, listPendingApprovals, listRuns, type Engine } from '../engine/index.js';
 import { parseJsonBody, parseWith } from '../ingest/index.js';
 import type { Pool } from '../store/index.js';
-import { renderTimeline } from '../timeline/index.js';
+import { createRedactor, renderTimeline } from '../timeline/index.js';
 import { bearerToken, errorBody, secretsEqual, sendError } from './http.js';
 
 export interface ApiOptions {
@@ -30,21 +31,51 @@ const startRunBody = z.object({
 });
 
 export const API_COOKIE = 'firebreak_session';
+/** How long a console login lasts. */
+export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
 
-/** Whether the request carries the API token (Bearer header, or the console's login cookie). */
+function sessionMac(token: string, expires: number): string {
+  return createHmac('sha256', token).update(`firebreak-session.v1.${expires}`).digest('base64url');
+}
+
+/**
+ * The console's session cookie value: an expiry and an HMAC keyed by the API
+ * token, so the cookie never holds the token itself and changing the token
+ * logs everyone out.
+ */
+export function createSessionValue(token: string, now = Date.now()): string {
+  const expires = Math.floor((now + SESSION_TTL_MS) / 1000);
+  return `v1.${expires}.${sessionMac(token, expires)}`;
+}
+
+export function isValidSession(value: string, token: string, now = Date.now()): boolean {
+  const match = /^v1\.(\d{1,12})\.([A-Za-z0-9_-]{43})$/.exec(value);
+  if (!match) return false;
+  const expires = Number(match[1]);
+  return expires * 1000 > now && secretsEqual(match[2]!, sessionMac(token, expires));
+}
+
+/** Whether the request carries the API token (Bearer header, or a valid console session cookie). */
 export function isAuthorised(request: FastifyRequest, config: Config): boolean {
   const token = config.apiToken;
   if (!token) return true;
-  const presented = bearerToken(request) ?? readCookie(request, API_COOKIE);
-  return presented !== undefined && secretsEqual(presented, token);
+  const bearer = bearerToken(request);
+  if (bearer !== undefined) return secretsEqual(bearer, token);
+  const session = readCookie(request, API_COOKIE);
+  return session !== undefined && isValidSession(session, token);
 }
 
-function readCookie(request: FastifyRequest, name: string): string | undefined {
+export function readCookie(request: FastifyRequest, name: string): string | undefined {
   const header = request.headers.cookie;
   if (!header) return undefined;
   for (const part of header.split(';')) {
     const [k, ...v] = part.trim().split('=');
-    if (k === name) return decodeURIComponent(v.join('='));
+    if (k !== name) continue;
+    try {
+      return decodeURIComponent(v.join('='));
+    } catch {
+      return undefined; // malformed escape: no session, not a 500
+    }
   }
   return undefined;
 }
@@ -56,6 +87,8 @@ function optionalBody(request: FastifyRequest): unknown {
 
 export function registerApi(app: FastifyInstance, options: ApiOptions): void {
   const { pool, engine, config } = options;
+  // Events are redacted when written; this second pass also hides values that became secrets later.
+  const redact = createRedactor(config.secrets.values());
 
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     if (!request.url.startsWith('/api/')) return;
@@ -82,7 +115,7 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
     '/api/runs/:id/timeline',
     handle(async (request, reply) => {
       const { format } = parseWith(timelineQuery, request.query, 'query');
-      const timeline = await renderTimeline(pool, (request.params as { id: string }).id, format);
+      const timeline = await renderTimeline(pool, (request.params as { id: string }).id, format, { redact });
       if (format === 'md') return reply.type('text/markdown; charset=utf-8').send(timeline);
       return timeline;
     }),

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import type { Ingestor } from '../ingest/index.js';
@@ -31,7 +31,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // fastify bundles its own pino types; ours is API-compatible.
     loggerInstance: deps.logger as unknown as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT,
-    disableRequestLogging: true,
+    // Per-request logs would be noise at webhook rates; errors are logged where they are handled.
+    logController: new LogController({ disableRequestLogging: true }),
     // Alertmanager and friends retry on 5xx; keep idle sockets short-lived but allow keep-alive.
     keepAliveTimeout: 10_000,
     return503OnClosing: true,

@@ -14,6 +14,7 @@ import { Engine } from '../engine/index.js';
 import { Ingestor } from '../ingest/index.js';
 import { formatProblem, loadPlaybooks, type Playbook, type Problem } from '../playbooks/index.js';
 import { createPolicyGate, type ReloadingPolicyGate } from '../policy/index.js';
+import { Scheduler } from '../schedule/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { Timeline } from '../timeline/index.js';
 
@@ -43,6 +44,7 @@ class PlaybookCatalog {
   problems: Problem[] = [];
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private readonly listeners: Array<(playbooks: Playbook[]) => void> = [];
 
   constructor(
     private readonly dir: string,
@@ -59,6 +61,12 @@ class PlaybookCatalog {
     const kept = this.playbooks.filter((old) => broken.has(old.file) && !playbooks.some((p) => p.name === old.name));
     this.playbooks = [...playbooks, ...kept];
     this.logger.info({ playbooks: this.playbooks.map((p) => p.name), problems: problems.length }, 'playbooks loaded');
+    for (const listener of this.listeners) listener(this.playbooks);
+  }
+
+  /** Called after every (re)load with the playbooks in use (schedules re-register). */
+  onLoad(listener: (playbooks: Playbook[]) => void): void {
+    this.listeners.push(listener);
   }
 
   watch(): void {
@@ -123,6 +131,11 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
     });
     engine.start();
     cleanups.unshift(() => engine.stop());
+    // Every replica schedules every cron trigger; the run's dedup key makes one run per tick.
+    const scheduler = new Scheduler({ startRun: (request) => engine.startRun(request), logger: logger.child({ component: 'schedule' }) });
+    scheduler.sync(catalog.playbooks);
+    catalog.onLoad((playbooks) => scheduler.sync(playbooks));
+    cleanups.unshift(() => scheduler.stop());
     let url = '';
     if (options.listen !== false) {
       url = await server.listen({ port: config.port, host: config.host });

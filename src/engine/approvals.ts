@@ -99,3 +99,32 @@ export async function answerApproval(deps: { pool: Pool; timeline: Timeline; pol
   });
   return { result, events };
 }
+
+/**
+ * Approvals past their deadline: mark each expired and wake its run, which
+ * applies `on_timeout`. The database decides: DUE_APPROVALS reads without
+ * locks, EXPIRE_APPROVAL changes only a still-pending row under the run's
+ * chain lock, so replicas sweeping at the same time (and an answer arriving
+ * at the last moment) expire an approval at most once.
+ */
+export async function expireDueApprovals(deps: { pool: Pool; timeline: Timeline }, onEvents: (runId: string, events: NewEvent[]) => void): Promise<number> {
+  const { rows } = await deps.pool.query<{ id: string; run_id: string; step_id: string }>(Q.DUE_APPROVALS);
+  let expired = 0;
+  for (const approval of rows) {
+    const events: NewEvent[] = [];
+    await withTransaction(deps.pool, async (client) => {
+      await deps.timeline.lockRun(client, approval.run_id);
+      const updated = await client.query<{ on_timeout: string }>(Q.EXPIRE_APPROVAL, [approval.id]);
+      if (updated.rowCount === 0) return;
+      events.push({ kind: 'approval.expired', actor: 'system', data: { approvalId: approval.id, stepId: approval.step_id, onTimeout: updated.rows[0]!.on_timeout } });
+      await deps.timeline.appendToRun(client, approval.run_id, ...events);
+      await client.query(Q.RESUME_RUN, [approval.run_id]);
+      await client.query(Q.NOTIFY_RUNNABLE, ['expired']);
+    });
+    if (events.length > 0) {
+      expired++;
+      onEvents(approval.run_id, events);
+    }
+  }
+  return expired;
+}

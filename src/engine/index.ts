@@ -1,3 +1,4 @@
+import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { ActionRegistry } from '../actions/index.js';
 import type { Secrets } from '../config/index.js';
@@ -7,13 +8,12 @@ import { matchesAlert, type Playbook } from '../playbooks/index.js';
 import type { PolicyGate } from '../policy/types.js';
 import { withTransaction, type Pool } from '../store/index.js';
 import type { NewEvent, Timeline } from '../timeline/index.js';
-import { answerApproval, type AnswerInput, type AnswerResult } from './approvals.js';
+import { answerApproval, expireDueApprovals, type AnswerInput, type AnswerResult } from './approvals.js';
 import { RunExecutor } from './executor.js';
 import { planRun } from './plan.js';
 import * as Q from './queries.js';
 import { Worker } from './worker.js';
 
-export { createDefaultPolicyGate } from './default-policy.js';
 export { getRun, listRuns, listAlerts, listPendingApprovals, type RunView, type StepView, type ApprovalView } from './read.js';
 export { planRun, runDefinition } from './plan.js';
 export { backoffDelay } from './backoff.js';
@@ -60,6 +60,7 @@ export interface StartRunInput {
 /** The durable run engine: plans runs, drives them with workers, answers approvals and aborts. */
 export class Engine {
   private worker: Worker | undefined;
+  private expiry: ScheduledTask | undefined;
   private readonly listeners: EventListener[] = [];
   private readonly now: () => number;
   private readonly policyProxy: PolicyGate;
@@ -120,9 +121,30 @@ export class Engine {
         ),
     });
     this.worker.start();
+    // Approval deadlines live in the database (approvals.expires_at); this cron job only asks it, every
+    // second, which have passed. Every replica with workers sweeps; EXPIRE_APPROVAL makes that safe.
+    this.expiry = cron.schedule('* * * * * *', () => this.sweepExpiredApprovals(), {
+      name: 'firebreak-approval-expiry',
+      noOverlap: true,
+      suppressMissedWarning: true,
+    });
+  }
+
+  /** Expire approvals past their deadline (on_timeout is applied by the run's worker). Scheduled by start(). */
+  async sweepExpiredApprovals(): Promise<number> {
+    try {
+      const expired = await expireDueApprovals({ pool: this.options.pool, timeline: this.options.timeline }, (runId, events) => this.emit(runId, events));
+      if (expired > 0) this.poke();
+      return expired;
+    } catch (err) {
+      this.options.logger.warn({ err: (err as Error).message }, 'approval expiry sweep failed; retrying next second');
+      return 0;
+    }
   }
 
   async stop(graceMs?: number): Promise<void> {
+    await this.expiry?.destroy();
+    this.expiry = undefined;
     await this.worker?.stop(graceMs);
     this.worker = undefined;
   }

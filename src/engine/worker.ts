@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { coerceError } from '../errors.js';
-import { isDatabaseUnavailable, withTransaction, type Pool } from '../store/index.js';
+import { isDatabaseUnavailable, type Pool } from '../store/index.js';
 import type { NewEvent, Timeline } from '../timeline/index.js';
 import type { RunExecutor } from './executor.js';
 import * as Q from './queries.js';
@@ -42,7 +42,6 @@ export class Worker {
   private loopDone: Promise<void> | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private listener: pg.Client | undefined;
-  private lastSweep = 0;
   private readonly log: Logger;
 
   constructor(private readonly options: WorkerOptions) {
@@ -105,7 +104,6 @@ export class Worker {
     let backoff = 0;
     while (!this.stopping) {
       try {
-        await this.sweepExpiredApprovals();
         const free = this.options.concurrency - this.active.size;
         if (free > 0) {
           const claimed = await this.claim(free);
@@ -169,25 +167,6 @@ export class Worker {
       }
     } catch (err) {
       this.log.warn({ err: coerceError(err).message }, 'heartbeat failed');
-    }
-  }
-
-  /** Approvals past their deadline: mark expired and wake the run, which applies `on_timeout`. */
-  private async sweepExpiredApprovals(): Promise<void> {
-    if (Date.now() - this.lastSweep < 1_000) return;
-    this.lastSweep = Date.now();
-    const { rows } = await this.options.pool.query<{ id: string; run_id: string; step_id: string }>(Q.DUE_APPROVALS);
-    for (const approval of rows) {
-      const events: NewEvent[] = [];
-      await withTransaction(this.options.pool, async (client) => {
-        await this.options.timeline.lockRun(client, approval.run_id);
-        const updated = await client.query(Q.EXPIRE_APPROVAL, [approval.id]);
-        if (updated.rowCount === 0) return;
-        events.push({ kind: 'approval.expired', actor: 'system', data: { approvalId: approval.id, stepId: approval.step_id, onTimeout: updated.rows[0].on_timeout } });
-        await this.options.timeline.appendToRun(client, approval.run_id, ...events);
-        await client.query(Q.RESUME_RUN, [approval.run_id]);
-      });
-      if (events.length > 0) this.options.onEvent?.(approval.run_id, events);
     }
   }
 }

@@ -16,6 +16,17 @@ export type { Alert, AlertSource } from './types.js';
 export { ALERT_SOURCES } from './types.js';
 export { alertmanagerPayload, normaliseAlertmanager } from './sources/alertmanager.js';
 export { genericPayload, normaliseGeneric } from './sources/generic.js';
+export { grafanaPayload, normaliseGrafana, grafanaSignature, verifyGrafanaSignature } from './sources/grafana.js';
+export {
+  pagerdutyPayload,
+  normalisePagerDuty,
+  pagerdutySignature,
+  verifyPagerDutySignature,
+  PAGERDUTY_DEADLINE_MS,
+  PAGERDUTY_DELIVERY_HEADER,
+  PAGERDUTY_SIGNATURE_HEADER,
+} from './sources/pagerduty.js';
+export { datadogPayload, normaliseDatadog, DATADOG_TEMPLATE } from './sources/datadog.js';
 export { parseJsonBody, parseWith, zodProblems } from './validate.js';
 export { fingerprintOf } from './sources/common.js';
 

@@ -8,7 +8,9 @@
  * - the notification row is skipped when its vendor delivery id was seen
  *   before (PagerDuty redelivery); then nothing else is written either.
  * - episodes upsert on (source, fingerprint, starts_at): a repeat bumps
- *   `deliveries`; a resolved episode never reopens.
+ *   `deliveries`; a resolved episode never reopens. A resolve keeps the
+ *   labels it does not repeat, and an empty severity (a Datadog recovery)
+ *   never erases a known one.
  * - `resolved_at = now()` in RETURNING tells "resolved by this statement":
  *   now() is the transaction start, and an earlier resolve has an earlier time.
  * - runs are inserted only for firing episodes, at most one per
@@ -43,10 +45,11 @@ episodes as (
     last_notification_id = excluded.last_notification_id,
     status = case when e.status = 'resolved' then 'resolved' else excluded.status end,
     ends_at = coalesce(excluded.ends_at, e.ends_at),
-    labels = case when e.status = 'resolved' then e.labels else excluded.labels end,
+    labels = case when e.status = 'resolved' then e.labels when excluded.status = 'resolved' then e.labels || excluded.labels
+                  else excluded.labels end,
     annotations = case when e.status = 'resolved' then e.annotations else excluded.annotations end,
     summary = case when e.status = 'resolved' then e.summary else excluded.summary end,
-    severity = case when e.status = 'resolved' then e.severity else excluded.severity end,
+    severity = case when e.status = 'resolved' or excluded.severity = '' then e.severity else excluded.severity end,
     alert = case when e.status = 'resolved' then e.alert else excluded.alert end,
     resolved_at = case when e.status = 'resolved' then e.resolved_at when excluded.status = 'resolved' then now() end
   returning e.id, e.fingerprint, e.starts_at, e.status, e.deliveries, (e.resolved_at = now()) as resolved_now
