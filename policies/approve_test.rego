@@ -11,7 +11,7 @@ request := {
 		"decision": "approve", "already_approved_by": [],
 	},
 	"user": "slack:U0SRE1",
-	"now": "2026-11-02T10:00:00Z",
+	"now": "2027-11-01T10:00:00Z",
 }
 
 answer(user, patch) := object.union(request, {"user": user, "approval": object.union(request.approval, patch)})

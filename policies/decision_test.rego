@@ -5,9 +5,9 @@ import rego.v1
 
 # ---- fixtures -------------------------------------------------------------------
 
-now := "2026-11-02T10:00:00Z"
+now := "2027-11-01T10:00:00Z"
 
-in_freeze := "2026-12-24T10:00:00Z"
+in_freeze := "2027-12-23T10:00:00Z"
 
 base := {
 	"playbook": {"name": "high-error-rate"},
@@ -104,19 +104,19 @@ test_missing_step_is_denied if {
 test_freeze_denies_high_impact_steps if {
 	d := decision with input as at(rollback, in_freeze)
 	fields(d) == denied
-	d.reasons == ["change freeze year-end-2026 is in effect: high-impact steps are denied unless the alert severity is critical"]
+	d.reasons == ["change freeze year-end-2027 is in effect: high-impact steps are denied unless the alert severity is critical"]
 }
 
 test_freeze_with_critical_alert_needs_two_approvals if {
 	d := decision with input as critical(at(rollback, in_freeze))
 	fields(d) == {"allow": true, "require_approval": true, "approvers": ["group:sre"], "min_approvals": 2}
-	d.reasons == ["change freeze year-end-2026 is in effect and the alert is critical: needs 2 approval(s) from group:sre"]
+	d.reasons == ["change freeze year-end-2027 is in effect and the alert is critical: needs 2 approval(s) from group:sre"]
 }
 
 test_freeze_with_critical_alert_denies_approval_never if {
 	d := decision with input as critical(at(with_step({"action": "http.request", "impact": "high", "approval": "never"}), in_freeze))
 	not d.allow
-	d.reasons == ["change freeze year-end-2026 is in effect: a high-impact step needs approval, but the step says approval: never"]
+	d.reasons == ["change freeze year-end-2027 is in effect: a high-impact step needs approval, but the step says approval: never"]
 }
 
 test_freeze_leaves_low_impact_steps_alone if {
@@ -125,18 +125,18 @@ test_freeze_leaves_low_impact_steps_alone if {
 }
 
 test_freeze_starts_at_start_and_ends_before_end if {
-	not decision.allow with input as at(rollback, "2026-12-18T00:00:00Z")
-	decision.allow with input as at(rollback, "2026-12-17T23:59:59.999Z")
-	decision.allow with input as at(rollback, "2027-01-04T09:00:00Z")
+	not decision.allow with input as at(rollback, "2027-12-17T00:00:00Z")
+	decision.allow with input as at(rollback, "2027-12-16T23:59:59.999Z")
+	decision.allow with input as at(rollback, "2028-01-04T09:00:00Z")
 }
 
 test_freeze_compares_times_not_strings if {
-	# 23:30 at UTC-01:00 is 00:30 UTC on the 18th: inside the freeze.
-	not decision.allow with input as at(rollback, "2026-12-17T23:30:00-01:00")
+	# 23:30 at UTC-01:00 is 00:30 UTC on the 17th: inside the freeze.
+	not decision.allow with input as at(rollback, "2027-12-16T23:30:00-01:00")
 }
 
 test_malformed_freeze_window_denies_high_impact_steps if {
-	d := decision with input as rollback with data.change_freeze.windows as [{"name": "typo", "start": "2026-12-18", "end": "2027-01-04T09:00:00Z"}]
+	d := decision with input as rollback with data.change_freeze.windows as [{"name": "typo", "start": "2027-12-17", "end": "2028-01-04T09:00:00Z"}]
 	not d.allow
 	startswith(d.reasons[0], "change freeze window ")
 }

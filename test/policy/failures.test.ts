@@ -190,7 +190,7 @@ describe('evaluatePolicy (firebreak policy eval)', () => {
   });
 
   it('takes partial what-if input and lets the policy judge it', async () => {
-    const r = await evaluatePolicy(POLICIES, 'firebreak/decision', { step: { id: 's', action: 'note', impact: 'low', approval: 'policy' }, now: '2026-11-02T10:00:00Z' });
+    const r = await evaluatePolicy(POLICIES, 'firebreak/decision', { step: { id: 's', action: 'note', impact: 'low', approval: 'policy' }, now: '2027-11-01T10:00:00Z' });
     expect(r.result.allow).toBe(true);
   });
 

@@ -96,8 +96,8 @@ export async function opaBuild(modules: Record<string, string>, entrypoints: str
   }
 }
 
-export const NOW = '2026-11-02T10:00:00Z';
-export const IN_FREEZE = '2026-12-24T10:00:00Z';
+export const NOW = '2027-11-01T10:00:00Z';
+export const IN_FREEZE = '2027-12-23T10:00:00Z';
 
 type StepPatch = Partial<DecisionInput['step']>;
 

@@ -31,7 +31,7 @@ describe('firebreak/decision', () => {
     const reordered = Object.fromEntries(Object.entries(input).reverse()) as typeof input;
     expect((await gate.decide(reordered)).inputHash).toBe(r.inputHash);
     expect(r.inputHash).toMatch(/^[0-9a-f]{64}$/);
-    expect((await gate.decide({ ...input, now: '2026-11-02T10:00:01Z' })).inputHash).not.toBe(r.inputHash);
+    expect((await gate.decide({ ...input, now: '2027-11-01T10:00:01Z' })).inputHash).not.toBe(r.inputHash);
   });
 
   it('allows a low-impact gather step without approval', async () => {
@@ -69,7 +69,7 @@ describe('firebreak/decision', () => {
       const { result } = await gate.decide(decisionInput(rollback(), { now: IN_FREEZE }));
       expect(result).toEqual({
         ...denied,
-        reasons: ['change freeze year-end-2026 is in effect: high-impact steps are denied unless the alert severity is critical'],
+        reasons: ['change freeze year-end-2027 is in effect: high-impact steps are denied unless the alert severity is critical'],
       });
     });
 
@@ -90,10 +90,10 @@ describe('firebreak/decision', () => {
 
     it('compares times, not strings (offsets and fractions, via the wasm time.parse_rfc3339_ns)', async () => {
       const at = async (now: string) => (await gate.decide(decisionInput(rollback(), { now }))).result.allow;
-      expect(await at('2026-12-17T23:30:00-01:00')).toBe(false); // 00:30Z on the 18th
-      expect(await at('2026-12-17T23:59:59.999999999Z')).toBe(true);
-      expect(await at('2026-12-18T00:00:00Z')).toBe(false);
-      expect(await at('2027-01-04T09:00:00Z')).toBe(true); // end is exclusive
+      expect(await at('2027-12-16T23:30:00-01:00')).toBe(false); // 00:30Z on the 17th
+      expect(await at('2027-12-16T23:59:59.999999999Z')).toBe(true);
+      expect(await at('2027-12-17T00:00:00Z')).toBe(false);
+      expect(await at('2028-01-04T09:00:00Z')).toBe(true); // end is exclusive
     });
   });
 
