@@ -20,8 +20,9 @@ const limit = z.coerce.number().int().min(1).max(500).default(50);
 const runsQuery = z.object({ status: z.enum(RUN_STATUSES).optional(), playbook: z.string().min(1).optional(), limit });
 const alertsQuery = z.object({ status: z.enum(['firing', 'resolved']).optional(), source: z.string().min(1).optional(), limit });
 const timelineQuery = z.object({ format: z.enum(['json', 'md']).default('json') });
-const approvalBody = z.object({ decision: z.enum(['approve', 'reject']), user: z.string().trim().min(1).max(200) });
-const abortBody = z.object({ reason: z.string().max(2_000).optional(), user: z.string().trim().min(1).max(200).optional() }).default({});
+// `via` names the client in the actor string (`cli:bob` for `firebreak approve`); the console is the default.
+const approvalBody = z.object({ decision: z.enum(['approve', 'reject']), user: z.string().trim().min(1).max(200), via: z.enum(['console', 'cli']).default('console') });
+const abortBody = z.object({ reason: z.string().max(2_000).optional(), user: z.string().trim().min(1).max(200).optional(), via: z.enum(['console', 'cli']).default('console') }).default({ via: 'console' });
 const startRunBody = z.object({
   playbook: z.string().min(1),
   params: z.record(z.string(), z.unknown()).default({}),
@@ -139,7 +140,7 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
     handle(async (request, reply) => {
       const body = parseWith(abortBody, optionalBody(request), 'abort request');
       const id = (request.params as { id: string }).id;
-      const result = await engine.abortRun(id, `console:${body.user ?? 'anonymous'}`, body.reason);
+      const result = await engine.abortRun(id, `${body.via}:${body.user ?? 'anonymous'}`, body.reason);
       return reply.code(202).send({ id, ...result });
     }),
   );
@@ -148,7 +149,7 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
     '/api/approvals/:id',
     handle(async (request, reply) => {
       const body = parseWith(approvalBody, optionalBody(request), 'approval answer');
-      const result = await engine.answerApproval({ approvalId: (request.params as { id: string }).id, decision: body.decision, user: `console:${body.user}` });
+      const result = await engine.answerApproval({ approvalId: (request.params as { id: string }).id, decision: body.decision, user: `${body.via}:${body.user}` });
       if (result.outcome === 'refused') return reply.code(403).send({ ...errorBody(`not allowed: ${result.reason}`), ...result });
       return reply.code(200).send(result);
     }),

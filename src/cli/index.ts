@@ -214,7 +214,7 @@ async function cmdAnswer(decision: 'approve' | 'reject', args: string[]): Promis
   const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { as: { type: 'string' } } });
   const id = positionals[0];
   if (!id || !values.as) throw new CliError(`usage: firebreak ${decision} <approval-id> --as <user>`);
-  const res = await api(cliConfig(), 'POST', `/api/approvals/${encodeURIComponent(id)}`, { decision, user: values.as });
+  const res = await api(cliConfig(), 'POST', `/api/approvals/${encodeURIComponent(id)}`, { decision, user: values.as, via: 'cli' });
   if (res.status === 403) throw new CliError(`refused: ${(res.body as { reason?: string }).reason ?? res.text}`);
   const result = expectOk(res, decision) as { outcome: string; approvals: number; minApprovals: number; runId: string };
   out(`${result.outcome}: approval ${id} (${result.approvals}/${result.minApprovals} approvals) for run ${result.runId}`);
@@ -224,7 +224,7 @@ async function cmdAnswer(decision: 'approve' | 'reject', args: string[]): Promis
 async function cmdAbort(args: string[]): Promise<number> {
   const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { as: { type: 'string' }, reason: { type: 'string' } } });
   if (!positionals[0]) throw new CliError('usage: firebreak abort <run-id> [--as user] [--reason text]');
-  const result = expectOk(await api(cliConfig(), 'POST', `/api/runs/${encodeURIComponent(positionals[0])}/abort`, { user: values.as ?? process.env.USER ?? 'cli', reason: values.reason }), 'abort') as { status: string };
+  const result = expectOk(await api(cliConfig(), 'POST', `/api/runs/${encodeURIComponent(positionals[0])}/abort`, { user: values.as ?? process.env.USER ?? 'cli', reason: values.reason, via: 'cli' }), 'abort') as { status: string };
   out(`${result.status}: run ${positionals[0]}`);
   return 0;
 }
