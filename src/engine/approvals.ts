@@ -27,6 +27,7 @@ interface ApprovalRow {
   started_by: string | null;
   decided_by: string | null;
   decided_at: Date | null;
+  requested_at: Date;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -92,7 +93,16 @@ export async function answerApproval(deps: { pool: Pool; timeline: Timeline; pol
     events.push({
       kind,
       actor: input.user,
-      data: { approvalId: approval.id, stepId: approval.step_id, decision: input.decision, approvals, minApprovals: approval.min_approvals, reason: verdict.result.reason, ...policyData },
+      data: {
+        approvalId: approval.id,
+        stepId: approval.step_id,
+        decision: input.decision,
+        approvals,
+        minApprovals: approval.min_approvals,
+        reason: verdict.result.reason,
+        ...(outcome !== 'recorded' && { waitedMs: deps.now() - approval.requested_at.getTime() }),
+        ...policyData,
+      },
     });
     await deps.timeline.appendToRun(client, approval.run_id, ...events);
     return { outcome, approvalId: approval.id, runId: approval.run_id, approvals, minApprovals: approval.min_approvals, decidedAt };

@@ -39,6 +39,7 @@ export interface EngineOptions {
   leaseMs?: number;
   pollMs?: number;
   now?: () => number;
+  onTakeover?: () => void;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -103,6 +104,7 @@ export class Engine {
       leaseMs: this.options.leaseMs ?? 15_000,
       pollMs: this.options.pollMs ?? 500,
       onEvent: (runId, events) => this.emit(runId, events),
+      onTakeover: this.options.onTakeover,
       makeExecutor: (workerId) =>
         new RunExecutor(
           {

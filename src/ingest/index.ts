@@ -78,6 +78,13 @@ export interface Notification {
  * runs it starts created) before this resolves; callers answer 202 after it.
  */
 export class Ingestor {
+  private readonly listeners: Array<(notification: Notification, result: IngestResult) => void> = [];
+
+  /** Told after every stored notification (metrics, waking local workers). */
+  onStored(listener: (notification: Notification, result: IngestResult) => void): void {
+    this.listeners.push(listener);
+  }
+
   constructor(
     private readonly pool: Pool,
     private readonly timeline: Timeline,
@@ -97,6 +104,7 @@ export class Ingestor {
           return stored;
         })
       : await this.store(this.pool, notification, alerts);
+    for (const listener of this.listeners) listener(notification, result);
     return result;
   }
 

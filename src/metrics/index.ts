@@ -1,0 +1,99 @@
+/**
+ * Prometheus metrics (prom-client). Counters and histograms are fed by what
+ * this process does (ingest results, engine events); gauges about shared
+ * state (runs by state, queue lag, Slack outbox depth) are read from Postgres
+ * at scrape time, so every replica reports the same truth.
+ */
+import client from 'prom-client';
+import type { Logger } from 'pino';
+import type { Pool } from '../store/index.js';
+import type { NewEvent } from '../timeline/index.js';
+
+const RUNS_BY_STATE = `select status, count(*)::int as n from runs group by status`;
+const QUEUE_LAG = `
+  select coalesce(extract(epoch from now() - min(run_at)), 0)::float8 as lag
+  from runs
+  where status in ('queued', 'running') and run_at <= now()
+    and (lease_expires_at is null or lease_expires_at < now())`;
+const OUTBOX_DEPTH = `select count(*)::int as n from slack_outbox where sent_at is null`;
+const HAS_OUTBOX = `select to_regclass('slack_outbox') is not null as present`;
+
+export interface Metrics {
+  registry: client.Registry;
+  alertsReceived(source: string, alerts: Array<{ status: string }>, newEpisodes: number): void;
+  runEvents(runId: string, events: NewEvent[]): void;
+  leaseTakeover(): void;
+  render(): Promise<{ contentType: string; body: string }>;
+}
+
+export function createMetrics(pool: Pool, logger: Logger): Metrics {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, prefix: 'firebreak_process_' });
+
+  const alerts = new client.Counter({ name: 'firebreak_alerts_received_total', help: 'Alerts received in webhook notifications', labelNames: ['source', 'status'], registers: [registry] });
+  const episodes = new client.Counter({ name: 'firebreak_alert_episodes_total', help: 'New alert episodes (source + fingerprint + startsAt) stored', labelNames: ['source'], registers: [registry] });
+  const stepDuration = new client.Histogram({
+    name: 'firebreak_step_duration_seconds',
+    help: 'Duration of finished steps by action and result',
+    labelNames: ['action', 'result'],
+    buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 1800],
+    registers: [registry],
+  });
+  const decisions = new client.Counter({ name: 'firebreak_policy_decisions_total', help: 'firebreak/decision results', labelNames: ['result'], registers: [registry] });
+  const approvalWait = new client.Histogram({
+    name: 'firebreak_approval_wait_seconds',
+    help: 'Time from approval requested to decided',
+    labelNames: ['outcome'],
+    buckets: [5, 15, 30, 60, 120, 300, 600, 1800, 3600, 14400],
+    registers: [registry],
+  });
+  const runsFinished = new client.Counter({ name: 'firebreak_runs_finished_total', help: 'Runs finished by this process', labelNames: ['status'], registers: [registry] });
+  const takeovers = new client.Counter({ name: 'firebreak_lease_takeovers_total', help: 'Runs claimed after another worker lease expired', registers: [registry] });
+
+  const runsByState = new client.Gauge({ name: 'firebreak_runs', help: 'Runs by state (all replicas)', labelNames: ['status'], registers: [registry] });
+  const queueLag = new client.Gauge({ name: 'firebreak_queue_lag_seconds', help: 'Age of the oldest runnable run nobody holds', registers: [registry] });
+  const outboxDepth = new client.Gauge({ name: 'firebreak_slack_outbox_depth', help: 'Slack messages waiting to be sent', registers: [registry] });
+
+  async function refreshGauges(): Promise<void> {
+    const [states, lag, hasOutbox] = await Promise.all([pool.query(RUNS_BY_STATE), pool.query(QUEUE_LAG), pool.query(HAS_OUTBOX)]);
+    runsByState.reset();
+    for (const s of ['queued', 'running', 'waiting', 'succeeded', 'failed', 'aborted', 'cancelled']) runsByState.set({ status: s }, 0);
+    for (const row of states.rows) runsByState.set({ status: row.status }, row.n);
+    queueLag.set(Number(lag.rows[0]?.lag ?? 0));
+    if (hasOutbox.rows[0]?.present) outboxDepth.set((await pool.query(OUTBOX_DEPTH)).rows[0]?.n ?? 0);
+  }
+
+  return {
+    registry,
+    alertsReceived(source, received, newEpisodes) {
+      for (const a of received) alerts.inc({ source, status: a.status });
+      if (newEpisodes > 0) episodes.inc({ source }, newEpisodes);
+    },
+    runEvents(_runId, events) {
+      for (const e of events) {
+        const d = e.data ?? {};
+        if ((e.kind === 'step.succeeded' || e.kind === 'step.failed') && typeof d.durationMs === 'number') {
+          stepDuration.observe({ action: String(d.action ?? 'unknown'), result: e.kind === 'step.succeeded' ? 'succeeded' : 'failed' }, d.durationMs / 1000);
+        } else if (e.kind === 'policy.decision') {
+          decisions.inc({ result: d.allow ? (d.requireApproval ? 'approval' : 'allow') : 'deny' });
+        } else if ((e.kind === 'approval.granted' || e.kind === 'approval.rejected') && typeof d.waitedMs === 'number') {
+          approvalWait.observe({ outcome: e.kind === 'approval.granted' ? 'approved' : 'rejected' }, d.waitedMs / 1000);
+        } else if (/^run\.(succeeded|failed|aborted|cancelled)$/.test(e.kind)) {
+          runsFinished.inc({ status: e.kind.slice(4) });
+        }
+      }
+    },
+    leaseTakeover() {
+      takeovers.inc();
+    },
+    async render() {
+      try {
+        await refreshGauges();
+      } catch (err) {
+        // Serve what this process knows; the gauges keep their last values.
+        logger.warn({ err: (err as Error).message }, 'metrics: cannot read shared gauges from the database');
+      }
+      return { contentType: registry.contentType, body: await registry.metrics() };
+    },
+  };
+}
