@@ -64,25 +64,7 @@ export async function appendToChain(client: Queryable, chainId: string, runId: s
   if (events.length === 0) return [];
   await client.query(LOCK_CHAIN, [chainId]);
   const head = await client.query<{ seq: number; hash: string }>(CHAIN_HEAD, [chainId]);
-  let seq = head.rows[0]?.seq ?? 0;
-  let prevHash = head.rows[0]?.hash ?? GENESIS_HASH;
-  const built: Array<HashedEvent & { hash: string }> = [];
-  for (const event of events) {
-    seq += 1;
-    const hashed: HashedEvent = {
-      chainId,
-      seq,
-      runId,
-      time: (event.time ?? new Date()).toISOString(),
-      kind: event.kind,
-      actor: event.actor,
-      data: event.data ?? {},
-      prevHash,
-    };
-    const hash = hashEvent(hashed);
-    built.push({ ...hashed, hash });
-    prevHash = hash;
-  }
+  const built = linkEvents(chainId, runId, head.rows[0]?.seq ?? 0, head.rows[0]?.hash ?? GENESIS_HASH, events);
   const result = await client.query<{ id: number }>(INSERT_EVENTS, [
     built.map((e) => e.chainId),
     built.map((e) => e.seq),
@@ -97,16 +79,12 @@ export async function appendToChain(client: Queryable, chainId: string, runId: s
   return built.map((e, i) => ({ ...e, id: result.rows[i]!.id, data: e.data as Record<string, unknown> }));
 }
 
-/**
- * Build the first events of a brand-new chain without touching the database,
- * so callers can insert them in the same statement that creates the run.
- */
-export function buildGenesisEvents(chainId: string, runId: string | null, events: NewEvent[]): Array<HashedEvent & { hash: string }> {
-  let prevHash = GENESIS_HASH;
-  return events.map((event, i) => {
+/** Number and hash events after (seq, prevHash), each linked to the one before. */
+function linkEvents(chainId: string, runId: string | null, seq: number, prevHash: string, events: NewEvent[]): Array<HashedEvent & { hash: string }> {
+  return events.map((event) => {
     const hashed: HashedEvent = {
       chainId,
-      seq: i + 1,
+      seq: ++seq,
       runId,
       time: (event.time ?? new Date()).toISOString(),
       kind: event.kind,
@@ -118,6 +96,14 @@ export function buildGenesisEvents(chainId: string, runId: string | null, events
     prevHash = hash;
     return { ...hashed, hash };
   });
+}
+
+/**
+ * Build the first events of a brand-new chain without touching the database,
+ * so callers can insert them in the same statement that creates the run.
+ */
+export function buildGenesisEvents(chainId: string, runId: string | null, events: NewEvent[]): Array<HashedEvent & { hash: string }> {
+  return linkEvents(chainId, runId, 0, GENESIS_HASH, events);
 }
 
 export async function readChain(db: Queryable, chainId: string): Promise<TimelineEvent[]> {
