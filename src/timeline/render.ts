@@ -161,9 +161,19 @@ export function formatDuration(value: number | null): string {
   return `${sign}${Math.floor(h / 24)}d ${h % 24}h`;
 }
 
-/** Offset from the origin as a relative hint: "T+0 ms", "T+2.4s", "T+3m 05s", "T-1.0s". */
+/**
+ * Offset from the origin as a relative hint, precise enough to order events a
+ * few milliseconds apart: "T+350 ms", "T+42.78s", "T+3m 05.2s", "T+2h 03m 05s", "T-1.20s".
+ */
 export function formatOffset(offsetMs: number): string {
-  return offsetMs < 0 ? `T${formatDuration(offsetMs)}` : `T+${formatDuration(offsetMs)}`;
+  const sign = offsetMs < 0 ? '-' : '+';
+  const abs = Math.abs(Math.round(offsetMs));
+  let text: string;
+  if (abs < 1_000) text = `${abs} ms`;
+  else if (abs < 60_000) text = `${(Math.floor(abs / 10) / 100).toFixed(2)}s`;
+  else if (abs < 3_600_000) text = `${Math.floor(abs / 60_000)}m ${(Math.floor((abs % 60_000) / 100) / 10).toFixed(1).padStart(4, '0')}s`;
+  else text = `${Math.floor(abs / 3_600_000)}h ${String(Math.floor((abs % 3_600_000) / 60_000)).padStart(2, '0')}m ${String(Math.floor((abs % 60_000) / 1_000)).padStart(2, '0')}s`;
+  return `T${sign}${text}`;
 }
 
 /** "2025-03-01 14:05:09 UTC" (seconds; the event table adds milliseconds). */
@@ -179,7 +189,7 @@ export function formatUtc(iso: string | null | undefined, options: { millis?: bo
 // ---------- what / why ----------
 
 /** One line saying what happened. */
-export function summarise(e: Pick<TimelineEvent, 'kind' | 'data' | 'actor'>): string {
+export function summarise(e: Pick<TimelineEvent, 'kind' | 'data' | 'actor'> & { time?: string }): string {
   const d = e.data;
   const step = d.stepId ? `step ${str(d.stepId)}` : '';
   switch (e.kind) {
@@ -222,7 +232,10 @@ export function summarise(e: Pick<TimelineEvent, 'kind' | 'data' | 'actor'>): st
     case 'step.failed':
       return `${step} failed${Number(d.attempt) > 1 ? ` after ${str(d.attempt)} attempts` : ''}`;
     case 'step.retrying':
-      return `${step} attempt ${str(d.attempt)} failed; retry at ${formatUtc(str(d.nextAttemptAt), { date: false })} UTC`;
+    {
+      const wait = e.time && typeof d.nextAttemptAt === 'string' ? ms(d.nextAttemptAt) - ms(e.time) : NaN;
+      return `${step} attempt ${str(d.attempt)} failed; attempt ${str(d.nextAttempt ?? Number(d.attempt) + 1)} ${Number.isFinite(wait) ? `in ${formatDuration(Math.max(0, wait))}` : `at ${formatUtc(str(d.nextAttemptAt), { millis: true, date: false })} UTC`}`;
+    }
     case 'step.skipped':
       return `${step} skipped`;
     case 'step.denied':
@@ -394,7 +407,8 @@ export function viewFromEvents(run: RunRowLike, events: TimelineEvent[], options
       case 'step.succeeded': {
         const s = stepOf(stepId!);
         closeExec(s.id, e.time, 'succeeded');
-        finishStep(s, 'succeeded', e.time, null);
+        const attempt = Number(d.attempt) || s.attempts;
+        finishStep(s, 'succeeded', e.time, attempt > 1 ? `succeeded on attempt ${attempt}; before: ${s.note ?? 'failed'}` : null);
         if (!mitigation && s.category === 'mitigation' && (s.impact === 'high' || !defs.some((x) => x.impact === 'high'))) {
           mitigation = { stepId: s.id, at: e.time, simulated: run.dry_run };
         }
@@ -404,7 +418,7 @@ export function viewFromEvents(run: RunRowLike, events: TimelineEvent[], options
         const s = stepOf(stepId!);
         closeExec(s.id, e.time, 'failed, retrying');
         s.status = 'retrying';
-        s.note = `attempt ${str(d.attempt)}: ${errorMessage(d.error)}`;
+        s.note = `attempt ${str(d.attempt)} failed: ${errorMessage(d.error)}`;
         break;
       }
       case 'step.failed': {
@@ -647,12 +661,13 @@ export function timelineMarkdown(view: TimelineView): string {
 
   lines.push('## Key durations', '', '| Measure | Duration | Measured |', '|---|---|---|');
   const from = origin.kind === 'alert' ? 'alert fired' : 'run created';
-  lines.push(`| Alert → first action | ${formatDuration(d.alertToFirstActionMs)} | ${d.firstAction ? `${from} → step ${mdCode(d.firstAction.stepId)} started` : 'no step started'} |`);
-  lines.push(`| Alert → mitigation${sim} | ${formatDuration(d.alertToMitigationMs)} | ${d.mitigation ? `${from} → step ${mdCode(d.mitigation.stepId)} succeeded` : 'no mitigation step succeeded'} |`);
+  const From = origin.kind === 'alert' ? 'Alert' : 'Run created';
+  lines.push(`| ${From} → first action | ${formatDuration(d.alertToFirstActionMs)} | ${d.firstAction ? `${from} → step ${mdCode(d.firstAction.stepId)} started` : 'no step started'} |`);
+  lines.push(`| ${From} → mitigation${sim} | ${formatDuration(d.alertToMitigationMs)} | ${d.mitigation ? `${from} → step ${mdCode(d.mitigation.stepId)} succeeded` : 'no mitigation step succeeded'} |`);
   const n = view.approvals.length;
   lines.push(`| Waiting for approvals | ${formatDuration(d.approvalWaitMs)} | ${n === 0 ? 'no approval asked' : `${n} approval${n === 1 ? '' : 's'}, requested → decided`} |`);
   lines.push(`| Run total | ${formatDuration(d.totalMs)} | ${d.totalMs === null ? 'run still active' : 'run created → finished'} |`);
-  lines.push(`| Alert → run end | ${formatDuration(d.alertToFinishMs)} | ${d.alertToFinishMs === null ? 'run still active' : `${from} → run finished`} |`);
+  lines.push(`| ${From} → run end | ${formatDuration(d.alertToFinishMs)} | ${d.alertToFinishMs === null ? 'run still active' : `${from} → run finished`} |`);
   lines.push('');
 
   lines.push('## Steps', '', '| Step | Action | Impact | Outcome | Attempts | Started (UTC) | Took | Notes |', '|---|---|---|---|---|---|---|---|');

@@ -1,0 +1,20 @@
+/**
+ * Shared by the timeline and console tests: a temporary playbooks folder and
+ * a generic alert body.
+ */
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export async function writePlaybooks(files: Record<string, string>): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'fb-timeline-'));
+  await mkdir(join(dir, 'scripts'));
+  for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content);
+  return dir;
+}
+
+export function alertBody(labels: Record<string, string>, extra: Record<string, unknown> = {}) {
+  return { labels, annotations: { summary: `${labels.alertname} on ${labels.service ?? 'a service'}` }, startsAt: new Date().toISOString(), ...extra };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
