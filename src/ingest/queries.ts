@@ -114,6 +114,7 @@ export const REQUEST_ABORT = `
   update runs set abort_requested_at = coalesce(abort_requested_at, now()),
                   abort_requested_by = coalesce(abort_requested_by, $2::text),
                   abort_reason = coalesce(abort_reason, $3::text),
+                  status = case when status = 'waiting' then 'running' else status end,
                   run_at = now()
   where id = $1::uuid and status in ('queued', 'running', 'waiting')`;
 
