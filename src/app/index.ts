@@ -10,6 +10,7 @@ import { createActionRegistry, loadCustomActions, type ActionRegistry } from '..
 import { registerApi } from '../api/routes.js';
 import { buildServer } from '../api/server.js';
 import type { Config } from '../config/index.js';
+import { registerConsole } from '../console/index.js';
 import { Engine } from '../engine/index.js';
 import { Ingestor } from '../ingest/index.js';
 import { formatProblem, loadPlaybooks, type Playbook, type Problem } from '../playbooks/index.js';
@@ -127,7 +128,11 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
         { name: 'playbooks', check: () => ({ ok: catalog.playbooks.length > 0 || catalog.problems.length === 0, detail: `${catalog.playbooks.length} loaded, ${catalog.problems.length} problems` }) },
         { name: 'policy', check: () => { const s = policy.status(); return { ok: s.ready, detail: s.reason ?? `bundle ${s.bundleHash.slice(0, 12)}` }; } },
       ],
-      extend: (app) => registerApi(app, { config, pool: store.pool, engine }),
+      extend: (app) => {
+        // Console first: its CSRF check (onRequest) then guards the API's writes too.
+        registerConsole(app, { config, pool: store.pool, engine, logger });
+        registerApi(app, { config, pool: store.pool, engine });
+      },
     });
     engine.start();
     cleanups.unshift(() => engine.stop());

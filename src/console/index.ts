@@ -1,0 +1,121 @@
+/**
+ * The web console at `/`: runs (filters, newest first, live updates over
+ * server-sent events), a run page drawn on a time axis beside its event
+ * table, pending approvals with Approve / Reject, and abort. Server-rendered
+ * HTML plus one small script; no framework, nothing from a CDN.
+ *
+ * Writes go through the public API (`POST /api/approvals/:id`,
+ * `POST /api/runs/:id/abort`), so the console is checked by the same
+ * `firebreak/approve` policy as Slack, and by the CSRF rules in security.ts.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../config/index.js';
+import { getRun, listPendingApprovals, listRuns, type Engine } from '../engine/index.js';
+import { NotFoundError } from '../errors.js';
+import type { Pool } from '../store/index.js';
+import { buildTimelineView, createRedactor } from '../timeline/index.js';
+import { CONSOLE_CSS, CONSOLE_JS, FAVICON_SVG } from './assets.js';
+import type { SafeHtml } from './html.js';
+import { LiveFeed, registerEventStream } from './live.js';
+import { messagePage, RUN_STATUSES, runLive, runPage, runsLive, runsPage, type RunsPageData } from './pages.js';
+import { registerSecurity, requireConsoleAuth, sendPage, PAGE_HEADERS } from './security.js';
+
+export { csrfProblem, safeNext, CONSOLE_HEADER } from './security.js';
+export { LiveFeed, type RunChange } from './live.js';
+export { escapeHtml, html, type SafeHtml } from './html.js';
+export { timeAxisSvg } from './svg.js';
+
+export interface ConsoleOptions {
+  config: Config;
+  pool: Pool;
+  engine: Engine;
+  logger: Logger;
+  /** How often the live feed looks for events other replicas wrote (ms). */
+  pollMs?: number;
+  now?: () => number;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const LIMITS = [25, 50, 100, 200];
+
+function parseFilters(query: Record<string, unknown>): { filters: RunsPageData['filters']; problem?: string } {
+  const one = (v: unknown) => (typeof v === 'string' ? v.trim() : Array.isArray(v) ? String(v[0] ?? '').trim() : '');
+  const status = one(query.status);
+  const playbook = one(query.playbook);
+  const limit = Number(one(query.limit) || 50);
+  const problems: string[] = [];
+  const filters: RunsPageData['filters'] = { limit: LIMITS.includes(limit) ? limit : 50 };
+  if (status) {
+    if ((RUN_STATUSES as readonly string[]).includes(status)) filters.status = status;
+    else problems.push(`Unknown status "${status}"; showing every status.`);
+  }
+  if (playbook) {
+    if (playbook.length <= 200) filters.playbook = playbook;
+    else problems.push('Playbook name is too long; showing every playbook.');
+  }
+  return { filters, ...(problems.length > 0 && { problem: problems.join(' ') }) };
+}
+
+/** Register the console's pages, assets, login and live event stream on the app. */
+export function registerConsole(app: FastifyInstance, options: ConsoleOptions): { feed: LiveFeed } {
+  const { config, pool, engine } = options;
+  const now = options.now ?? Date.now;
+  const auth = Boolean(config.apiToken);
+  const redact = createRedactor(config.secrets.values());
+  const feed = new LiveFeed(pool, options.logger.child({ component: 'console' }), options.pollMs ?? Math.max(250, Math.min(config.pollMs * 2, 2_000)));
+  engine.onEvent(() => feed.poke());
+  app.addHook('onClose', async () => feed.close());
+
+  registerSecurity(app, config);
+  registerEventStream(app, feed);
+
+  const asset = (type: string, body: string) => async (_request: FastifyRequest, reply: FastifyReply) =>
+    reply.headers({ 'content-type': type, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' }).send(body);
+  app.get('/console/app.js', asset('text/javascript; charset=utf-8', CONSOLE_JS));
+  app.get('/console/app.css', asset('text/css; charset=utf-8', CONSOLE_CSS));
+  app.get('/console/favicon.svg', asset('image/svg+xml', FAVICON_SVG));
+  app.get('/favicon.ico', async (_request, reply) => reply.redirect('/console/favicon.svg', 301));
+
+  const fragment = (request: FastifyRequest) => request.headers['x-firebreak-fragment'] === '1';
+  const send = (reply: FastifyReply, status: number, page: SafeHtml) => sendPage(reply, status, page);
+  const failed = (request: FastifyRequest, reply: FastifyReply, err: unknown) => {
+    if (err instanceof NotFoundError) return send(reply, 404, messagePage('Not found', err.message, auth));
+    request.log.error({ err }, 'console page failed');
+    const message = (err as { code?: string }).code?.startsWith('08') || /connect|terminat/i.test((err as Error).message) ? 'The database is unreachable; try again shortly.' : 'Something went wrong rendering this page; the server log has details.';
+    return reply.code(503).headers(PAGE_HEADERS).header('retry-after', '5').send(messagePage('Temporarily unavailable', message, auth).toString());
+  };
+
+  app.get('/', async (request, reply) => {
+    if (!requireConsoleAuth(request, reply, config)) return reply;
+    try {
+      const { filters, problem } = parseFilters(request.query as Record<string, unknown>);
+      const [runs, approvals, recent] = await Promise.all([
+        listRuns(pool, filters),
+        listPendingApprovals(pool),
+        filters.playbook || filters.status ? listRuns(pool, { limit: 200 }) : Promise.resolve(undefined),
+      ]);
+      const playbooks = [...new Set((recent ?? runs).map((r) => r.playbook))].sort();
+      const data: RunsPageData = { runs, approvals, filters, playbooks, now: now(), ...(problem && { problem }) };
+      return send(reply, 200, fragment(request) ? runsLive(data) : runsPage(data, auth));
+    } catch (err) {
+      return failed(request, reply, err);
+    }
+  });
+
+  app.get('/runs', async (request, reply) => reply.redirect(`/${request.url.slice('/runs'.length)}`, 301));
+
+  app.get('/runs/:id', async (request, reply) => {
+    if (!requireConsoleAuth(request, reply, config)) return reply;
+    const id = (request.params as { id: string }).id;
+    try {
+      if (!UUID.test(id)) throw new NotFoundError(`run ${id} not found`);
+      const [run, view] = await Promise.all([getRun(pool, id), buildTimelineView(pool, id, { now, redact })]);
+      const data = { run, view, now: now() };
+      return send(reply, 200, fragment(request) ? runLive(data) : runPage(data, auth));
+    } catch (err) {
+      return failed(request, reply, err);
+    }
+  });
+  return { feed };
+}

@@ -1,0 +1,271 @@
+/** Server-rendered pages of the console. Everything interpolated is escaped (see html.ts). */
+import type { ApprovalView, RunView } from '../engine/index.js';
+import { formatDuration, formatOffset, formatUtc, type TimelineView } from '../timeline/index.js';
+import { html, relativeTime, type SafeHtml } from './html.js';
+import { LEGEND, timeAxisSvg } from './svg.js';
+
+export const RUN_STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'aborted', 'cancelled'] as const;
+const ACTIVE = new Set(['queued', 'running', 'waiting']);
+
+interface LayoutOptions {
+  title: string;
+  /** "runs" or "run:<id>": what the live-update script listens for. */
+  live?: string;
+  /** Show the logout button (a token protects the console). */
+  auth: boolean;
+  active?: boolean;
+}
+
+export function layout(options: LayoutOptions, body: SafeHtml): SafeHtml {
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${options.title} · Firebreak</title>
+<link rel="icon" href="/console/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/console/app.css">
+<script src="/console/app.js" defer></script>
+</head>
+<body${options.live ? html` data-live="${options.live}"` : ''}${options.active ? html` data-active="1"` : ''}>
+<a class="skip" href="#main">Skip to content</a>
+<header class="top">
+  <a class="brand" href="/">Firebreak</a>
+  <nav aria-label="Main"><a href="/">Runs</a> <a href="/#approvals">Approvals</a></nav>
+  <div class="who">Acting as <strong id="whoami">…</strong> <button type="button" id="change-user" class="link">change</button></div>
+  <span id="live-status" class="live-status" role="status" aria-live="polite"></span>
+  ${options.auth ? html`<form method="post" action="/logout" class="logout"><button type="submit" class="link">Log out</button></form>` : ''}
+</header>
+<main id="main">
+${body}
+</main>
+<div id="flash" class="flash" role="alert" hidden></div>
+<dialog id="user-dialog" aria-labelledby="user-dialog-title">
+  <form method="dialog">
+    <h2 id="user-dialog-title">Who are you?</h2>
+    <p>Your answers are recorded in the audit trail as <code>console:&lt;name&gt;</code>, and the approval policy checks that name. The console remembers it in this browser.</p>
+    <label for="user-name">Your name</label>
+    <input id="user-name" name="user" autocomplete="username" required pattern="[A-Za-z0-9._@+\\-]{1,64}" title="letters, digits and . _ @ + - (up to 64)">
+    <div class="dialog-buttons"><button value="ok" class="primary">Save</button> <button value="cancel" formnovalidate>Cancel</button></div>
+  </form>
+</dialog>
+</body>
+</html>`;
+}
+
+export function timeTag(iso: string | null | undefined, now: number, options: { millis?: boolean } = {}): SafeHtml {
+  if (!iso) return html`<span class="muted">—</span>`;
+  return html`<time datetime="${iso}" title="${iso}">${formatUtc(iso, options)} UTC</time> <span class="rel" data-rel="${iso}">(${relativeTime(iso, now)})</span>`;
+}
+
+export function statusBadge(status: string): SafeHtml {
+  return html`<span class="badge status-${status}">${status}</span>`;
+}
+
+const dryBadge = html`<span class="badge dry" title="Dry run: side effects were recorded, not sent">DRY RUN</span>`;
+
+function preview(value: unknown, max = 1_500): string {
+  const text = JSON.stringify(value ?? null, null, 2) ?? 'null';
+  return text.length > max ? `${text.slice(0, max)}\n… (${text.length - max} more characters)` : text;
+}
+
+/** One pending approval with its Approve / Reject buttons. */
+function approvalCard(a: ApprovalView, now: number, playbook?: string): SafeHtml {
+  const request = (a.request ?? {}) as { playbook?: string; action?: string; impact?: string; params?: unknown; dryRun?: boolean };
+  return html`<article class="approval-card" aria-labelledby="approval-${a.id}-title">
+  <h3 id="approval-${a.id}-title">Step <code>${a.stepId}</code> (${request.action ?? '?'}${request.impact === 'high' ? ', high impact' : ''}) in <a href="/runs/${encodeURIComponent(a.runId)}">${request.playbook ?? playbook ?? 'run'} ${a.runId.slice(0, 8)}</a>${request.dryRun ? html` ${dryBadge}` : ''}</h3>
+  <dl class="facts">
+    <dt>Requested</dt><dd>${timeTag(a.requestedAt, now)}</dd>
+    <dt>Expires</dt><dd>${timeTag(a.expiresAt, now)} (then ${a.onTimeout})</dd>
+    <dt>Approvers</dt><dd>${a.approvers.join(', ') || 'any'}${a.minApprovals > 1 ? ` — ${a.minApprovals} approvals needed` : ''}</dd>
+    <dt>Why</dt><dd>${a.reasons.length ? a.reasons.join('; ') : 'policy requires approval'}</dd>
+  </dl>
+  <details><summary>Exact request</summary><pre>${preview(request.params)}</pre></details>
+  <div class="actions">
+    <button type="button" class="approve" id="approve-${a.id}" data-action="approve" data-approval="${a.id}">Approve</button>
+    <button type="button" class="reject" id="reject-${a.id}" data-action="reject" data-approval="${a.id}">Reject</button>
+  </div>
+</article>`;
+}
+
+function approvalsSection(approvals: ApprovalView[], now: number, heading: string): SafeHtml {
+  return html`<section id="approvals" aria-labelledby="approvals-title">
+  <h2 id="approvals-title">${heading} <span class="count">${approvals.length}</span></h2>
+  ${approvals.length === 0 ? html`<p class="muted">Nothing is waiting for an answer.</p>` : approvals.map((a) => approvalCard(a, now))}
+</section>`;
+}
+
+function stepDots(run: RunView): SafeHtml {
+  return html`<span class="dots">${run.steps.map((s) => html`<span class="dot step-${s.status}" title="${s.id}: ${s.status}${s.attempts > 1 ? ` (${s.attempts} attempts)` : ''}"></span>`)}</span> <span class="sr-only">${run.steps.map((s) => `${s.id} ${s.status}`).join(', ')}</span>`;
+}
+
+export interface RunsPageData {
+  runs: RunView[];
+  approvals: ApprovalView[];
+  filters: { status?: string; playbook?: string; limit: number };
+  playbooks: string[];
+  problem?: string;
+  now: number;
+}
+
+/** The part of the runs page that live updates replace. */
+export function runsLive(data: RunsPageData): SafeHtml {
+  const { runs, now } = data;
+  return html`${approvalsSection(data.approvals, now, 'Waiting for approval')}
+<section aria-labelledby="runs-title">
+  <h2 id="runs-title">Runs <span class="count">${runs.length}</span></h2>
+  ${
+    runs.length === 0
+      ? html`<p class="muted">No runs${data.filters.status || data.filters.playbook ? ' match these filters' : ' yet'}.</p>`
+      : html`<table class="runs">
+    <caption class="sr-only">Runs, newest first</caption>
+    <thead><tr><th scope="col">Run</th><th scope="col">Playbook</th><th scope="col">Status</th><th scope="col">Trigger</th><th scope="col">Created (UTC)</th><th scope="col">Took</th><th scope="col">Steps</th></tr></thead>
+    <tbody>
+    ${runs.map(
+      (r) => html`<tr class="run-row" data-run="${r.id}" data-status="${r.status}">
+      <td><a href="/runs/${encodeURIComponent(r.id)}"><code>${r.id.slice(0, 8)}</code></a></td>
+      <td>${r.playbook}${r.dryRun ? html` ${dryBadge}` : ''}</td>
+      <td>${statusBadge(r.status)}</td>
+      <td>${r.trigger}${r.startedBy ? html` <span class="muted">by ${r.startedBy}</span>` : ''}</td>
+      <td>${timeTag(r.createdAt, now)}</td>
+      <td>${r.finishedAt && r.createdAt ? formatDuration(Date.parse(r.finishedAt) - Date.parse(r.createdAt)) : ACTIVE.has(r.status) ? html`<span class="muted">active</span>` : '—'}</td>
+      <td>${stepDots(r)}</td>
+    </tr>`,
+    )}
+    </tbody>
+  </table>`
+  }
+</section>`;
+}
+
+export function runsPage(data: RunsPageData, auth: boolean): SafeHtml {
+  const f = data.filters;
+  const body = html`<h1>Runs</h1>
+<form class="filters" method="get" action="/" role="search" aria-label="Filter runs">
+  <label for="f-status">Status</label>
+  <select id="f-status" name="status">
+    <option value="">any</option>
+    ${RUN_STATUSES.map((s) => html`<option value="${s}"${f.status === s ? html` selected` : ''}>${s}</option>`)}
+  </select>
+  <label for="f-playbook">Playbook</label>
+  <input id="f-playbook" name="playbook" list="playbook-names" value="${f.playbook ?? ''}" placeholder="any">
+  <datalist id="playbook-names">${data.playbooks.map((p) => html`<option value="${p}"></option>`)}</datalist>
+  <label for="f-limit">Show</label>
+  <select id="f-limit" name="limit">${[25, 50, 100, 200].map((n) => html`<option value="${n}"${f.limit === n ? html` selected` : ''}>${n}</option>`)}</select>
+  <button type="submit">Filter</button>
+  ${f.status || f.playbook ? html`<a href="/">clear</a>` : ''}
+</form>
+${data.problem ? html`<p class="problem" role="alert">${data.problem}</p>` : ''}
+<div id="live">${runsLive(data)}</div>`;
+  return layout({ title: 'Runs', live: 'runs', auth }, body);
+}
+
+export interface RunPageData {
+  run: RunView;
+  view: TimelineView;
+  now: number;
+}
+
+function durationsList(view: TimelineView): SafeHtml {
+  const d = view.durations;
+  const from = view.origin.kind === 'alert' ? 'Alert' : 'Run start';
+  return html`<dl class="durations">
+  <div><dt>${from} → first action</dt><dd>${formatDuration(d.alertToFirstActionMs)}${d.firstAction ? html` <span class="muted">(<code>${d.firstAction.stepId}</code>)</span>` : ''}</dd></div>
+  <div><dt>${from} → mitigation${view.run.dryRun ? ' (simulated)' : ''}</dt><dd>${formatDuration(d.alertToMitigationMs)}${d.mitigation ? html` <span class="muted">(<code>${d.mitigation.stepId}</code>)</span>` : ''}</dd></div>
+  <div><dt>Waiting for approvals</dt><dd>${formatDuration(d.approvalWaitMs)}</dd></div>
+  <div><dt>Run total</dt><dd>${d.totalMs === null ? 'running' : formatDuration(d.totalMs)}</dd></div>
+</dl>`;
+}
+
+/** The stored status, except where the timeline knows more (waiting for approval, between retries). */
+function stepStatus(run: RunView, stepId: string, fromTimeline: string): string {
+  const stored = run.steps.find((x) => x.id === stepId)?.status;
+  if (stored === 'pending' && (fromTimeline === 'waiting' || fromTimeline === 'retrying')) return fromTimeline;
+  return stored ?? fromTimeline;
+}
+
+/** The part of a run page that live updates replace. */
+export function runLive(data: RunPageData): SafeHtml {
+  const { run, view, now } = data;
+  const pending = run.approvals.filter((a) => a.status === 'pending');
+  const alert = view.run.alert;
+  return html`<div class="run-head">
+  <h1>${run.playbook} <code class="run-id">${run.id}</code></h1>
+  <p class="run-status">${statusBadge(run.status)} ${run.dryRun ? dryBadge : ''} ${view.run.reason && !ACTIVE.has(run.status) ? html`<span class="reason">${view.run.reason}</span>` : ''}</p>
+  ${run.dryRun ? html`<p class="dry-banner" role="note"><strong>Dry run.</strong> Nothing was changed: side-effecting calls were recorded as “would call” with their rendered request.</p>` : ''}
+  <dl class="facts">
+    <dt>Trigger</dt><dd>${run.trigger}${run.startedBy ? ` by ${run.startedBy}` : ''}</dd>
+    ${alert ? html`<dt>Alert</dt><dd>${alert.summary ?? ''}${alert.severity ? html` <span class="badge sev">${alert.severity}</span>` : ''} <span class="muted">${alert.source ?? ''}${alert.startsAt ? html`, fired ${timeTag(alert.startsAt, now)}` : ''}</span></dd>` : ''}
+    <dt>Created</dt><dd>${timeTag(run.createdAt, now)}</dd>
+    <dt>Finished</dt><dd>${run.finishedAt ? timeTag(run.finishedAt, now) : html`<span class="muted">still active</span>`}</dd>
+  </dl>
+  <div class="actions">
+    ${ACTIVE.has(run.status) ? html`<button type="button" class="abort" id="abort-${run.id}" data-action="abort" data-run="${run.id}">Abort run</button>` : ''}
+    <a class="button-link" href="/api/runs/${encodeURIComponent(run.id)}/timeline?format=md">Postmortem timeline (Markdown)</a>
+    <a class="button-link" href="/api/runs/${encodeURIComponent(run.id)}/timeline?format=json">JSON</a>
+  </div>
+</div>
+${pending.length > 0 ? approvalsSection(pending, now, 'Waiting for your answer') : ''}
+${durationsList(view)}
+<div class="run-grid">
+  <section class="picture" aria-labelledby="picture-title">
+    <h2 id="picture-title">Steps on a time axis</h2>
+    ${timeAxisSvg(view, now)}
+    <ul class="legend" aria-label="Legend">${LEGEND.map(([k, name]) => html`<li><span class="swatch ${k}" aria-hidden="true"></span>${name}</li>`)}<li><span class="swatch failed" aria-hidden="true"></span>failed attempt</li></ul>
+    <table class="steps">
+      <caption>Steps</caption>
+      <thead><tr><th scope="col">Step</th><th scope="col">Action</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Took</th><th scope="col">Notes</th></tr></thead>
+      <tbody>${view.steps.map(
+        (s) => html`<tr data-step="${s.id}"><td><code>${s.id}</code></td><td>${s.action}${s.impact === 'high' ? html` <span class="badge high">high impact</span>` : ''}</td><td>${statusBadge(stepStatus(run, s.id, s.status))}</td><td>${s.attempts}</td><td>${formatDuration(s.durationMs)}</td><td>${s.note ?? ''}${s.compensation ? html` <span class="muted">compensation ${s.compensation}</span>` : ''}</td></tr>`,
+      )}</tbody>
+    </table>
+  </section>
+  <section class="events" aria-labelledby="events-title">
+    <h2 id="events-title">Timeline <span class="muted">(UTC; T+ since ${view.origin.kind === 'alert' ? 'the alert fired' : 'the run was created'})</span></h2>
+    <table class="events">
+      <thead><tr><th scope="col">Time (UTC)</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Why</th></tr></thead>
+      <tbody>${view.events.map(
+        (e) => html`<tr id="e${e.seq}" class="ev ev-${e.kind.replace(/\./g, '-')}"><td><time datetime="${e.time}" title="${e.time}">${formatUtc(e.time, { millis: true, date: false })}</time><br><span class="muted">${formatOffset(e.offsetMs)}</span></td><td>${e.actor}</td><td>${e.summary}</td><td>${e.why ?? ''}</td></tr>`,
+      )}</tbody>
+    </table>
+    <p class="muted small">${view.chain.events} events; chain head <code>${view.chain.head?.slice(0, 16) ?? 'none'}…</code> — check with <code>firebreak audit verify ${run.id}</code>.</p>
+  </section>
+</div>`;
+}
+
+export function runPage(data: RunPageData, auth: boolean): SafeHtml {
+  return layout(
+    { title: `${data.run.playbook} ${data.run.id.slice(0, 8)}`, live: `run:${data.run.id}`, auth, active: ACTIVE.has(data.run.status) },
+    html`<p class="crumbs"><a href="/">← All runs</a></p><div id="live">${runLive(data)}</div>`,
+  );
+}
+
+export function loginPage(options: { next: string; error?: string }): SafeHtml {
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Log in · Firebreak</title>
+<link rel="icon" href="/console/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/console/app.css">
+</head>
+<body class="login">
+<main id="main">
+  <h1>Firebreak</h1>
+  <form method="post" action="/login" class="login-form">
+    <p>This console is protected. Enter the API token (<code>FIREBREAK_API_TOKEN</code>).</p>
+    ${options.error ? html`<p class="problem" role="alert" id="login-error">${options.error}</p>` : ''}
+    <input type="hidden" name="next" value="${options.next}">
+    <label for="token">API token</label>
+    <input id="token" name="token" type="password" autocomplete="current-password" required autofocus${options.error ? html` aria-describedby="login-error" aria-invalid="true"` : ''}>
+    <button type="submit" class="primary">Log in</button>
+  </form>
+</main>
+</body>
+</html>`;
+}
+
+export function messagePage(title: string, message: string, auth: boolean): SafeHtml {
+  return layout({ title, auth }, html`<h1>${title}</h1><p>${message}</p><p><a href="/">All runs</a></p>`);
+}
