@@ -190,6 +190,16 @@ test_blast_radius_has_per_action_limits if {
 	d.reasons == ["blast radius: exec on cleanup-disk.sh already ran 2 time(s) in the last 60 min (limit 2)"]
 }
 
+test_blast_radius_ignores_low_impact_history if {
+	reads := [object.union(ran(m, "succeeded"), {"impact": "low"}) | some m in [1, 2, 3, 4]]
+	decision.allow with input as object.union(rollback, {"history": reads})
+}
+
+test_blast_radius_counts_high_impact_history if {
+	changes := [object.union(ran(m, "succeeded"), {"impact": "high"}) | some m in [1, 2, 3]]
+	not decision.allow with input as object.union(rollback, {"history": changes})
+}
+
 test_blast_radius_does_not_limit_low_impact_steps if {
 	h := [object.union(ran(m, "succeeded"), {"action": "prometheus.query", "target": "prometheus"}) | some m in [1, 2, 3, 4, 5]]
 	decision.allow with input as object.union(base, {"history": h})

@@ -57,11 +57,16 @@ recent(h) if lib.now_ns - lib.time_ns(h.at) < window_seconds * 1000000000
 # An entry whose time does not parse counts as recent: the safe side.
 recent(h) if not lib.time_ns(object.get(h, "at", null))
 
+# Only high-impact executions count: reading the same host (a GET of the
+# deploy history) is not a change. An entry without `impact` counts (safe side).
+low_impact_entry(h) if h.impact == "low"
+
 recent_count := count([h |
 	some h in input.history
 	h.action == step.action
 	h.target == target
 	not skipped(h)
+	not low_impact_entry(h)
 	recent(h)
 ])
 
