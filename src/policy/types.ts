@@ -17,7 +17,7 @@ export interface DecisionInput {
   alert: unknown;
   run: { id: string; trigger: 'alert' | 'schedule' | 'manual'; started_by: string | null; dry_run: boolean };
   /** Recent non-dry runs of the same action on the same target: newest first. */
-  history: Array<{ run_id: string; playbook: string; step_id: string; action: string; target: string; status: string; at: string }>;
+  history: Array<{ run_id: string; playbook: string; step_id: string; action: string; target: string; status: string; at: string; impact: 'low' | 'high' }>;
   /** RFC 3339 UTC. */
   now: string;
 }
