@@ -16,6 +16,7 @@ import { Ingestor } from '../ingest/index.js';
 import { formatProblem, loadPlaybooks, type Playbook, type Problem } from '../playbooks/index.js';
 import { createPolicyGate, type ReloadingPolicyGate } from '../policy/index.js';
 import { Scheduler } from '../schedule/index.js';
+import { createSlack } from '../slack/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { Timeline } from '../timeline/index.js';
 
@@ -118,6 +119,7 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
       pollMs: config.pollMs,
     });
     const ingestor = new Ingestor(store.pool, timeline, engine.planAlertRuns, logger);
+    const slack = await createSlack({ config, logger, pool: store.pool, engine, timeline, policy: () => policy });
     const server = await buildServer({
       config,
       logger,
@@ -132,10 +134,13 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
         // Console first: its CSRF check (onRequest) then guards the API's writes too.
         registerConsole(app, { config, pool: store.pool, engine, logger });
         registerApi(app, { config, pool: store.pool, engine });
+        slack.registerRoutes(app);
       },
     });
     engine.start();
     cleanups.unshift(() => engine.stop());
+    await slack.start();
+    cleanups.unshift(() => slack.stop());
     // Every replica schedules every cron trigger; the run's dedup key makes one run per tick.
     const scheduler = new Scheduler({ startRun: (request) => engine.startRun(request), logger: logger.child({ component: 'schedule' }) });
     scheduler.sync(catalog.playbooks);

@@ -1,0 +1,246 @@
+/**
+ * Turns a run's timeline into Slack messages: the run's first message, its
+ * thread lines, approval messages and their updates. The timeline is the
+ * source of truth; slack_threads.last_seq says how far it has been turned
+ * into outbox rows, and both move in one transaction, so every event is
+ * projected exactly once whichever replica does it, even after a crash.
+ */
+import type { Logger } from 'pino';
+import { coerceError } from '../errors.js';
+import { withTransaction, type Pool, type PoolClient } from '../store/index.js';
+import { enqueue, type OutboxItem } from './outbox.js';
+import * as Q from './queries.js';
+import { renderApproval, renderRunMessage, renderThreadLine, type AlertInfo, type ApprovalInfo, type ApprovalState, type RunInfo, type RunOutcome } from './render.js';
+
+const TERMINAL = new Set(['run.succeeded', 'run.failed', 'run.aborted', 'run.cancelled']);
+const BATCH = 200;
+
+export interface ProjectorOptions {
+  pool: Pool;
+  logger: Logger;
+  publicUrl: string;
+  /** SLACK_CHANNEL, for runs whose row names no channel. */
+  defaultChannel?: string;
+  /** Told after new outbox rows commit (wakes this process's sender). */
+  onEnqueued?: () => void;
+}
+
+interface EventRow {
+  seq: number;
+  time: Date;
+  kind: string;
+  actor: string;
+  data: Record<string, unknown>;
+}
+
+interface RunRow {
+  id: string;
+  playbook: string;
+  status: string;
+  trigger: string;
+  started_by: string | null;
+  alert: Record<string, unknown> | null;
+  params: Record<string, unknown> | null;
+  dry_run: boolean;
+  channel: string | null;
+  created_at: Date;
+}
+
+interface ApprovalRow {
+  id: string;
+  step_id: string;
+  round: number;
+  status: string;
+  approvers: string[];
+  min_approvals: number;
+  reasons: string[];
+  request: { action?: string; impact?: string; params?: unknown; reasons?: string[] };
+  on_timeout: string;
+  expires_at: Date | null;
+}
+
+export const runRef = (runId: string) => `run:${runId}`;
+export const approvalRef = (approvalId: string) => `approval:${approvalId}`;
+
+export function runInfo(row: RunRow): RunInfo {
+  const a = row.alert;
+  const alert: AlertInfo | null = a
+    ? {
+        source: str(a.source),
+        summary: str(a.summary),
+        severity: str(a.severity),
+        status: str(a.status),
+        startsAt: str(a.startsAt),
+        labels: (a.labels as Record<string, string> | undefined) ?? {},
+        generatorURL: str(a.generatorURL) || undefined,
+      }
+    : null;
+  return { id: row.id, playbook: row.playbook, trigger: row.trigger, startedBy: row.started_by, dryRun: row.dry_run, alert, params: row.params ?? {}, createdAt: row.created_at };
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+export class Projector {
+  private readonly queued = new Set<string>();
+  private draining: Promise<void> | undefined;
+  private readonly log: Logger;
+
+  constructor(private readonly options: ProjectorOptions) {
+    this.log = options.logger.child({ component: 'slack-projector' });
+  }
+
+  /** Project a run soon (called from the engine's event listener; never throws). */
+  schedule(runId: string): void {
+    this.queued.add(runId);
+    if (!this.draining) this.draining = this.drain().finally(() => (this.draining = undefined));
+  }
+
+  async idle(): Promise<void> {
+    while (this.draining) await this.draining;
+  }
+
+  private async drain(): Promise<void> {
+    // Let the rest of this tick's events arrive: one projection covers them all.
+    await new Promise((r) => setImmediate(r));
+    while (this.queued.size > 0) {
+      const batch = [...this.queued];
+      this.queued.clear();
+      await Promise.all(
+        batch.map((runId) =>
+          this.project(runId).catch((err) => {
+            // The catch-up scan tries again; nothing is lost.
+            this.log.warn({ runId, err: coerceError(err).message }, 'Slack projection failed; will retry');
+          }),
+        ),
+      );
+    }
+  }
+
+  /** Catch-up: project every run whose timeline is ahead of its projection. */
+  async catchUp(): Promise<number> {
+    const { rows } = await this.options.pool.query<{ id: string }>(Q.RUNS_TO_PROJECT);
+    for (const r of rows) this.schedule(r.id);
+    await this.idle();
+    return rows.length;
+  }
+
+  /** Turn the run's unprojected events into outbox rows. Returns how many rows were written. */
+  async project(runId: string): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const { written, more } = await withTransaction(this.options.pool, (client) => this.projectBatch(client, runId));
+      total += written;
+      if (!more) break;
+    }
+    if (total > 0) this.options.onEnqueued?.();
+    return total;
+  }
+
+  private async projectBatch(client: PoolClient, runId: string): Promise<{ written: number; more: boolean }> {
+    await client.query(Q.ENSURE_THREAD, [runId]);
+    const thread = (await client.query<{ last_seq: number; channel: string | null; done: boolean }>(Q.LOCK_THREAD, [runId])).rows[0];
+    if (!thread) return { written: 0, more: false };
+    const events = (await client.query<EventRow>(Q.EVENTS_AFTER, [runId, thread.last_seq, BATCH])).rows;
+    if (events.length === 0) return { written: 0, more: false };
+    const run = (await client.query<RunRow>(Q.RUN_FOR_SLACK, [runId])).rows[0];
+    const last = events[events.length - 1]!;
+    const done = events.some((e) => TERMINAL.has(e.kind));
+    const channel = run ? (run.channel ?? this.options.defaultChannel ?? null) : null;
+    if (!run || !channel) {
+      // Nowhere to post: remember that we looked, post nothing.
+      await client.query(Q.ADVANCE_THREAD, [runId, last.seq, null, done]);
+      return { written: 0, more: events.length === BATCH };
+    }
+    const info = runInfo(run);
+    const items: OutboxItem[] = [];
+    for (const event of events) items.push(...(await this.itemsFor(client, info, channel, event)));
+    await enqueue(client, ...items);
+    await client.query(Q.ADVANCE_THREAD, [runId, last.seq, channel, done]);
+    return { written: items.length, more: events.length === BATCH };
+  }
+
+  private async itemsFor(client: PoolClient, run: RunInfo, channel: string, event: EventRow): Promise<OutboxItem[]> {
+    const base = { threadKey: run.id, runId: run.id };
+    const reply = (text: string): OutboxItem => ({ ...base, kind: 'reply', method: 'chat.postMessage', payload: { channel, text, threadRef: runRef(run.id) } });
+    const d = event.data;
+    const time = new Date(event.time);
+    switch (event.kind) {
+      case 'run.created': {
+        const message = renderRunMessage(run, this.options.publicUrl);
+        return [{ ...base, kind: 'run', method: 'chat.postMessage', ref: runRef(run.id), payload: { channel, ...message } }];
+      }
+      case 'approval.requested': {
+        const approval = await this.approval(client, String(d.approvalId), d);
+        const message = renderApproval(run, approval, { kind: 'pending', votes: [] }, this.options.publicUrl);
+        // A thread reply broadcast to the channel: in the run's story, and in front of the approvers.
+        return [{ ...base, kind: 'approval', method: 'chat.postMessage', ref: approvalRef(approval.id), payload: { channel, ...message, threadRef: runRef(run.id), broadcast: true } }];
+      }
+      case 'approval.vote':
+      case 'approval.granted':
+      case 'approval.rejected':
+      case 'approval.expired':
+      case 'approval.cancelled': {
+        const approval = await this.approval(client, String(d.approvalId));
+        let state: ApprovalState;
+        if (event.kind === 'approval.vote') {
+          const votes = (await client.query<{ voter: string; decision: string }>(Q.APPROVAL_VOTES, [approval.id])).rows;
+          state = { kind: 'pending', votes: votes.filter((v) => v.decision === 'approve').map((v) => v.voter) };
+        } else if (event.kind === 'approval.granted') state = { kind: 'approved', by: event.actor, at: time };
+        else if (event.kind === 'approval.rejected') state = { kind: 'rejected', by: event.actor, at: time };
+        else if (event.kind === 'approval.expired') state = { kind: 'expired', at: time, onTimeout: String(d.onTimeout ?? approval.onTimeout) };
+        else state = { kind: 'cancelled', at: time, by: event.actor, reason: String(d.reason ?? 'cancelled') };
+        const message = renderApproval(run, approval, state, this.options.publicUrl);
+        return [{ ...base, kind: 'approval-update', method: 'chat.update', payload: { targetRef: approvalRef(approval.id), ...message } }];
+      }
+      case 'step.succeeded': {
+        const output = d.output as { channel?: unknown; text?: unknown; blocks?: unknown; posted?: unknown } | null;
+        if (d.action === 'slack.message' && output && typeof output.text === 'string' && output.posted === false) {
+          // The slack.message action only records its message; it is posted from here, through the outbox.
+          const target = typeof output.channel === 'string' && output.channel ? output.channel : undefined;
+          const payload = { channel: target ?? channel, text: output.text, ...(Array.isArray(output.blocks) && { blocks: output.blocks as never }), ...(!target && { threadRef: runRef(run.id) }) };
+          return [{ ...base, kind: 'step-message', method: 'chat.postMessage', payload }];
+        }
+        const line = renderThreadLine({ ...event, time }, run.dryRun);
+        return line ? [reply(line)] : [];
+      }
+      case 'run.succeeded':
+      case 'run.failed':
+      case 'run.aborted':
+      case 'run.cancelled': {
+        const line = renderThreadLine({ ...event, time }, run.dryRun)!;
+        const outcome: RunOutcome = {
+          status: event.kind.slice(4) as 'succeeded',
+          at: time,
+          ...(typeof d.reason === 'string' && event.kind !== 'run.succeeded' && { reason: d.reason }),
+          ...(typeof d.durationMs === 'number' && { durationMs: d.durationMs }),
+        };
+        const root = renderRunMessage(run, this.options.publicUrl, outcome);
+        return [reply(line), { ...base, kind: 'run-update', method: 'chat.update', payload: { targetRef: runRef(run.id), ...root } }];
+      }
+      default: {
+        const line = renderThreadLine({ ...event, time }, run.dryRun);
+        return line ? [reply(line)] : [];
+      }
+    }
+  }
+
+  /** The approval as requested: the event's data when given (what was recorded), else its row. */
+  private async approval(client: PoolClient, approvalId: string, requested?: Record<string, unknown>): Promise<ApprovalInfo> {
+    const row = (await client.query<ApprovalRow>(Q.APPROVAL_FOR_SLACK, [approvalId])).rows[0];
+    if (!row) throw new Error(`approval ${approvalId} not found`);
+    const r = requested ?? {};
+    return {
+      id: row.id,
+      stepId: row.step_id,
+      round: row.round,
+      action: str(r.action) ?? row.request.action ?? '?',
+      impact: row.request.impact ?? 'low',
+      params: 'params' in r ? r.params : row.request.params,
+      reasons: (r.reasons as string[] | undefined) ?? row.reasons ?? [],
+      approvers: (r.approvers as string[] | undefined) ?? row.approvers ?? [],
+      minApprovals: (r.minApprovals as number | undefined) ?? row.min_approvals,
+      onTimeout: str(r.onTimeout) ?? row.on_timeout,
+      expiresAt: row.expires_at,
+    };
+  }
+}
