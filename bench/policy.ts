@@ -37,7 +37,7 @@ function sampleInput(): DecisionInput {
     run: { id: '0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b', trigger: 'alert', started_by: null, dry_run: false },
     history: [10, 40, 90].map((m, i) => ({
       run_id: `run-${i}`, playbook: 'high-error-rate', step_id: 'rollback', action: 'http.request', target: 'deploy.internal',
-      status: 'succeeded', at: new Date(now - m * 60_000).toISOString(),
+      status: 'succeeded', at: new Date(now - m * 60_000).toISOString(), impact: 'high' as const,
     })),
     now: new Date(now).toISOString(),
   };
