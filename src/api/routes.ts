@@ -2,8 +2,10 @@ import { createHmac } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config/index.js';
+import { ValidationError } from '../errors.js';
 import { getRun, listAlerts, listPendingApprovals, listRuns, type Engine } from '../engine/index.js';
 import { parseJsonBody, parseWith } from '../ingest/index.js';
+import { isReplayRequest, startDryRuns, startRunBody } from '../replay/index.js';
 import type { Pool } from '../store/index.js';
 import { createRedactor, renderTimeline } from '../timeline/index.js';
 import { bearerToken, errorBody, secretsEqual, sendError } from './http.js';
@@ -23,13 +25,6 @@ const timelineQuery = z.object({ format: z.enum(['json', 'md']).default('json') 
 // `via` names the client in the actor string (`cli:bob` for `firebreak approve`); the console is the default.
 const approvalBody = z.object({ decision: z.enum(['approve', 'reject']), user: z.string().trim().min(1).max(200), via: z.enum(['console', 'cli']).default('console') });
 const abortBody = z.object({ reason: z.string().max(2_000).optional(), user: z.string().trim().min(1).max(200).optional(), via: z.enum(['console', 'cli']).default('console') }).default({ via: 'console' });
-const startRunBody = z.object({
-  playbook: z.string().min(1),
-  params: z.record(z.string(), z.unknown()).default({}),
-  user: z.string().trim().min(1).max(200).optional(),
-  dryRun: z.boolean().default(false),
-  idempotencyKey: z.string().min(1).max(200).optional(),
-});
 
 export const API_COOKIE = 'firebreak_session';
 /** How long a console login lasts. */
@@ -125,11 +120,20 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
     '/api/runs',
     handle(async (request, reply) => {
       const body = parseWith(startRunBody, optionalBody(request), 'run request');
+      const replay = isReplayRequest(body);
+      if (body.dryRun || replay || body.stub || body.stubs || body.noGather !== undefined) {
+        // Dry runs (and replays of an alert or episode): see src/replay.
+        const started = await startDryRuns({ engine, db: pool }, body);
+        const created = started.runs.some((r) => r.created);
+        if (!replay) return reply.code(created ? 201 : 200).send({ ...(await getRun(pool, started.runs[0]!.runId)), created });
+        const items = await Promise.all(started.runs.map(async (r) => ({ ...(await getRun(pool, r.runId)), created: r.created, matched: r.matched, fingerprint: r.fingerprint })));
+        return reply.code(created ? 201 : 200).send({ items, alerts: started.alerts });
+      }
+      if (!body.playbook) throw new ValidationError('name the playbook to run', [{ path: 'playbook', message: 'required' }]);
       const result = await engine.startRun({
         playbook: body.playbook,
         params: body.params,
         startedBy: `api:${body.user ?? 'anonymous'}`,
-        dryRun: body.dryRun,
         ...(body.idempotencyKey && { dedupKey: `api:${body.idempotencyKey}` }),
       });
       return reply.code(result.created ? 201 : 200).send({ ...(await getRun(pool, result.runId)), created: result.created });

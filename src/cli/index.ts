@@ -11,6 +11,7 @@ import { ValidationError } from '../errors.js';
 import { createActionRegistry, loadCustomActions } from '../actions/index.js';
 import { formatProblem, validatePlaybooks } from '../playbooks/index.js';
 import { evaluatePolicy, runPolicyTests } from '../policy/index.js';
+import { replayCommand } from '../replay/index.js';
 import { createPool, isDatabaseUnavailable, runningEmbeddedUrl, startEmbeddedPostgres } from '../store/index.js';
 import { formatDuration, renderTimeline, verifyChains, type TimelineView } from '../timeline/index.js';
 import { join } from 'node:path';
@@ -24,6 +25,8 @@ Usage:
   firebreak runs [--status s] [--playbook p] [--limit n]
   firebreak run <id>                               show one run
   firebreak run-playbook <name> [key=value...] [--as user] [--dry-run]
+  firebreak replay <alert.json | episode-id> [--playbook p] [--no-gather] [--source alertmanager] [--diff <playbooks-dir>]
+                                                   dry-run an alert; print each step, decision and "would call"
   firebreak approve <approval-id> --as <user>      approve without Slack
   firebreak reject <approval-id> --as <user>
   firebreak abort <run-id> [--as user] [--reason text]
@@ -336,6 +339,10 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdRun(args);
       case 'run-playbook':
         return await cmdRunPlaybook(args);
+      case 'replay': {
+        const config = cliConfig();
+        return await replayCommand(args, { api: (method, path, body) => api(config, method, path, body), expectOk, fail: (m) => new CliError(m), out, err });
+      }
       case 'approve':
       case 'reject':
         return await cmdAnswer(command, args);

@@ -4,7 +4,7 @@
  * written to Postgres before it acts on it; see ARCHITECTURE.md.
  */
 import type { Logger } from 'pino';
-import { describeCall, parseActionInput, type ActionDefinition, type ActionRegistry } from '../actions/index.js';
+import { parseActionInput, type ActionDefinition, type ActionRegistry } from '../actions/index.js';
 import type { Secrets } from '../config/index.js';
 import { ActionError, coerceError, StepTimeoutError, ValidationError } from '../errors.js';
 import { evaluateCondition, renderValue } from '../expr/index.js';
@@ -13,6 +13,7 @@ import type { Decision, DecisionInput, Evaluated, PolicyGate } from '../policy/t
 import { withTransaction, type Pool, type PoolClient } from '../store/index.js';
 import type { NewEvent, Timeline } from '../timeline/index.js';
 import { backoffDelay } from './backoff.js';
+import { checkStubStatus, describeSimulated, simulation, stubbedOutput } from './dry-run.js';
 import * as Q from './queries.js';
 import type { RunRow, RunStatus, StepRow } from './types.js';
 
@@ -276,6 +277,8 @@ export class RunExecutor {
         reasons: decision.reasons,
         bundleHash: evaluated.bundleHash,
         inputHash: evaluated.inputHash,
+        // The input itself (params already redacted), so `firebreak policy eval` can replay the decision.
+        input: decisionInput,
         ...(evaluated.error && { error: evaluated.error }),
       },
     };
@@ -435,10 +438,16 @@ export class RunExecutor {
     const startedAt = this.deps.now();
     let result: Awaited<ReturnType<ActionDefinition['run']>>;
     try {
-      if (run.dry_run && action.sideEffect(input)) {
-        const wouldCall = describeCall(action, input, { idempotencyKey });
-        result = { kind: 'done', output: { dryRun: true, wouldCall, response: { status: 200, body: {} } } };
-        await this.inRun(run.id, (client) => this.record(client, run.id, [{ kind: 'step.would_call', actor: 'system', data: { stepId: def.id, attempt, request: this.deps.timeline.redact(wouldCall) } }]));
+      const simulated = simulation(run.dry_run, run.dry_run_options, action, input);
+      if (simulated) {
+        // Dry run: record the fully rendered call instead of making it, and answer with the stub.
+        const wouldCall = this.deps.timeline.redact(describeSimulated(action, input, idempotencyKey));
+        const output = stubbedOutput(def.action, def.id, input, wouldCall, run.dry_run_options);
+        const wouldEvents: NewEvent[] = [{ kind: 'step.would_call', actor: 'system', data: { stepId: def.id, action: def.action, attempt, reason: simulated.kind, request: wouldCall, response: output.response } }];
+        await this.inRun(run.id, (client) => this.record(client, run.id, wouldEvents));
+        this.emitted(run.id, wouldEvents);
+        checkStubStatus(def.action, input, run.dry_run_options);
+        result = { kind: 'done', output };
       } else {
         result = await this.runAction(action, input, def, { runId: run.id, attempt, idempotencyKey, state: step.poll_state ?? undefined, stepStartedAt, dryRun: run.dry_run }, signal, log);
       }
@@ -590,8 +599,9 @@ export class RunExecutor {
       if (!action) throw new ActionError(`unknown action ${comp.action}`, { retryable: false });
       const input = parseActionInput(action, renderValue(comp.with, vars));
       let output: unknown;
-      if (run.dry_run && action.sideEffect(input)) {
-        output = { dryRun: true, wouldCall: this.deps.timeline.redact(describeCall(action, input, { idempotencyKey })) };
+      const simulated = simulation(run.dry_run, run.dry_run_options, action, input);
+      if (simulated) {
+        output = { dryRun: true, reason: simulated.kind, wouldCall: this.deps.timeline.redact(describeSimulated(action, input, idempotencyKey)) };
       } else {
         const result = await this.runAction(action, input, { id: def.id, timeoutMs: def.timeoutMs ?? DEFAULT_COMPENSATION_TIMEOUT_MS }, { runId: run.id, attempt: 1, idempotencyKey, state: undefined, stepStartedAt: this.deps.now(), dryRun: run.dry_run }, new AbortController().signal, this.deps.logger.child({ runId: run.id }));
         if (result.kind === 'poll') throw new ActionError('compensation actions cannot wait or poll', { retryable: false });

@@ -12,13 +12,14 @@ import { answerApproval, expireDueApprovals, type AnswerInput, type AnswerResult
 import { RunExecutor } from './executor.js';
 import { planRun } from './plan.js';
 import * as Q from './queries.js';
+import type { DryRunOptions } from './types.js';
 import { Worker } from './worker.js';
 
 export { getRun, listRuns, listAlerts, listPendingApprovals, type RunView, type StepView, type ApprovalView } from './read.js';
 export { planRun, runDefinition } from './plan.js';
 export { backoffDelay } from './backoff.js';
 export type { AnswerInput, AnswerResult } from './approvals.js';
-export type { RunStatus, StepStatus, RunTrigger, RunDefinition } from './types.js';
+export type { RunStatus, StepStatus, RunTrigger, RunDefinition, DryRunOptions, DryRunStub } from './types.js';
 
 export interface EngineOptions {
   pool: Pool;
@@ -49,13 +50,20 @@ type EventListener = (runId: string, events: NewEvent[]) => void;
 export interface StartRunInput {
   playbook: string;
   params?: Record<string, unknown>;
-  startedBy: string;
-  trigger?: 'manual' | 'schedule';
+  /** null only for a dry run replaying an alert: it runs as the alert's run would (`dryRunOptions.requestedBy` says who asked). */
+  startedBy: string | null;
+  /** 'alert' only for dry runs (a replayed alert); real alert runs come from ingest. */
+  trigger?: 'manual' | 'schedule' | 'alert';
   dryRun?: boolean;
   alert?: Alert | null;
+  /** A real run's episode. A dry run names the episode it replays in `dryRunOptions.episodeId` instead. */
   episodeId?: number | null;
   /** Exactly-once key (schedule ticks, client retries). */
   dedupKey?: string;
+  /** Dry runs only: how to simulate (stub, noGather, who asked). */
+  dryRunOptions?: DryRunOptions;
+  /** Dry runs only: this playbook (sent with the request, e.g. `replay --diff`) instead of the catalog's. */
+  definition?: Playbook;
 }
 
 /** The durable run engine: plans runs, drives them with workers, answers approvals and aborts. */
@@ -155,6 +163,16 @@ export class Engine {
     this.worker?.poke();
   }
 
+  /** The action registry (to check playbooks sent with a dry-run request). */
+  get actions(): ActionRegistry {
+    return this.options.actions;
+  }
+
+  /** Playbooks (the catalog, or `playbooks`) an alert would start a run of. */
+  matchingPlaybooks(alert: Alert, playbooks: readonly Playbook[] = this.options.playbooks()): Playbook[] {
+    return playbooks.filter((p) => matchesAlert(p, alert));
+  }
+
   findPlaybook(name: string): Playbook {
     const playbook = this.options.playbooks().find((p) => p.name === name);
     if (!playbook) throw new NotFoundError(`playbook ${name} not found (known: ${this.options.playbooks().map((p) => p.name).join(', ') || 'none'})`);
@@ -163,16 +181,21 @@ export class Engine {
 
   /** Start a run by hand (API, CLI, Slack) or from a schedule tick. Idempotent on `dedupKey`. */
   async startRun(input: StartRunInput): Promise<{ runId: string; created: boolean }> {
-    const playbook = this.findPlaybook(input.playbook);
+    const dryRun = input.dryRun ?? false;
+    if (!dryRun && (input.definition || input.dryRunOptions || input.trigger === 'alert' || input.startedBy === null)) {
+      throw new ValidationError('only a dry run can use a sent playbook, dry-run options, or replay an alert', [{ path: 'dryRun', message: 'must be true' }]);
+    }
+    const playbook = input.definition ?? this.findPlaybook(input.playbook);
     const trigger = input.trigger ?? 'manual';
     const plan = planRun(playbook, {
       trigger,
       alert: input.alert ?? null,
       params: input.params ?? {},
       startedBy: input.startedBy,
-      dryRun: input.dryRun ?? false,
+      dryRun,
       defaultChannel: this.options.defaultChannel,
     });
+    if (dryRun) dryRunPlan(plan, input);
     const result = await withTransaction(this.options.pool, async (client) => {
       const inserted = await client.query(Q.INSERT_MANUAL_RUN, [
         plan.runId,
@@ -183,12 +206,13 @@ export class Engine {
         input.startedBy,
         input.alert ? JSON.stringify(this.options.timeline.redact(input.alert)) : null,
         JSON.stringify(this.options.timeline.redact(input.params ?? {})),
-        input.dryRun ?? false,
+        dryRun,
         input.dedupKey ?? null,
         plan.concurrencyKey,
         plan.concurrencyLimit,
         plan.channel,
-        input.episodeId ?? null,
+        dryRun ? null : (input.episodeId ?? null),
+        dryRun && input.dryRunOptions ? JSON.stringify(this.options.timeline.redact(input.dryRunOptions)) : null,
       ]);
       if (inserted.rowCount === 0) {
         const existing = await client.query<{ id: string }>(Q.RUN_BY_DEDUP_KEY, [input.dedupKey]);
@@ -242,4 +266,29 @@ export class Engine {
     this.poke();
     return result;
   }
+}
+
+/**
+ * A dry run holds no concurrency slot (it must never delay a real run, nor
+ * queue behind its own replays), and its first event says who asked and how
+ * it simulates.
+ */
+function dryRunPlan(plan: PlannedRun, input: StartRunInput): void {
+  const wouldKey = plan.concurrencyKey;
+  plan.concurrencyKey = null;
+  plan.concurrencyLimit = null;
+  const options = input.dryRunOptions;
+  plan.genesis = plan.genesis.map((event, i) => {
+    if (i !== 0) return event;
+    const { concurrencyKey: _key, concurrencyLimit: _limit, ...data } = event.data as Record<string, unknown>;
+    return {
+      ...event,
+      actor: input.startedBy ?? options?.requestedBy ?? event.actor,
+      data: {
+        ...data,
+        ...(wouldKey && { concurrency: `not enforced in a dry run (a real run would hold ${wouldKey})` }),
+        ...(options && { dryRunOptions: options }),
+      },
+    };
+  });
 }

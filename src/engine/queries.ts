@@ -45,8 +45,8 @@ export const RELEASE_ALL = `
 
 export const LEASED_RUN = `
   select id, playbook, definition, playbook_hash, status, trigger, started_by, episode_id, alert, params, dry_run,
-         concurrency_key, concurrency_limit, channel, created_at, started_at, abort_requested_at, abort_requested_by,
-         abort_reason
+         dry_run_options, concurrency_key, concurrency_limit, channel, created_at, started_at, abort_requested_at,
+         abort_requested_by, abort_reason
   from runs where id = $1::uuid and lease_owner = $2::text`;
 
 export const RUN_STEPS = `
@@ -193,8 +193,8 @@ export const CANCEL_RUN_APPROVALS = `
 // ---- reads for the API and CLI ----
 
 export const RUN_BY_ID = `
-  select id, playbook, status, trigger, started_by, episode_id, alert, params, dry_run, channel, created_at,
-         started_at, finished_at, abort_reason, outcome, concurrency_key, definition
+  select id, playbook, status, trigger, started_by, episode_id, alert, params, dry_run, dry_run_options, channel,
+         created_at, started_at, finished_at, abort_reason, outcome, concurrency_key, definition
   from runs where id = $1::uuid`;
 
 export const LIST_RUNS = `
@@ -237,9 +237,9 @@ export const REQUEST_ABORT = `
 
 export const INSERT_MANUAL_RUN = `
   insert into runs (id, playbook, definition, playbook_hash, trigger, started_by, alert, params, dry_run, dedup_key,
-                    concurrency_key, concurrency_limit, channel, episode_id)
+                    concurrency_key, concurrency_limit, channel, episode_id, dry_run_options)
   values ($1::uuid, $2::text, $3::jsonb, $4::text, $5::text, $6::text, $7::jsonb, $8::jsonb, $9::boolean, $10::text,
-          $11::text, $12::int, $13::text, $14::bigint)
+          $11::text, $12::int, $13::text, $14::bigint, $15::jsonb)
   on conflict (dedup_key) do nothing
   returning id`;
 

@@ -51,6 +51,8 @@ export interface RunView {
   channel?: string | null;
   outcome?: unknown;
   abortReason?: string | null;
+  /** A dry run's simulation options (stub, noGather, who asked, replayed episode). */
+  dryRunOptions?: unknown;
   steps: StepView[];
   approvals: ApprovalView[];
 }
@@ -102,6 +104,7 @@ function runView(r: any, steps: StepView[], approvals: ApprovalView[], full: boo
     startedAt: iso(r.started_at ?? null),
     finishedAt: iso(r.finished_at),
     ...(full && { alert: r.alert, params: r.params, channel: r.channel, outcome: r.outcome, abortReason: r.abort_reason }),
+    ...(full && r.dry_run && { dryRunOptions: r.dry_run_options ?? {} }),
     steps,
     approvals,
   };

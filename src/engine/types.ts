@@ -15,6 +15,30 @@ export interface RunDefinition {
   steps: PlaybookStep[];
 }
 
+/** A stub answer for a call a dry run does not make. */
+export interface DryRunStub {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+/** How a dry run simulates, stored in runs.dry_run_options. */
+export interface DryRunOptions {
+  /** Gather steps (prometheus.*, GET/HEAD http.request, other read-only calls) are recorded as would-call too. */
+  noGather?: boolean;
+  /** Answer for every call not made (default 200 `{}`). */
+  stub?: DryRunStub;
+  /** Per-step output fields merged over the stubbed output, e.g. `{ error_rate: { value: 0.08 } }`. */
+  stubs?: Record<string, Record<string, unknown>>;
+  /** Who asked for the dry run (an alert replay runs as the alert would: started_by stays null). */
+  requestedBy?: string;
+  alertSource?: string;
+  /** The stored episode whose alert was replayed. */
+  episodeId?: number;
+  /** Where the playbook came from: the server's catalog, or sources sent with the request (`replay --diff`). */
+  playbooksFrom?: 'server' | 'request';
+}
+
 export interface RunRow {
   id: string;
   playbook: string;
@@ -27,6 +51,8 @@ export interface RunRow {
   alert: Record<string, unknown> | null;
   params: Record<string, unknown>;
   dry_run: boolean;
+  /** How a dry run simulates (null: defaults; always null for real runs). */
+  dry_run_options: DryRunOptions | null;
   concurrency_key: string | null;
   concurrency_limit: number | null;
   channel: string | null;

@@ -1,0 +1,112 @@
+/**
+ * Where two dry runs of the same alert diverge (`firebreak replay --diff`):
+ * a step taken in one and skipped in the other, a different policy decision,
+ * a different rendered request (a changed URL, body, script argument).
+ */
+import { formatDecision, formatRequest, type DecisionReport, type RunReport, type StepReport } from './report.js';
+
+export interface Divergence {
+  stepId: string | null;
+  kind: 'steps' | 'outcome' | 'decision' | 'request' | 'status';
+  a: string;
+  b: string;
+}
+
+/**
+ * A request without what differs between any two runs: the run id (in
+ * bodies, idempotency keys) and the Idempotency-Key header.
+ */
+function normalised(request: unknown, runId: string): string {
+  const strip = (v: unknown): unknown => {
+    if (typeof v === 'string') return v.split(runId).join('<run>');
+    if (Array.isArray(v)) return v.map(strip);
+    if (v && typeof v === 'object') {
+      const out: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+        if (k.toLowerCase() === 'idempotency-key') continue;
+        out[k] = strip(x);
+      }
+      return out;
+    }
+    return v;
+  };
+  return JSON.stringify(strip(request));
+}
+
+function requestsOf(step: StepReport): unknown[] {
+  // What the step would send (dry-run stubs) or sent (a gather step that ran).
+  if (step.wouldCalls.length > 0) return step.wouldCalls.map((w) => w.request);
+  return step.params !== undefined ? [step.params] : [];
+}
+
+function sameDecision(a: DecisionReport | undefined, b: DecisionReport | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.allow === b.allow && a.requireApproval === b.requireApproval && a.minApprovals === b.minApprovals && a.approvers.join() === b.approvers.join() && a.reasons.join('\n') === b.reasons.join('\n');
+}
+
+function outcomeText(s: StepReport): string {
+  if (s.outcome === 'skipped') return `skipped${s.when ? ` (when: ${s.when})` : s.note ? ` (${s.note})` : ''}`;
+  if ((s.outcome === 'denied' || s.outcome === 'failed') && s.note) return `${s.outcome} (${s.note})`;
+  return s.outcome;
+}
+
+function requestText(requests: unknown[], runId: string): string {
+  if (requests.length === 0) return '(none)';
+  return requests.map((r) => formatRequest(JSON.parse(normalised(r, runId))).join('\n')).join('\n');
+}
+
+/** Divergences between run `a` and run `b` of the same playbook on the same alert, in step order. */
+export function diffRuns(a: RunReport, b: RunReport): Divergence[] {
+  const out: Divergence[] = [];
+  const bSteps = new Map(b.steps.map((s) => [s.id, s]));
+  const aIds = new Set(a.steps.map((s) => s.id));
+  for (const sa of a.steps) {
+    const sb = bSteps.get(sa.id);
+    if (!sb) {
+      out.push({ stepId: sa.id, kind: 'steps', a: `${sa.action}, ${outcomeText(sa)}`, b: '(no such step)' });
+      continue;
+    }
+    if (sa.action !== sb.action) out.push({ stepId: sa.id, kind: 'steps', a: `action ${sa.action}`, b: `action ${sb.action}` });
+    const outcomeDiffers = sa.outcome !== sb.outcome || (sa.outcome === 'skipped' && (sa.when ?? '') !== (sb.when ?? ''));
+    if (outcomeDiffers) out.push({ stepId: sa.id, kind: 'outcome', a: outcomeText(sa), b: outcomeText(sb) });
+    // A step one run never asked about (skipped, not reached) already shows up as an outcome difference.
+    const bothDecided = sa.decision !== undefined && sb.decision !== undefined;
+    if ((bothDecided || !outcomeDiffers) && !sameDecision(sa.decision, sb.decision)) {
+      out.push({ stepId: sa.id, kind: 'decision', a: formatDecision(sa.decision), b: formatDecision(sb.decision) });
+    }
+    const ra = requestsOf(sa).map((r) => normalised(r, a.id));
+    const rb = requestsOf(sb).map((r) => normalised(r, b.id));
+    // Compare requests only where both got as far as rendering them.
+    if (ra.length > 0 && rb.length > 0 && ra.join('\n') !== rb.join('\n')) {
+      out.push({ stepId: sa.id, kind: 'request', a: requestText(requestsOf(sa), a.id), b: requestText(requestsOf(sb), b.id) });
+    }
+  }
+  for (const sb of b.steps) {
+    if (!aIds.has(sb.id)) out.push({ stepId: sb.id, kind: 'steps', a: '(no such step)', b: `${sb.action}, ${outcomeText(sb)}` });
+  }
+  if (a.status !== b.status) out.push({ stepId: null, kind: 'status', a: a.status, b: b.status });
+  return out;
+}
+
+const LABEL: Record<Divergence['kind'], string> = {
+  steps: 'step',
+  outcome: 'taken/skipped',
+  decision: 'policy decision',
+  request: 'rendered request',
+  status: 'run status',
+};
+
+function side(tag: string, text: string): string[] {
+  const [first, ...rest] = text.split('\n');
+  return [`      ${tag} ${first}`, ...rest.map((l) => `        ${l}`)];
+}
+
+export function formatDivergences(divergences: Divergence[]): string {
+  if (divergences.length === 0) return '    no divergence: same steps taken, same decisions, same rendered requests';
+  const lines: string[] = [];
+  for (const d of divergences) {
+    lines.push(`    ${d.stepId ? `step ${d.stepId}: ` : ''}${LABEL[d.kind]} differs`);
+    lines.push(...side('A:', d.a), ...side('B:', d.b));
+  }
+  return lines.join('\n');
+}
