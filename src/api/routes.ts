@@ -133,7 +133,7 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
       const result = await engine.startRun({
         playbook: body.playbook,
         params: body.params,
-        startedBy: `api:${body.user ?? 'anonymous'}`,
+        startedBy: `${body.via}:${body.user ?? 'anonymous'}`,
         ...(body.idempotencyKey && { dedupKey: `api:${body.idempotencyKey}` }),
       });
       return reply.code(result.created ? 201 : 200).send({ ...(await getRun(pool, result.runId)), created: result.created });
@@ -145,7 +145,8 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
       const body = parseWith(abortBody, optionalBody(request), 'abort request');
       const id = (request.params as { id: string }).id;
       const result = await engine.abortRun(id, `${body.via}:${body.user ?? 'anonymous'}`, body.reason);
-      return reply.code(202).send({ id, ...result });
+      // Aborted at once (it never started): 200. Otherwise its worker compensates and finishes it: 202.
+      return reply.code(result.status === 'aborted' ? 200 : 202).send({ id, ...result });
     }),
   );
   app.get('/api/approvals', handle(async () => ({ items: await listPendingApprovals(pool) })));

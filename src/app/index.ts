@@ -13,6 +13,7 @@ import type { Config } from '../config/index.js';
 import { registerConsole } from '../console/index.js';
 import { Engine } from '../engine/index.js';
 import { Ingestor } from '../ingest/index.js';
+import { createMetrics } from '../metrics/index.js';
 import { formatProblem, loadPlaybooks, type Playbook, type Problem } from '../playbooks/index.js';
 import { createPolicyGate, type ReloadingPolicyGate } from '../policy/index.js';
 import { Scheduler } from '../schedule/index.js';
@@ -102,6 +103,7 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
     const policy: ReloadingPolicyGate = await createPolicyGate({ dir: config.policiesDir, logger, watch: true });
     cleanups.push(() => policy.close());
     const timeline = new Timeline(config.secrets.values());
+    const metrics = createMetrics(store.pool, logger);
     const engine = new Engine({
       pool: store.pool,
       databaseUrl: store.url,
@@ -117,20 +119,29 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
       workers: config.workers,
       leaseMs: config.leaseMs,
       pollMs: config.pollMs,
+      onTakeover: () => metrics.leaseTakeover(),
     });
+    engine.onEvent((runId, events) => metrics.runEvents(runId, events));
     const ingestor = new Ingestor(store.pool, timeline, engine.planAlertRuns, logger);
     const slack = await createSlack({ config, logger, pool: store.pool, engine, timeline, policy: () => policy });
+    ingestor.onStored((notification, result) => {
+      metrics.alertsReceived(notification.source, notification.alerts, result.stored ? result.episodes.filter((e) => e.deliveries === 1).length : 0);
+      if (result.startedRuns.length > 0) engine.poke();
+    });
     const server = await buildServer({
       config,
       logger,
       pool: store.pool,
       ingestor,
-      onIngested: () => engine.poke(),
       readiness: [
         { name: 'playbooks', check: () => ({ ok: catalog.playbooks.length > 0 || catalog.problems.length === 0, detail: `${catalog.playbooks.length} loaded, ${catalog.problems.length} problems` }) },
         { name: 'policy', check: () => { const s = policy.status(); return { ok: s.ready, detail: s.reason ?? `bundle ${s.bundleHash.slice(0, 12)}` }; } },
       ],
       extend: (app) => {
+        app.get('/metrics', async (_request, reply) => {
+          const { contentType, body } = await metrics.render();
+          return reply.type(contentType).send(body);
+        });
         // Console first: its CSRF check (onRequest) then guards the API's writes too.
         registerConsole(app, { config, pool: store.pool, engine, logger });
         registerApi(app, { config, pool: store.pool, engine });

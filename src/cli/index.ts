@@ -208,7 +208,7 @@ async function cmdRunPlaybook(args: string[]): Promise<number> {
     params[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   const user = values.as ?? process.env.USER ?? 'cli';
-  const run = expectOk(await api(cliConfig(), 'POST', '/api/runs', { playbook, params, user, dryRun: values['dry-run'] ?? false }), 'start run') as RunJson;
+  const run = expectOk(await api(cliConfig(), 'POST', '/api/runs', { playbook, params, user, via: 'cli', dryRun: values['dry-run'] ?? false }), 'start run') as RunJson;
   out(`started run ${run.id} (${run.playbook})${run.dryRun ? ' [DRY RUN]' : ''}`);
   return 0;
 }

@@ -76,7 +76,8 @@ export class RunExecutor {
         let steps = await this.loadSteps(runId);
         if (steps.length === 0) steps = await this.createSteps(run);
         if (run.abort_requested_at) {
-          await this.abortRun(run, steps, 'aborted', run.abort_reason ?? `aborted by ${run.abort_requested_by ?? 'someone'}`, run.abort_requested_by ?? 'system');
+          // A run stopped before it ever started (still queued) is cancelled: it did nothing.
+          await this.abortRun(run, steps, run.status === 'queued' ? 'cancelled' : 'aborted', run.abort_reason ?? `aborted by ${run.abort_requested_by ?? 'someone'}`, run.abort_requested_by ?? 'system');
           return;
         }
         if (run.status === 'queued') {
@@ -224,7 +225,7 @@ export class RunExecutor {
         if (!holds) return this.skipStep(run, step, { when: def.when, reason: 'condition is false' });
       }
       const cleared = await this.clearStep(run, steps, step, def, action, input);
-      if (cleared !== 'next') return cleared;
+      if (cleared !== 'cleared') return cleared;
     }
     return this.executeStep(run, steps, step, def, action, input, signal, log);
   }
@@ -247,8 +248,8 @@ export class RunExecutor {
     return 'next';
   }
 
-  /** Policy decision and, when needed, the approval. Returns 'next' once the step may run. */
-  private async clearStep(run: RunRow, steps: StepRow[], step: StepRow, def: PlaybookStep, action: ActionDefinition, input: unknown): Promise<StepOutcome> {
+  /** Policy decision and, when needed, the approval. 'cleared' means the step may run now. */
+  private async clearStep(run: RunRow, steps: StepRow[], step: StepRow, def: PlaybookStep, action: ActionDefinition, input: unknown): Promise<StepOutcome | 'cleared'> {
     const target = action.target?.(input) ?? null;
     const params = this.deps.timeline.redact(input);
     const history = target
@@ -292,7 +293,7 @@ export class RunExecutor {
         await this.record(client, run.id, [decisionEvent]);
       });
       this.emitted(run.id, [decisionEvent]);
-      return 'next';
+      return 'cleared';
     }
     return this.handleApproval(run, steps, step, def, decision, decisionEvent, params, target);
   }
@@ -321,7 +322,7 @@ export class RunExecutor {
     decisionEvent: NewEvent,
     params: unknown,
     target: string | null,
-  ): Promise<StepOutcome> {
+  ): Promise<StepOutcome | 'cleared'> {
     const { rows } = await this.deps.pool.query<{ id: string; round: number; status: string; decided_by: string | null; approvers: string[] }>(Q.LATEST_APPROVAL, [run.id, def.id]);
     const latest = rows[0];
     const status = latest?.status;
@@ -335,7 +336,7 @@ export class RunExecutor {
         await this.record(client, run.id, events);
       });
       this.emitted(run.id, events);
-      return 'next';
+      return 'cleared';
     }
     if (status === 'cancelled') return this.skipStep(run, step, { reason: 'approval cancelled (alert resolved)', approvalId: latest.id });
     if (status === 'rejected') {
@@ -561,7 +562,7 @@ export class RunExecutor {
   // ---------- abort, compensation, finish ----------
 
   /** Cancel approvals, run `compensate` of completed steps newest first, then finish. */
-  private async abortRun(run: RunRow, steps: StepRow[], status: 'failed' | 'aborted', reason: string, actor: string): Promise<void> {
+  private async abortRun(run: RunRow, steps: StepRow[], status: 'failed' | 'aborted' | 'cancelled', reason: string, actor: string): Promise<void> {
     const cancelled: NewEvent[] = [];
     await this.inRun(run.id, async (client) => {
       const { rows } = await client.query<{ id: string; step_id: string }>(Q.CANCEL_RUN_APPROVALS, [run.id, actor]);

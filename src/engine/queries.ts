@@ -117,7 +117,9 @@ export const FINISH_RUN = `
 
 /** Recent real (non-dry) executions of an action on a target: the policy's `history`. */
 export const HISTORY = `
-  select s.run_id, r.playbook, s.step_id, s.action, s.target, s.status, coalesce(s.started_at, s.cleared_at) as at
+  select s.run_id, r.playbook, s.step_id, s.action, s.target, s.status, coalesce(s.started_at, s.cleared_at) as at,
+         coalesce((select d->>'impact' from jsonb_array_elements(r.definition->'steps') d
+                   where d->>'id' = s.step_id limit 1), 'high') as impact
   from run_steps s join runs r on r.id = s.run_id
   where s.action = $1::text and s.target = $2::text and not r.dry_run and s.run_id <> $3::uuid
     and s.cleared_at > now() - interval '24 hours'
@@ -180,8 +182,14 @@ export const SKIP_PENDING_STEPS = `
   update run_steps set status = 'skipped', finished_at = now()
   where run_id = $1::uuid and status = 'pending'`;
 
-/** Fencing check inside a run transaction. */
-export const HOLDS_LEASE = `select 1 from runs where id = $1::uuid and lease_owner = $2::text`;
+/**
+ * Fencing check inside a run transaction. `for update` holds the run row until
+ * commit, so a worker cannot claim the run (CLAIM_RUNS skips locked rows) while
+ * the lease holder is committing, even if the lease expired meanwhile: without
+ * it, a claim landing mid-commit read the step as still running and called it
+ * again after its success was recorded.
+ */
+export const HOLDS_LEASE = `select 1 from runs where id = $1::uuid and lease_owner = $2::text for update`;
 
 export const HAS_QUEUED_EVENT = `select 1 from timeline_events where chain_id = $1::text and kind = 'run.queued' limit 1`;
 

@@ -129,6 +129,10 @@ export class Worker {
   private async claim(limit: number): Promise<number> {
     const { rows } = await this.options.pool.query<{ id: string; previous_owner: string | null }>(Q.CLAIM_RUNS, [this.id, limit, this.options.leaseMs]);
     for (const row of rows) {
+      // Our own lease lapsed (heartbeats failed: a Postgres outage, a stalled event loop) while this
+      // process is still driving the run: the claim just renewed it. Driving it a second time would
+      // run two turns of one run at once under one worker id, which fencing cannot tell apart.
+      if (this.active.has(row.id)) continue;
       if (row.previous_owner && row.previous_owner !== this.id) {
         this.log.info({ runId: row.id, previousOwner: row.previous_owner }, 'took over a run whose lease expired');
         this.options.onTakeover?.();

@@ -150,6 +150,7 @@ export async function replayCommand(args: string[], deps: ReplayDeps): Promise<n
   const body: Record<string, unknown> = {
     dryRun: true,
     user: values.as ?? process.env.USER ?? 'cli',
+    via: 'cli',
     ...(values.playbook && { playbook: values.playbook }),
     ...(values['no-gather'] && { noGather: true }),
   };

@@ -59,6 +59,8 @@ export const startRunBody = z.object({
   playbook: z.string().min(1).optional(),
   params: z.record(z.string(), z.unknown()).default({}),
   user: z.string().trim().min(1).max(200).optional(),
+  // Names the client in the actor string: `cli:bob` for `firebreak run-playbook`, `api:bob` by default.
+  via: z.enum(['api', 'cli', 'console']).default('api'),
   dryRun: z.boolean().default(false),
   idempotencyKey: z.string().min(1).max(200).optional(),
   ...dryRunFields,
@@ -205,7 +207,7 @@ export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body
   if (body.source && body.alert === undefined) {
     throw new ValidationError('source names the sender of an alert payload', [{ path: 'alert', message: 'required with source' }]);
   }
-  const requestedBy = `api:${body.user ?? 'anonymous'}`;
+  const requestedBy = `${body.via}:${body.user ?? 'anonymous'}`;
   const sent = body.playbooks ? parseSentPlaybooks(engine, body.playbooks) : undefined;
   const catalog = sent ?? undefined;
   const lookup = (name: string): Playbook => {

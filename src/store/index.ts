@@ -73,16 +73,24 @@ export async function openStore(options: { databaseUrl?: string; dataDir: string
 export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken = false;
+  // A checked-out client has no pool listener for 'error': a connection that dies while we hold it
+  // (Postgres restart: FATAL 57P01 between two queries, ECONNRESET) would be an unhandled 'error'
+  // event and kill the process. Note it instead; the pending query, if any, rejects on its own.
+  const onError = () => {
+    broken = true;
+  };
+  client.on('error', onError);
   try {
     await client.query('begin');
     const result = await fn(client);
     await client.query('commit');
     return result;
   } catch (err) {
-    broken = isDatabaseUnavailable(err);
+    broken = broken || isDatabaseUnavailable(err);
     if (!broken) await client.query('rollback').catch(() => {});
     throw err;
   } finally {
+    client.removeListener('error', onError);
     // A client whose connection died is destroyed, not put back in the pool.
     client.release(broken);
   }

@@ -35,6 +35,12 @@ async function readMigrations(): Promise<Migration[]> {
 export async function migrate(pool: pg.Pool): Promise<string[]> {
   const migrations = await readMigrations();
   const client = await pool.connect();
+  // Checked out, the client has no pool 'error' listener: a dying connection must not crash start-up.
+  let broken = false;
+  const onError = () => {
+    broken = true;
+  };
+  client.on('error', onError);
   try {
     await client.query('begin');
     await client.query('select pg_advisory_xact_lock($1)', [MIGRATION_LOCK_ID]);
@@ -55,9 +61,10 @@ export async function migrate(pool: pg.Pool): Promise<string[]> {
     await client.query('commit');
     return done;
   } catch (err) {
-    await client.query('rollback').catch(() => {});
+    if (!broken) await client.query('rollback').catch(() => {});
     throw err;
   } finally {
-    client.release();
+    client.removeListener('error', onError);
+    client.release(broken);
   }
 }

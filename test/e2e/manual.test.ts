@@ -86,13 +86,13 @@ describe('manual runs', () => {
     const id = /started run ([0-9a-f-]{36})/.exec(cli.stdout)?.[1];
     expect(id, cli.stdout).toBeDefined();
     const run = (await httpJson('GET', `${server.url}/api/runs/${id}`, undefined, auth)).body;
-    expect(run).toMatchObject({ trigger: 'manual', startedBy: 'api:bob', params: { service: 'payments', reason: 'game day' } });
-    expect(await runCreatedActor(id!)).toBe('api:bob');
+    expect(run).toMatchObject({ trigger: 'manual', startedBy: 'cli:bob', params: { service: 'payments', reason: 'game day' } });
+    expect(await runCreatedActor(id!)).toBe('cli:bob');
 
     const asUser = await runCli(['run-playbook', 'restart-service'], { ...env, USER: 'carol' });
     expect(asUser.code, asUser.stderr).toBe(0);
     const id2 = /started run ([0-9a-f-]{36})/.exec(asUser.stdout)![1];
-    expect((await httpJson('GET', `${server.url}/api/runs/${id2}`, undefined, auth)).body.startedBy).toBe('api:carol');
+    expect((await httpJson('GET', `${server.url}/api/runs/${id2}`, undefined, auth)).body.startedBy).toBe('cli:carol');
 
     const bad = await runCli(['run-playbook', 'restart-service', 'no-equals-sign'], env);
     expect(bad.code).not.toBe(0);
