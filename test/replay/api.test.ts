@@ -132,7 +132,7 @@ describe('POST /api/runs with dryRun', () => {
     expect(res.stdout).toContain(`would call: POST ${world.a}/deploy/follow/j-9`);
     const dryId = /run ([0-9a-f-]{36})/.exec(res.stdout)![1]!;
     const dry = (await httpJson('GET', `${server.url}/api/runs/${dryId}`)).body;
-    expect(dry).toMatchObject({ dryRun: true, trigger: 'alert', episodeId: null, dryRunOptions: { episodeId: episode.id, requestedBy: 'api:frank' } });
+    expect(dry).toMatchObject({ dryRun: true, trigger: 'alert', episodeId: null, dryRunOptions: { episodeId: episode.id, requestedBy: 'cli:frank' } });
     const alerts = await httpJson('GET', `${server.url}/api/alerts`);
     expect(alerts.body.items.find((e: any) => e.id === episode.id).runs).toEqual([realRun]);
   });
