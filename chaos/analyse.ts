@@ -274,7 +274,7 @@ export async function analyse(input: {
   }
   const multiWorker = [...workersPerRun.values()].filter((s) => s.size > 1).length;
   measure('server processes SIGKILLed / started', `${input.processes.kills} / ${input.processes.starts}`);
-  measure('lease takeovers', `${takeoversMetric} (firebreak_lease_takeovers_total, summed over incarnations, last scrape)`, `step.resumed: ${resumed}; runs driven by more than one process: ${multiWorker}`);
+  measure('lease takeovers', `${takeoversMetric} (firebreak_lease_takeovers_total, summed over incarnations, last scrape)`, `step.resumed: ${resumed}; runs whose turns ran on more than one process (takeovers, and parked runs resuming anywhere): ${multiWorker}`);
 
   // ---------- Postgres restart ----------
   if (input.outage) {
@@ -299,6 +299,13 @@ export async function analyse(input: {
     must('processes alive through the restart drove runs again (workers reconnected)', resumedSurvivors.length === o.survivors.length, `${resumedSurvivors.length} / ${o.survivors.length}`, 'all', o.survivors.map((s) => `pid ${s.pid}: ${after.get(s.pid) ?? 0} attempts/starts after`).join('; '));
   } else {
     measure('Postgres restart mid-load', 'skipped', input.outageSkippedReason);
+  }
+
+  // ---------- throughput ----------
+  const window = (await pool.query<{ first: Date | null; last: Date | null }>('select min(created_at) as first, max(finished_at) as last from runs')).rows[0];
+  if (window?.first && window.last) {
+    const seconds = (window.last.getTime() - window.first.getTime()) / 1000;
+    measure('throughput (first run stored -> last run finished)', `${(allRuns / seconds).toFixed(1)} runs/s, ${(attempts.length / seconds).toFixed(1)} step attempts/s over ${seconds.toFixed(1)} s`, 'when alerts arrive faster than this, runs queue and the latency below is mostly that queue');
   }
 
   // ---------- latency ----------

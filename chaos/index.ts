@@ -4,7 +4,7 @@
  *
  *   npm run chaos                      1,000 alerts (the full form)
  *   npm run chaos -- --short           150 alerts, < 60 s (also CHAOS_ALERTS=150)
- *   npm run chaos -- --alerts 500 --seed 7 --report chaos/last.md
+ *   npm run chaos -- --alerts 500 --rate 10 --seed 7 --report chaos/last.md
  *   npm run chaos -- --database server     DATABASE_URL's server (no Postgres restart)
  */
 import { writeFile } from 'node:fs/promises';
@@ -15,6 +15,7 @@ const { values } = parseArgs({
   options: {
     short: { type: 'boolean', default: false },
     alerts: { type: 'string' },
+    rate: { type: 'string' },
     seed: { type: 'string' },
     workers: { type: 'string' },
     'lease-ms': { type: 'string' },
@@ -28,7 +29,7 @@ const { values } = parseArgs({
 });
 
 if (values.help) {
-  console.log('usage: npm run chaos -- [--short] [--alerts N] [--seed N] [--workers N] [--lease-ms N] [--database embedded|server] [--no-pg-restart] [--no-kills] [--report file.md] [--json file.json]');
+  console.log('usage: npm run chaos -- [--short] [--alerts N] [--rate alerts/s] [--seed N] [--workers N] [--lease-ms N] [--database embedded|server] [--no-pg-restart] [--no-kills] [--report file.md] [--json file.json]');
   process.exit(0);
 }
 
@@ -51,6 +52,7 @@ if (values.database && values.database !== 'embedded' && values.database !== 'se
 }
 const overrides: Partial<ChaosOptions> = {
   ...(alerts !== undefined && { alerts }),
+  ...(int('--rate', values.rate) !== undefined && { alertsPerSecond: int('--rate', values.rate)! }),
   ...(int('--seed', values.seed) !== undefined && { seed: int('--seed', values.seed)! }),
   ...(int('--workers', values.workers) !== undefined && { workers: int('--workers', values.workers)! }),
   ...(int('--lease-ms', values['lease-ms']) !== undefined && { leaseMs: int('--lease-ms', values['lease-ms'])! }),

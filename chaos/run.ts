@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { request } from 'undici';
@@ -63,7 +63,7 @@ export function chaosOptions(form: 'short' | 'full', overrides: Partial<ChaosOpt
     pgOutageMs: 5_000,
     pgRestartAt: 0.35,
     sendTimeoutMs: 180_000,
-    drainTimeoutMs: 240_000,
+    drainTimeoutMs: 600_000,
   };
   const short: Partial<ChaosOptions> = { alerts: 150, alertsPerSecond: 15, killEveryMs: [2_000, 4_000], pgOutageMs: 3_000, sendTimeoutMs: 60_000, drainTimeoutMs: 90_000 };
   return { ...base, ...(form === 'short' ? short : {}), ...overrides };
@@ -90,6 +90,7 @@ function withDatabase(url: string, database: string): string {
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const started = Date.now();
+  const loadStart = loadavg()[0]!;
   const log = options.progress ?? (() => {});
   const rand = seededRandom(options.seed);
   const tag = `${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
@@ -407,7 +408,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       await writeDiagnostics(pool, artifactsDir, analysis);
     }
     const markdown = [
-      `Chaos run: ${options.alerts} alerts, ${options.processes} processes × ${options.workers} workers, lease ${options.leaseMs} ms, seed ${options.seed}, PostgreSQL ${postgresVersion} (${options.database}).`,
+      `Chaos run: ${options.alerts} alerts at ${options.alertsPerSecond}/s, ${options.processes} processes × ${options.workers} workers, lease ${options.leaseMs} ms, a SIGKILL every ${options.killEveryMs[0] / 1000}-${options.killEveryMs[1] / 1000} s, seed ${options.seed}, PostgreSQL ${postgresVersion} (${options.database}); load average ${loadStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (${cpus().length} CPUs).`,
       '',
       markdownTable(analysis.checks),
       '',
