@@ -20,6 +20,8 @@ export type { BenchResult } from './policy.js';
 export interface Row extends BenchResult {
   target?: string;
   met?: boolean;
+  /** Evidence lines printed under the table (e.g. statements per step). */
+  detail?: string[];
 }
 
 export const ROOT = packageRoot();

@@ -182,6 +182,9 @@ async function main(): Promise<void> {
     '',
     notes(judged),
     '',
+    ...judged
+      .filter((r) => r.detail && r.detail.length > 0)
+      .flatMap((r) => [`## Database statements behind "${r.name}"`, '', 'Statements the app sent during the phase, per succeeded step (begin/commit included), most frequent first:', '', ...r.detail!.map((d) => `- ${d}`), '']),
     '## Memory (process RSS)',
     '',
     'With the load on the box at each mark: the 1-minute load average and Linux CPU pressure (% of the last 10 s in which some task waited for a CPU). Other processes on the box skew every figure.',
