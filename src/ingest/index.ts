@@ -127,9 +127,11 @@ export class Ingestor {
     const clean = (v: unknown) => JSON.stringify(this.timeline.redact(v));
     const planned = alerts.flatMap((alert) => (alert.status === 'firing' ? this.planRuns(alert).map((run) => ({ alert, run })) : []));
     const genesis = planned.flatMap(({ run }) => this.timeline.genesisForRun(run.runId, run.genesis));
-    const { rows } = await db.query<{ notification_id: number | null; episodes: Array<Omit<EpisodeResult, 'startsAt'> & { startsAt: string }> }>(
-      STORE_NOTIFICATION,
-      [
+    // A named statement: Postgres plans this CTE once per connection instead of on every notification.
+    const { rows } = await db.query<{ notification_id: number | null; episodes: Array<Omit<EpisodeResult, 'startsAt'> & { startsAt: string }> }>({
+      name: 'firebreak_store_notification',
+      text: STORE_NOTIFICATION,
+      values: [
         notification.source,
         notification.deliveryId ?? null,
         alerts.length,
@@ -138,8 +140,6 @@ export class Ingestor {
         alerts.map((a) => a.startsAt),
         alerts.map((a) => a.status),
         alerts.map((a) => a.endsAt),
-        alerts.map((a) => clean(a.labels)),
-        alerts.map((a) => clean(a.annotations)),
         alerts.map((a) => a.summary),
         alerts.map((a) => a.severity),
         alerts.map((a) => a.generatorURL),
@@ -164,7 +164,7 @@ export class Ingestor {
         genesis.map((g) => g.prevHash),
         genesis.map((g) => g.hash),
       ],
-    );
+    });
     const row = rows[0]!;
     const episodes: EpisodeResult[] = row.episodes.map((e) => ({ ...e, startsAt: new Date(e.startsAt).toISOString() }));
     const startedRuns = episodes.flatMap((e) => e.newRuns);

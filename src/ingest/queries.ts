@@ -29,9 +29,10 @@ with notification as (
   returning id
 ),
 incoming as (
-  select * from unnest($5::text[], $6::timestamptz[], $7::text[], $8::timestamptz[], $9::jsonb[], $10::jsonb[],
-                       $11::text[], $12::text[], $13::text[], $14::jsonb[])
-    as i(fingerprint, starts_at, status, ends_at, labels, annotations, summary, severity, generator_url, alert)
+  select u.*, u.alert->'labels' as labels, coalesce(u.alert->'annotations', '{}'::jsonb) as annotations
+  from unnest($5::text[], $6::timestamptz[], $7::text[], $8::timestamptz[],
+              $9::text[], $10::text[], $11::text[], $12::jsonb[])
+    as u(fingerprint, starts_at, status, ends_at, summary, severity, generator_url, alert)
 ),
 episodes as (
   insert into alert_episodes as e (source, fingerprint, starts_at, status, ends_at, labels, annotations, summary,
@@ -55,8 +56,8 @@ episodes as (
   returning e.id, e.fingerprint, e.starts_at, e.status, e.deliveries, (e.resolved_at = now()) as resolved_now
 ),
 planned as (
-  select * from unnest($15::uuid[], $16::text[], $17::timestamptz[], $18::text[], $19::jsonb[], $20::text[],
-                       $21::text[], $22::int[], $23::text[], $24::jsonb[])
+  select * from unnest($13::uuid[], $14::text[], $15::timestamptz[], $16::text[], $17::jsonb[], $18::text[],
+                       $19::text[], $20::int[], $21::text[], $22::jsonb[])
     as p(run_id, fingerprint, starts_at, playbook, definition, playbook_hash, concurrency_key, concurrency_limit, channel, alert)
 ),
 new_runs as (
@@ -73,8 +74,8 @@ new_runs as (
 genesis as (
   insert into timeline_events (chain_id, seq, run_id, time, kind, actor, data, prev_hash, hash)
   select g.chain_id, g.seq, g.run_id, g.time, g.kind, g.actor, g.data, g.prev_hash, g.hash
-  from unnest($25::text[], $26::int[], $27::uuid[], $28::timestamptz[], $29::text[], $30::text[], $31::jsonb[],
-              $32::text[], $33::text[]) as g(chain_id, seq, run_id, time, kind, actor, data, prev_hash, hash)
+  from unnest($23::text[], $24::int[], $25::uuid[], $26::timestamptz[], $27::text[], $28::text[], $29::jsonb[],
+              $30::text[], $31::text[]) as g(chain_id, seq, run_id, time, kind, actor, data, prev_hash, hash)
   join new_runs r on r.id = g.run_id
   returning 1
 ),

@@ -30,7 +30,8 @@ create table alert_episodes (
   first_seen_at   timestamptz not null default now(),
   last_seen_at    timestamptz not null default now(),
   resolved_at     timestamptz,
-  last_notification_id bigint references alert_notifications (id),
+  -- No foreign key: it would cost a trigger per upsert on the hot path, and notifications are never deleted.
+  last_notification_id bigint,
   unique (source, fingerprint, starts_at)
 );
 create index alert_episodes_recent_idx on alert_episodes (first_seen_at desc, id desc);
