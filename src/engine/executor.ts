@@ -34,6 +34,13 @@ export interface ExecutorDeps {
 /** How a step's turn ended. */
 type StepOutcome = 'next' | 'park' | 'finished' | 'lost';
 
+/** A step the policy (and any approval) just cleared: what to record when its attempt starts. */
+interface Clearance {
+  events: NewEvent[];
+  target: string | null;
+}
+const NOT_CLEARED_NOW: Clearance = { events: [], target: null };
+
 /** The lease was taken by another worker: stop without writing anything more. */
 class LeaseLostError extends Error {}
 
@@ -70,9 +77,13 @@ export class RunExecutor {
   async advance(runId: string, signal: AbortSignal): Promise<void> {
     const log = this.deps.logger.child({ runId });
     try {
+      let cached: RunRow | undefined;
       for (let turns = 0; turns < 10_000; turns++) {
-        const run = await this.loadRun(runId);
+        // Nothing else changes the run row while we hold the lease, except an abort request,
+        // which the heartbeat turns into `signal`: re-read it only then (and after admission).
+        const run = !cached || signal.aborted ? await this.loadRun(runId) : cached;
         if (!run) return; // lease lost
+        cached = run;
         let steps = await this.loadSteps(runId);
         if (steps.length === 0) steps = await this.createSteps(run);
         if (run.abort_requested_at) {
@@ -82,6 +93,7 @@ export class RunExecutor {
         }
         if (run.status === 'queued') {
           if (!(await this.admit(run))) return;
+          cached = undefined;
           continue;
         }
         const step = steps.find((s) => s.status === 'pending' || s.status === 'running');
@@ -132,8 +144,9 @@ export class RunExecutor {
     });
   }
 
+  /** Append inside inRun, which already holds the chain lock. */
   private async record(client: PoolClient, runId: string, events: NewEvent[]): Promise<void> {
-    await this.deps.timeline.appendToRun(client, runId, ...events);
+    await this.deps.timeline.appendToLockedRun(client, runId, ...events);
   }
 
   private emitted(runId: string, events: NewEvent[]): void {
@@ -225,7 +238,8 @@ export class RunExecutor {
         if (!holds) return this.skipStep(run, step, { when: def.when, reason: 'condition is false' });
       }
       const cleared = await this.clearStep(run, steps, step, def, action, input);
-      if (cleared !== 'cleared') return cleared;
+      if (typeof cleared === 'string') return cleared;
+      return this.executeStep(run, steps, step, def, action, input, signal, log, cleared);
     }
     return this.executeStep(run, steps, step, def, action, input, signal, log);
   }
@@ -248,8 +262,11 @@ export class RunExecutor {
     return 'next';
   }
 
-  /** Policy decision and, when needed, the approval. 'cleared' means the step may run now. */
-  private async clearStep(run: RunRow, steps: StepRow[], step: StepRow, def: PlaybookStep, action: ActionDefinition, input: unknown): Promise<StepOutcome | 'cleared'> {
+  /**
+   * Policy decision and, when needed, the approval. A Clearance means the step may run now; its
+   * events (the decision) are written with the attempt's start, in one transaction.
+   */
+  private async clearStep(run: RunRow, steps: StepRow[], step: StepRow, def: PlaybookStep, action: ActionDefinition, input: unknown): Promise<StepOutcome | Clearance> {
     const target = action.target?.(input) ?? null;
     const params = this.deps.timeline.redact(input);
     const history = target
@@ -287,14 +304,7 @@ export class RunExecutor {
       return this.denyStep(run, steps, step, def, decisionEvent, decision.reasons);
     }
     const needsApproval = def.approval === 'required' || (def.approval === 'policy' && decision.require_approval);
-    if (!needsApproval) {
-      await this.inRun(run.id, async (client) => {
-        await client.query(Q.UPDATE_STEP, [run.id, step.step_id, step.status, null, null, null, null, target, true]);
-        await this.record(client, run.id, [decisionEvent]);
-      });
-      this.emitted(run.id, [decisionEvent]);
-      return 'cleared';
-    }
+    if (!needsApproval) return { events: [decisionEvent], target };
     return this.handleApproval(run, steps, step, def, decision, decisionEvent, params, target);
   }
 
@@ -322,22 +332,14 @@ export class RunExecutor {
     decisionEvent: NewEvent,
     params: unknown,
     target: string | null,
-  ): Promise<StepOutcome | 'cleared'> {
+  ): Promise<StepOutcome | Clearance> {
     const { rows } = await this.deps.pool.query<{ id: string; round: number; status: string; decided_by: string | null; approvers: string[] }>(Q.LATEST_APPROVAL, [run.id, def.id]);
     const latest = rows[0];
     const status = latest?.status;
     if (!latest || status === 'pending') {
       return this.requestApproval(run, def, decision, decisionEvent, params, latest ? latest.round : 1, latest ? [] : undefined, latest?.id);
     }
-    if (status === 'approved') {
-      const events: NewEvent[] = [decisionEvent];
-      await this.inRun(run.id, async (client) => {
-        await client.query(Q.UPDATE_STEP, [run.id, step.step_id, step.status, null, null, null, null, target, true]);
-        await this.record(client, run.id, events);
-      });
-      this.emitted(run.id, events);
-      return 'cleared';
-    }
+    if (status === 'approved') return { events: [decisionEvent], target };
     if (status === 'cancelled') return this.skipStep(run, step, { reason: 'approval cancelled (alert resolved)', approvalId: latest.id });
     if (status === 'rejected') {
       await this.abortRun(run, steps, 'aborted', `approval ${latest.id} for step ${def.id} rejected by ${latest.decided_by ?? 'someone'}`, latest.decided_by ?? 'system');
@@ -412,24 +414,27 @@ export class RunExecutor {
     input: unknown,
     signal: AbortSignal,
     log: Logger,
+    clearing: Clearance = NOT_CLEARED_NOW,
   ): Promise<StepOutcome> {
-    const { rows } = await this.deps.pool.query<{ attempt: number; status: string }>(Q.LATEST_ATTEMPT, [run.id, def.id]);
-    const latest = rows[0];
-    // An attempt cut short by a crash is driven again with the same key; only a recorded failure moves on.
-    const attempt = !latest ? 1 : latest.status === 'running' ? latest.attempt : latest.attempt + 1;
+    // The step row mirrors its latest attempt (both change in one transaction): `running` with
+    // attempts = n means attempt n has no recorded outcome, so a crash cut it short and it is
+    // driven again with the same key; otherwise attempt n failed (or there is none) and n + 1 is next.
+    const inFlight = step.attempts > 0 && step.status === 'running';
+    const attempt = inFlight ? step.attempts : step.attempts + 1;
     const idempotencyKey = `${run.id}:${def.id}:${attempt}`;
-    const polling = step.poll_state !== null && step.poll_state !== undefined && latest?.status === 'running';
-    const startEvents: NewEvent[] = [];
-    if (!latest || latest.status !== 'running') {
+    const polling = step.poll_state !== null && step.poll_state !== undefined && inFlight;
+    const startEvents: NewEvent[] = [...clearing.events];
+    if (!inFlight) {
       startEvents.push({ kind: 'step.started', actor: 'system', data: { stepId: def.id, action: def.action, attempt, idempotencyKey, params: this.deps.timeline.redact(input) } });
     } else if (!polling) {
       startEvents.push({ kind: 'step.resumed', actor: 'system', data: { stepId: def.id, attempt, idempotencyKey, reason: 'the attempt was cut short (worker stopped); driving it again with the same key' } });
     }
     let stepStartedAt = step.started_at?.getTime() ?? this.deps.now();
     if (startEvents.length > 0) {
+      // The policy decision that cleared the step (if it was just made) commits with the attempt's start.
       await this.inRun(run.id, async (client) => {
         await client.query(Q.INSERT_ATTEMPT, [run.id, def.id, attempt, idempotencyKey, this.workerId]);
-        await client.query(Q.UPDATE_STEP, [run.id, def.id, 'running', attempt, null, null, step.poll_state ?? null, null, false]);
+        await client.query(Q.UPDATE_STEP, [run.id, def.id, 'running', attempt, null, null, step.poll_state ?? null, clearing.target, clearing.events.length > 0]);
         await this.record(client, run.id, startEvents);
       });
       this.emitted(run.id, startEvents);

@@ -91,11 +91,6 @@ export const UPDATE_STEP = `
     cleared_at = case when $9::boolean then coalesce(cleared_at, now()) else cleared_at end
   where run_id = $1::uuid and step_id = $2::text`;
 
-export const LATEST_ATTEMPT = `
-  select attempt, status, idempotency_key from step_attempts
-  where run_id = $1::uuid and step_id = $2::text
-  order by attempt desc limit 1`;
-
 export const INSERT_ATTEMPT = `
   insert into step_attempts (run_id, step_id, attempt, idempotency_key, worker)
   values ($1::uuid, $2::text, $3::int, $4::text, $5::text)

@@ -60,9 +60,9 @@ export function rowToEvent(row: EventRow): TimelineEvent {
  * the chain never forks (the unique (chain_id, seq) key backs this up).
  * `data` must already be redacted.
  */
-export async function appendToChain(client: Queryable, chainId: string, runId: string | null, events: NewEvent[]): Promise<TimelineEvent[]> {
+export async function appendToChain(client: Queryable, chainId: string, runId: string | null, events: NewEvent[], options: { locked?: boolean } = {}): Promise<TimelineEvent[]> {
   if (events.length === 0) return [];
-  await client.query(LOCK_CHAIN, [chainId]);
+  if (!options.locked) await client.query(LOCK_CHAIN, [chainId]);
   const head = await client.query<{ seq: number; hash: string }>(CHAIN_HEAD, [chainId]);
   const built = linkEvents(chainId, runId, head.rows[0]?.seq ?? 0, head.rows[0]?.hash ?? GENESIS_HASH, events);
   const result = await client.query<{ id: number }>(INSERT_EVENTS, [

@@ -35,6 +35,11 @@ export class Timeline {
     await client.query(LOCK_CHAIN, [runId]);
   }
 
+  /** Append to a run's chain in a transaction that already took lockRun. */
+  appendToLockedRun(client: Queryable, runId: string, ...events: NewEvent[]): Promise<TimelineEvent[]> {
+    return appendToChain(client, runId, runId, this.clean(events), { locked: true });
+  }
+
   /** Append to the chain of events that belong to no run. */
   appendSystem(client: Queryable, ...events: NewEvent[]): Promise<TimelineEvent[]> {
     return appendToChain(client, SYSTEM_CHAIN, null, this.clean(events));
