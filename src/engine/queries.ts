@@ -1,3 +1,5 @@
+import { named } from '../store/index.js';
+
 /**
  * Named SQL for the engine. Conventions: every transaction that changes a run
  * first takes the run's timeline chain lock (Timeline.lockRun), then checks
@@ -10,7 +12,7 @@
  * claim survive the transaction, and an expired lease (dead worker) makes the
  * run claimable again. The CTE keeps the previous owner to count takeovers.
  */
-export const CLAIM_RUNS = `
+export const CLAIM_RUNS = named('fb_engine_claim_runs', `
 with candidates as (
   select id, lease_owner as previous_owner
   from runs
@@ -25,34 +27,34 @@ update runs r
 set lease_owner = $1::text, lease_expires_at = now() + ($3::int * interval '1 millisecond')
 from candidates c
 where r.id = c.id
-returning r.id, c.previous_owner`;
+returning r.id, c.previous_owner`);
 
 /** Renew leases; returns the runs still held and whether someone asked them to abort. */
-export const HEARTBEAT = `
+export const HEARTBEAT = named('fb_engine_heartbeat', `
   update runs set lease_expires_at = now() + ($3::int * interval '1 millisecond')
   where id = any($1::uuid[]) and lease_owner = $2::text
-  returning id, abort_requested_at is not null as abort_requested`;
+  returning id, abort_requested_at is not null as abort_requested`);
 
-export const RELEASE_LEASE = `
+export const RELEASE_LEASE = named('fb_engine_release_lease', `
   update runs set lease_owner = null, lease_expires_at = null, run_at = $3::timestamptz,
                   status = $4::text
-  where id = $1::uuid and lease_owner = $2::text`;
+  where id = $1::uuid and lease_owner = $2::text`);
 
 /** Give back every lease this worker holds (clean shutdown) so others resume at once. */
 export const RELEASE_ALL = `
   update runs set lease_owner = null, lease_expires_at = null
   where lease_owner = $1::text`;
 
-export const LEASED_RUN = `
+export const LEASED_RUN = named('fb_engine_leased_run', `
   select id, playbook, definition, playbook_hash, status, trigger, started_by, episode_id, alert, params, dry_run,
          dry_run_options, concurrency_key, concurrency_limit, channel, created_at, started_at, abort_requested_at,
          abort_requested_by, abort_reason
-  from runs where id = $1::uuid and lease_owner = $2::text`;
+  from runs where id = $1::uuid and lease_owner = $2::text`);
 
-export const RUN_STEPS = `
+export const RUN_STEPS = named('fb_engine_run_steps', `
   select step_id, position, action, target, status, attempts, started_at, finished_at, output, error, poll_state,
          cleared_at, compensation_status
-  from run_steps where run_id = $1::uuid order by position`;
+  from run_steps where run_id = $1::uuid order by position`);
 
 export const INSERT_STEPS = `
   insert into run_steps (run_id, step_id, position, action)
@@ -78,7 +80,7 @@ export const WAKE_QUEUED_WITH_KEY = `
 
 export const NOTIFY_RUNNABLE = `select pg_notify('firebreak_runnable', $1::text)`;
 
-export const UPDATE_STEP = `
+export const UPDATE_STEP = named('fb_engine_update_step', `
   update run_steps set
     status = $3::text,
     attempts = coalesce($4::int, attempts),
@@ -89,16 +91,16 @@ export const UPDATE_STEP = `
     poll_state = $7::jsonb,
     target = coalesce($8::text, target),
     cleared_at = case when $9::boolean then coalesce(cleared_at, now()) else cleared_at end
-  where run_id = $1::uuid and step_id = $2::text`;
+  where run_id = $1::uuid and step_id = $2::text`);
 
-export const INSERT_ATTEMPT = `
+export const INSERT_ATTEMPT = named('fb_engine_insert_attempt', `
   insert into step_attempts (run_id, step_id, attempt, idempotency_key, worker)
   values ($1::uuid, $2::text, $3::int, $4::text, $5::text)
-  on conflict do nothing`;
+  on conflict do nothing`);
 
-export const FINISH_ATTEMPT = `
+export const FINISH_ATTEMPT = named('fb_engine_finish_attempt', `
   update step_attempts set status = $4::text, finished_at = now(), error = $5::jsonb
-  where run_id = $1::uuid and step_id = $2::text and attempt = $3::int`;
+  where run_id = $1::uuid and step_id = $2::text and attempt = $3::int`);
 
 export const SET_COMPENSATION = `
   update run_steps set compensation_status = $3::text,
@@ -184,7 +186,7 @@ export const SKIP_PENDING_STEPS = `
  * it, a claim landing mid-commit read the step as still running and called it
  * again after its success was recorded.
  */
-export const HOLDS_LEASE = `select 1 from runs where id = $1::uuid and lease_owner = $2::text for update`;
+export const HOLDS_LEASE = named('fb_engine_holds_lease', `select 1 from runs where id = $1::uuid and lease_owner = $2::text for update`);
 
 export const HAS_QUEUED_EVENT = `select 1 from timeline_events where chain_id = $1::text and kind = 'run.queued' limit 1`;
 

@@ -12,6 +12,14 @@ export { packageRoot } from './paths.js';
 // Postgres bigint/int8 as JS numbers: our counters never approach 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
 
+/**
+ * A named statement: pg prepares it once per connection, so Postgres does not
+ * re-plan it on every call of a hot path. Names must be unique per text.
+ */
+export function named(name: string, text: string): { name: string; text: string } {
+  return { name, text };
+}
+
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
 export type Queryable = pg.Pool | pg.PoolClient;
