@@ -10,8 +10,8 @@ import { ActionError, coerceError, StepTimeoutError, ValidationError } from '../
 import { evaluateCondition, renderValue } from '../expr/index.js';
 import type { PlaybookStep } from '../playbooks/index.js';
 import type { Decision, DecisionInput, Evaluated, PolicyGate } from '../policy/types.js';
-import { withTransaction, type Pool, type PoolClient } from '../store/index.js';
-import type { NewEvent, Timeline } from '../timeline/index.js';
+import { isDatabaseUnavailable, type Pool, type PoolClient } from '../store/index.js';
+import { lockAndReadHeadSql, type ChainHead, type NewEvent, type Timeline } from '../timeline/index.js';
 import { backoffDelay } from './backoff.js';
 import { checkStubStatus, describeSimulated, simulation, stubbedOutput } from './dry-run.js';
 import * as Q from './queries.js';
@@ -65,6 +65,9 @@ function errorInfo(err: unknown): Record<string, unknown> {
 }
 
 export class RunExecutor {
+  /** Chain head of each open run transaction (read when it took the lock, advanced by each append). */
+  private readonly heads = new Map<PoolClient, ChainHead | null>();
+
   constructor(
     private readonly deps: ExecutorDeps,
     private readonly workerId: string,
@@ -134,19 +137,47 @@ export class RunExecutor {
     return this.loadSteps(run.id);
   }
 
-  /** A transaction on the run: chain lock first, then the lease check (fencing). */
+  /**
+   * A transaction on the run: chain lock first, then the lease check (fencing),
+   * then the chain head, sent as one simple-protocol round trip (literals escaped
+   * by the driver): this is the hot path, and every round trip costs syscalls.
+   */
   private async inRun<T>(runId: string, fn: (client: PoolClient) => Promise<T>): Promise<T> {
-    return withTransaction(this.deps.pool, async (client) => {
-      await this.deps.timeline.lockRun(client, runId);
-      const { rowCount } = await client.query(Q.HOLDS_LEASE, [runId, this.workerId]);
-      if (rowCount === 0) throw new LeaseLostError();
-      return fn(client);
-    });
+    const client = await this.deps.pool.connect();
+    let broken = false;
+    const onError = () => {
+      broken = true;
+    };
+    client.on('error', onError);
+    try {
+      const run = client.escapeLiteral(runId);
+      const [lock, head] = lockAndReadHeadSql(run);
+      // Fencing: `for update` holds the run row until commit, so no worker can claim the run
+      // (CLAIM_RUNS skips locked rows) while the holder commits, even if its lease just expired;
+      // otherwise a claim landing mid-commit reads the step as running and calls it again.
+      const fence = `select 1 from runs where id = ${run}::uuid and lease_owner = ${client.escapeLiteral(this.workerId)} for update`;
+      const results = (await client.query(`begin; ${lock}; ${fence}; ${head}`)) as unknown as Array<{ rowCount: number | null; rows: ChainHead[] }>;
+      if ((results[2]?.rowCount ?? 0) === 0) throw new LeaseLostError();
+      this.heads.set(client, results[3]?.rows[0] ?? null);
+      const result = await fn(client);
+      await client.query('commit');
+      return result;
+    } catch (err) {
+      broken = broken || isDatabaseUnavailable(err);
+      if (!broken) await client.query('rollback').catch(() => {});
+      throw err;
+    } finally {
+      client.removeListener('error', onError);
+      this.heads.delete(client);
+      client.release(broken);
+    }
   }
 
-  /** Append inside inRun, which already holds the chain lock. */
+  /** Append inside inRun, which holds the chain lock and knows the head. */
   private async record(client: PoolClient, runId: string, events: NewEvent[]): Promise<void> {
-    await this.deps.timeline.appendToLockedRun(client, runId, ...events);
+    const appended = await this.deps.timeline.appendToLockedRun(client, runId, this.heads.get(client), events);
+    const last = appended.at(-1);
+    if (last) this.heads.set(client, { seq: last.seq, hash: last.hash });
   }
 
   private emitted(runId: string, events: NewEvent[]): void {

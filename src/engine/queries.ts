@@ -179,15 +179,6 @@ export const SKIP_PENDING_STEPS = `
   update run_steps set status = 'skipped', finished_at = now()
   where run_id = $1::uuid and status = 'pending'`;
 
-/**
- * Fencing check inside a run transaction. `for update` holds the run row until
- * commit, so a worker cannot claim the run (CLAIM_RUNS skips locked rows) while
- * the lease holder is committing, even if the lease expired meanwhile: without
- * it, a claim landing mid-commit read the step as still running and called it
- * again after its success was recorded.
- */
-export const HOLDS_LEASE = named('fb_engine_holds_lease', `select 1 from runs where id = $1::uuid and lease_owner = $2::text for update`);
-
 export const HAS_QUEUED_EVENT = `select 1 from timeline_events where chain_id = $1::text and kind = 'run.queued' limit 1`;
 
 export const CANCEL_RUN_APPROVALS = `

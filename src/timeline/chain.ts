@@ -60,11 +60,23 @@ export function rowToEvent(row: EventRow): TimelineEvent {
  * the chain never forks (the unique (chain_id, seq) key backs this up).
  * `data` must already be redacted.
  */
-export async function appendToChain(client: Queryable, chainId: string, runId: string | null, events: NewEvent[], options: { locked?: boolean } = {}): Promise<TimelineEvent[]> {
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
+
+export async function appendToChain(
+  client: Queryable,
+  chainId: string,
+  runId: string | null,
+  events: NewEvent[],
+  options: { locked?: boolean; head?: ChainHead | null } = {},
+): Promise<TimelineEvent[]> {
   if (events.length === 0) return [];
   if (!options.locked) await client.query(LOCK_CHAIN, [chainId]);
-  const head = await client.query<{ seq: number; hash: string }>(CHAIN_HEAD, [chainId]);
-  const built = linkEvents(chainId, runId, head.rows[0]?.seq ?? 0, head.rows[0]?.hash ?? GENESIS_HASH, events);
+  // A caller holding the lock may already know the head (read after locking); null means a new chain.
+  const head = options.head !== undefined ? options.head : (await client.query<ChainHead>(CHAIN_HEAD, [chainId])).rows[0];
+  const built = linkEvents(chainId, runId, head?.seq ?? 0, head?.hash ?? GENESIS_HASH, events);
   const result = await client.query<{ id: number }>(INSERT_EVENTS, [
     built.map((e) => e.chainId),
     built.map((e) => e.seq),
@@ -189,4 +201,16 @@ export async function verifyChains(
     cursor = [last.chain_id, last.seq];
   }
   return report;
+}
+
+/**
+ * SQL (simple protocol, literals already escaped) that takes a chain's lock and
+ * then reads its head, for callers that batch it with other statements in one
+ * round trip. Same lock key as LOCK_CHAIN.
+ */
+export function lockAndReadHeadSql(chainLiteral: string): [lock: string, head: string] {
+  return [
+    `select pg_advisory_xact_lock(7270, hashtext(${chainLiteral}))`,
+    `select seq, hash from timeline_events where chain_id = ${chainLiteral} order by seq desc limit 1`,
+  ];
 }

@@ -1,9 +1,9 @@
 import type { Queryable } from '../store/index.js';
-import { appendToChain, buildGenesisEvents, SYSTEM_CHAIN, type NewEvent, type TimelineEvent } from './chain.js';
+import { appendToChain, buildGenesisEvents, SYSTEM_CHAIN, type ChainHead, type NewEvent, type TimelineEvent } from './chain.js';
 import { createRedactor } from './redact.js';
 import { LOCK_CHAIN } from './queries.js';
 
-export { verifyChains, readChain, SYSTEM_CHAIN, type NewEvent, type TimelineEvent, type VerifyReport, type BrokenEvent } from './chain.js';
+export { verifyChains, readChain, lockAndReadHeadSql, SYSTEM_CHAIN, type ChainHead, type NewEvent, type TimelineEvent, type VerifyReport, type BrokenEvent } from './chain.js';
 export { GENESIS_HASH, canonicalJson, sha256Hex } from './hash.js';
 export { createRedactor, REDACTED } from './redact.js';
 
@@ -36,8 +36,8 @@ export class Timeline {
   }
 
   /** Append to a run's chain in a transaction that already took lockRun. */
-  appendToLockedRun(client: Queryable, runId: string, ...events: NewEvent[]): Promise<TimelineEvent[]> {
-    return appendToChain(client, runId, runId, this.clean(events), { locked: true });
+  appendToLockedRun(client: Queryable, runId: string, head: ChainHead | null | undefined, events: NewEvent[]): Promise<TimelineEvent[]> {
+    return appendToChain(client, runId, runId, this.clean(events), { locked: true, head });
   }
 
   /** Append to the chain of events that belong to no run. */
