@@ -10,7 +10,7 @@ import { ActionError, coerceError, StepTimeoutError, ValidationError } from '../
 import { evaluateCondition, renderValue } from '../expr/index.js';
 import type { PlaybookStep } from '../playbooks/index.js';
 import type { Decision, DecisionInput, Evaluated, PolicyGate } from '../policy/types.js';
-import { isDatabaseUnavailable, type Pool, type PoolClient } from '../store/index.js';
+import { escapeLiteral, withTransaction, type Pool, type PoolClient } from '../store/index.js';
 import { lockAndReadHeadSql, type ChainHead, type NewEvent, type Timeline } from '../timeline/index.js';
 import { backoffDelay } from './backoff.js';
 import { checkStubStatus, describeSimulated, simulation, stubbedOutput } from './dry-run.js';
@@ -143,34 +143,25 @@ export class RunExecutor {
    * by the driver): this is the hot path, and every round trip costs syscalls.
    */
   private async inRun<T>(runId: string, fn: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.deps.pool.connect();
-    let broken = false;
-    const onError = () => {
-      broken = true;
-    };
-    client.on('error', onError);
-    try {
-      const run = client.escapeLiteral(runId);
-      const [lock, head] = lockAndReadHeadSql(run);
-      // Fencing: `for update` holds the run row until commit, so no worker can claim the run
-      // (CLAIM_RUNS skips locked rows) while the holder commits, even if its lease just expired;
-      // otherwise a claim landing mid-commit reads the step as running and calls it again.
-      const fence = `select 1 from runs where id = ${run}::uuid and lease_owner = ${client.escapeLiteral(this.workerId)} for update`;
-      const results = (await client.query(`begin; ${lock}; ${fence}; ${head}`)) as unknown as Array<{ rowCount: number | null; rows: ChainHead[] }>;
-      if ((results[2]?.rowCount ?? 0) === 0) throw new LeaseLostError();
-      this.heads.set(client, results[3]?.rows[0] ?? null);
-      const result = await fn(client);
-      await client.query('commit');
-      return result;
-    } catch (err) {
-      broken = broken || isDatabaseUnavailable(err);
-      if (!broken) await client.query('rollback').catch(() => {});
-      throw err;
-    } finally {
-      client.removeListener('error', onError);
-      this.heads.delete(client);
-      client.release(broken);
-    }
+    const run = escapeLiteral(runId);
+    const [lock, head] = lockAndReadHeadSql(run);
+    // Fencing: `for update` holds the run row until commit, so no worker can claim the run
+    // (CLAIM_RUNS skips locked rows) while the holder commits, even if its lease just expired;
+    // otherwise a claim landing mid-commit reads the step as running and calls it again.
+    const fence = `select 1 from runs where id = ${run}::uuid and lease_owner = ${escapeLiteral(this.workerId)} for update`;
+    return withTransaction(
+      this.deps.pool,
+      async (client, opened) => {
+        if ((opened[2]?.rowCount ?? 0) === 0) throw new LeaseLostError();
+        this.heads.set(client, (opened[3]?.rows[0] as ChainHead | undefined) ?? null);
+        try {
+          return await fn(client);
+        } finally {
+          this.heads.delete(client);
+        }
+      },
+      { begin: `begin; ${lock}; ${fence}; ${head}` },
+    );
   }
 
   /** Append inside inRun, which holds the chain lock and knows the head. */

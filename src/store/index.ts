@@ -1,11 +1,11 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './embedded.js';
-import { isDatabaseUnavailable } from './errors.js';
 import { migrate } from './migrate.js';
 
 export { isDatabaseUnavailable, pgErrorCode, PgCode } from './errors.js';
 export { migrate, migrationsDir } from './migrate.js';
+export { withTransaction } from './transaction.js';
 export { startEmbeddedPostgres, runningEmbeddedUrl, type EmbeddedPostgresHandle } from './embedded.js';
 export { packageRoot } from './paths.js';
 
@@ -18,6 +18,11 @@ pg.types.setTypeParser(20, (v) => Number(v));
  */
 export function named(name: string, text: string): { name: string; text: string } {
   return { name, text };
+}
+
+/** A SQL string literal for simple-protocol batches (the driver's own escaping). */
+export function escapeLiteral(value: string): string {
+  return pg.escapeLiteral(value);
 }
 
 export type Pool = pg.Pool;
@@ -77,29 +82,3 @@ export async function openStore(options: { databaseUrl?: string; dataDir: string
   };
 }
 
-/** Run fn inside a transaction on one client; rolls back on any error. */
-export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken = false;
-  // A checked-out client has no pool listener for 'error': a connection that dies while we hold it
-  // (Postgres restart: FATAL 57P01 between two queries, ECONNRESET) would be an unhandled 'error'
-  // event and kill the process. Note it instead; the pending query, if any, rejects on its own.
-  const onError = () => {
-    broken = true;
-  };
-  client.on('error', onError);
-  try {
-    await client.query('begin');
-    const result = await fn(client);
-    await client.query('commit');
-    return result;
-  } catch (err) {
-    broken = broken || isDatabaseUnavailable(err);
-    if (!broken) await client.query('rollback').catch(() => {});
-    throw err;
-  } finally {
-    client.removeListener('error', onError);
-    // A client whose connection died is destroyed, not put back in the pool.
-    client.release(broken);
-  }
-}

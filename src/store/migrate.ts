@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { packageRoot } from './paths.js';
+import { withTransaction } from './transaction.js';
 
 /** Arbitrary constant shared by every Firebreak replica: only one migrates at a time. */
 const MIGRATION_LOCK_ID = 727_001;
@@ -34,15 +35,7 @@ async function readMigrations(): Promise<Migration[]> {
  */
 export async function migrate(pool: pg.Pool): Promise<string[]> {
   const migrations = await readMigrations();
-  const client = await pool.connect();
-  // Checked out, the client has no pool 'error' listener: a dying connection must not crash start-up.
-  let broken = false;
-  const onError = () => {
-    broken = true;
-  };
-  client.on('error', onError);
-  try {
-    await client.query('begin');
+  return withTransaction(pool, async (client) => {
     await client.query('select pg_advisory_xact_lock($1)', [MIGRATION_LOCK_ID]);
     await client.query(`create table if not exists firebreak_migrations (
       version integer primary key,
@@ -58,13 +51,6 @@ export async function migrate(pool: pg.Pool): Promise<string[]> {
       await client.query('insert into firebreak_migrations (version, name) values ($1, $2)', [migration.version, migration.name]);
       done.push(migration.name);
     }
-    await client.query('commit');
     return done;
-  } catch (err) {
-    if (!broken) await client.query('rollback').catch(() => {});
-    throw err;
-  } finally {
-    client.removeListener('error', onError);
-    client.release(broken);
-  }
+  });
 }

@@ -5,10 +5,8 @@
 import { z } from 'zod';
 import type { Alert } from '../types.js';
 import { rfc3339, stringMap } from '../validate.js';
-import { alertSummary, fingerprintOf, toUtc } from './common.js';
+import { fromPrometheusStyleAlert } from './common.js';
 
-/** Alertmanager writes the zero time for "no end known". */
-const ZERO_TIME = /^0001-01-01T00:00:00/;
 
 const amAlert = z.object({
   status: z.enum(['firing', 'resolved']),
@@ -36,17 +34,5 @@ export const alertmanagerPayload = z.object({
 export type AlertmanagerPayload = z.infer<typeof alertmanagerPayload>;
 
 export function normaliseAlertmanager(payload: AlertmanagerPayload): Alert[] {
-  return payload.alerts.map((a) => ({
-    source: 'alertmanager',
-    fingerprint: a.fingerprint ?? fingerprintOf(a.labels),
-    status: a.status,
-    labels: a.labels,
-    annotations: a.annotations,
-    startsAt: toUtc(a.startsAt),
-    endsAt: a.endsAt && !ZERO_TIME.test(a.endsAt) ? toUtc(a.endsAt) : null,
-    summary: alertSummary(a.labels, a.annotations),
-    severity: a.labels.severity ?? '',
-    generatorURL: a.generatorURL,
-    raw: a,
-  }));
+  return payload.alerts.map((a) => fromPrometheusStyleAlert('alertmanager', a));
 }

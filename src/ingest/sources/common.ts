@@ -27,3 +27,33 @@ export function hexDigestEqual(presented: string, expectedHex: string): boolean 
   if (presented.length !== expectedHex.length || !/^[0-9a-f]+$/i.test(presented)) return false;
   return timingSafeEqual(Buffer.from(presented.toLowerCase(), 'hex'), Buffer.from(expectedHex.toLowerCase(), 'hex'));
 }
+
+/** Alertmanager writes the zero time for "no end known"; Grafana does too. */
+const ZERO_TIME = /^0001-01-01T00:00:00/;
+
+/** The alert shape Alertmanager and Grafana share (Grafana's unified alerting is Alertmanager inside). */
+interface PrometheusStyleAlert {
+  status: 'firing' | 'resolved';
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  startsAt: string;
+  endsAt?: string | undefined;
+  generatorURL: string;
+  fingerprint?: string | undefined;
+}
+
+export function fromPrometheusStyleAlert<S extends 'alertmanager' | 'grafana'>(source: S, a: PrometheusStyleAlert, generatorURL = a.generatorURL) {
+  return {
+    source,
+    fingerprint: a.fingerprint ?? fingerprintOf(a.labels),
+    status: a.status,
+    labels: a.labels,
+    annotations: a.annotations,
+    startsAt: toUtc(a.startsAt),
+    endsAt: a.endsAt && !ZERO_TIME.test(a.endsAt) ? toUtc(a.endsAt) : null,
+    summary: alertSummary(a.labels, a.annotations),
+    severity: a.labels.severity ?? '',
+    generatorURL,
+    raw: a,
+  };
+}

@@ -13,10 +13,7 @@ import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import type { Alert } from '../types.js';
 import { rfc3339, stringMap } from '../validate.js';
-import { alertSummary, fingerprintOf, hexDigestEqual, toUtc } from './common.js';
-
-/** Grafana, like Alertmanager, writes the zero time for "no end known". */
-const ZERO_TIME = /^0001-01-01T00:00:00/;
+import { fromPrometheusStyleAlert, hexDigestEqual } from './common.js';
 
 export const GRAFANA_SIGNATURE_HEADER = 'x-grafana-alerting-signature';
 /** Sent only when the contact point's HMAC config names a timestamp header; this is the conventional name. */
@@ -60,20 +57,8 @@ export const grafanaPayload = z.looseObject({
 export type GrafanaPayload = z.infer<typeof grafanaPayload>;
 
 export function normaliseGrafana(payload: GrafanaPayload): Alert[] {
-  return payload.alerts.map((a) => ({
-    source: 'grafana',
-    fingerprint: a.fingerprint ?? fingerprintOf(a.labels),
-    status: a.status,
-    labels: a.labels,
-    annotations: a.annotations,
-    startsAt: toUtc(a.startsAt),
-    endsAt: a.endsAt && !ZERO_TIME.test(a.endsAt) ? toUtc(a.endsAt) : null,
-    summary: alertSummary(a.labels, a.annotations),
-    severity: a.labels.severity ?? '',
-    // Grafana's rule link; the panel or dashboard is the next best thing for a person.
-    generatorURL: a.generatorURL || a.panelURL || a.dashboardURL || '',
-    raw: a,
-  }));
+  // Grafana's rule link; the panel or dashboard is the next best thing for a person.
+  return payload.alerts.map((a) => fromPrometheusStyleAlert('grafana', a, a.generatorURL || a.panelURL || a.dashboardURL || ''));
 }
 
 /** Grafana's HMAC: hex HMAC-SHA256 of the body, or of `<timestamp>:<body>` when a timestamp header is configured. */
