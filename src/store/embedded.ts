@@ -4,11 +4,12 @@
  * FIREBREAK_DATA_DIR across restarts.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
@@ -73,6 +74,34 @@ async function stopOrphanedServer(clusterDir: string): Promise<void> {
   }
 }
 
+/** Whether every folder above `dir` lets other users (the `postgres` user) pass through. */
+async function traversableByOthers(dir: string): Promise<boolean> {
+  for (let current = dirname(dir); ; current = dirname(current)) {
+    if (((await stat(current)).mode & 0o001) === 0) return false;
+    if (dirname(current) === current) return true;
+  }
+}
+
+/**
+ * Where the cluster lives: `<data dir>/pg`. Postgres refuses to run as root, so
+ * as root it runs as the `postgres` user, which must be able to walk down to
+ * that folder; a data dir below a private folder (a 0700 temp dir, a home
+ * folder) would fail. Then the cluster goes to a stable folder of its own,
+ * keyed by the data dir, and `<data dir>/pg-location` records where.
+ */
+async function clusterLocation(dataDir: string): Promise<string> {
+  const recorded = join(dataDir, 'pg-location');
+  if (existsSync(recorded)) return (await readFile(recorded, 'utf8')).trim();
+  const inPlace = join(dataDir, 'pg');
+  if (process.getuid?.() !== 0 || existsSync(join(inPlace, 'PG_VERSION')) || (await traversableByOthers(dataDir))) return inPlace;
+  const root = existsSync('/var/lib') ? '/var/lib/firebreak/clusters' : join(tmpdir(), 'firebreak-clusters');
+  const elsewhere = join(root, createHash('sha256').update(dataDir).digest('hex').slice(0, 16), 'pg');
+  await mkdir(dirname(elsewhere), { recursive: true, mode: 0o755 });
+  for (let d = dirname(elsewhere); d !== dirname(root); d = dirname(d)) await chmod(d, 0o755);
+  await writeFile(join(dataDir, 'pg-location'), `${elsewhere}\n`);
+  return elsewhere;
+}
+
 const EXIT_EVENTS = ['beforeExit', 'exit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message', 'uncaughtException', 'unhandledRejection'] as const;
 
 /**
@@ -97,7 +126,7 @@ export async function startEmbeddedPostgres(options: { dataDir: string; port?: n
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   // Postgres runs as the `postgres` user when we are root; it must be able to reach its folder.
   await chmod(dataDir, 0o755);
-  const clusterDir = join(dataDir, 'pg');
+  const clusterDir = await clusterLocation(dataDir);
   const credentials = await loadOrCreateCredentials(dataDir);
   const port = options.port ?? (await freePort());
   const log = options.log ?? (() => {});
@@ -147,7 +176,9 @@ export async function runningEmbeddedUrl(dataDir: string): Promise<string | unde
   const dir = resolve(dataDir);
   const portFile = join(dir, 'postgres.port');
   const credentialsFile = join(dir, 'credentials.json');
-  if (!existsSync(portFile) || !existsSync(credentialsFile) || !existsSync(join(dir, 'pg', 'postmaster.pid'))) return undefined;
+  const recorded = join(dir, 'pg-location');
+  const clusterDir = existsSync(recorded) ? (await readFile(recorded, 'utf8')).trim() : join(dir, 'pg');
+  if (!existsSync(portFile) || !existsSync(credentialsFile) || !existsSync(join(clusterDir, 'postmaster.pid'))) return undefined;
   const credentials = JSON.parse(await readFile(credentialsFile, 'utf8')) as Credentials;
   const port = Number((await readFile(portFile, 'utf8')).trim());
   return `postgres://${credentials.user}:${encodeURIComponent(credentials.password)}@127.0.0.1:${port}/postgres`;
