@@ -3,6 +3,7 @@
  * Postgres in FIREBREAK_DATA_DIR; data survives a restart, and even a SIGKILL.
  */
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -43,5 +44,29 @@ describe('embedded PostgreSQL (DATABASE_URL unset)', () => {
     expect(audit.code).toBe(0);
     expect(await server.stop('SIGTERM')).toBe(0);
     server = undefined;
+  });
+
+  it('works from a data dir below a private (0700) folder, keeping its data across restarts', async () => {
+    const privateDir = await mkdtemp(join(tmpdir(), 'fb-private-')); // 0700: the postgres user cannot enter it
+    const env = { FIREBREAK_DATA_DIR: join(privateDir, 'data'), DATABASE_URL: undefined, FIREBREAK_WORKERS: '0' };
+    const sample = JSON.parse(await readFile(join(ROOT, 'test/fixtures/alertmanager-v4.json'), 'utf8'));
+    let location = '';
+    try {
+      server = await startServer(env, { readyTimeoutMs: 90_000 });
+      expect((await httpJson('POST', `${server.url}/hooks/alertmanager`, sample)).status).toBe(202);
+      expect(await server.stop('SIGTERM')).toBe(0);
+      if (process.getuid?.() === 0) {
+        // As root the cluster runs as the postgres user, so it was placed where that user can reach it.
+        location = (await readFile(join(privateDir, 'data', 'pg-location'), 'utf8')).trim();
+        expect(existsSync(join(location, 'PG_VERSION'))).toBe(true);
+      }
+      server = await startServer(env, { readyTimeoutMs: 90_000 });
+      expect((await httpJson('GET', `${server.url}/api/alerts`)).body.items).toHaveLength(2);
+      expect(await server.stop('SIGTERM')).toBe(0);
+      server = undefined;
+    } finally {
+      await rm(privateDir, { recursive: true, force: true });
+      if (location) await rm(join(location, '..'), { recursive: true, force: true });
+    }
   });
 });
