@@ -65,7 +65,7 @@ export function chaosOptions(form: 'short' | 'full', overrides: Partial<ChaosOpt
     sendTimeoutMs: 180_000,
     drainTimeoutMs: 600_000,
   };
-  const short: Partial<ChaosOptions> = { alerts: 150, alertsPerSecond: 15, killEveryMs: [2_000, 4_000], pgOutageMs: 3_000, sendTimeoutMs: 60_000, drainTimeoutMs: 90_000 };
+  const short: Partial<ChaosOptions> = { alerts: 150, alertsPerSecond: 15, killEveryMs: [1_000, 2_000], pgOutageMs: 3_000, sendTimeoutMs: 60_000, drainTimeoutMs: 90_000 };
   return { ...base, ...(form === 'short' ? short : {}), ...overrides };
 }
 
@@ -287,6 +287,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       // Mid-load: at this point of the send schedule, with the senders still busy.
       const at = sendStart + options.pgRestartAt * scheduleMs;
       if (at > Date.now()) await sleep(at - Date.now());
+      // Let process chaos happen at least once before the outage pauses it (the short form is brief).
+      const firstKillBy = Date.now() + 3 * options.killEveryMs[1];
+      while (options.killEveryMs[1] > 0 && kills === 0 && Date.now() < firstKillBy) await sleep(100);
       killsPaused = true;
       // Prefer all processes up (more survivors to watch), but do not let a slow restart push the outage past the load.
       const waitUntil = Date.now() + 3_000;
