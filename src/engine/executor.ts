@@ -191,11 +191,11 @@ export class RunExecutor {
     const admitted = await this.inRun(run.id, async (client) => {
       if (key && run.concurrency_limit) {
         await client.query(Q.LOCK_CONCURRENCY_KEY, [key]);
-        const { rows } = await client.query<{ n: number }>(Q.ACTIVE_WITH_KEY, [key, run.id]);
-        if ((rows[0]?.n ?? 0) >= run.concurrency_limit) {
+        const { rows } = await client.query<{ n: number; ahead: number }>(Q.ACTIVE_WITH_KEY, [key, run.id, run.created_at]);
+        if ((rows[0]?.n ?? 0) + (rows[0]?.ahead ?? 0) >= run.concurrency_limit) {
           const { rowCount } = await client.query(Q.HAS_QUEUED_EVENT, [run.id]);
           if (rowCount === 0) {
-            events.push({ kind: 'run.queued', actor: 'system', data: { concurrencyKey: key, limit: run.concurrency_limit, active: rows[0]?.n ?? 0 } });
+            events.push({ kind: 'run.queued', actor: 'system', data: { concurrencyKey: key, limit: run.concurrency_limit, active: rows[0]?.n ?? 0, queuedAhead: rows[0]?.ahead ?? 0 } });
             await this.record(client, run.id, events);
           }
           // Woken when a slot frees (WAKE_QUEUED_WITH_KEY); the late run_at is only a safety net.

@@ -63,9 +63,15 @@ export const INSERT_STEPS = `
   on conflict do nothing`;
 
 /** Active runs holding a concurrency slot (under the key's advisory lock). */
+/**
+ * Runs holding a slot of the key, plus queued runs created before this one:
+ * admission is first come, first served (under the key's advisory lock).
+ */
 export const ACTIVE_WITH_KEY = `
-  select count(*)::int as n from runs
-  where concurrency_key = $1::text and status in ('running', 'waiting') and id <> $2::uuid`;
+  select count(*) filter (where status in ('running', 'waiting'))::int as n,
+         count(*) filter (where status = 'queued' and (created_at, id) < ($3::timestamptz, $2::uuid))::int as ahead
+  from runs
+  where concurrency_key = $1::text and status in ('running', 'waiting', 'queued') and id <> $2::uuid`;
 
 export const LOCK_CONCURRENCY_KEY = `select pg_advisory_xact_lock(7271, hashtext($1::text))`;
 
