@@ -56,7 +56,6 @@ export interface HookOptions {
   ingestor: Ingestor;
   /** In-flight webhook requests beyond this answer 503 (overload), never 429. */
   maxInFlight?: number;
-  onIngested?: () => void;
 }
 
 function hookSources(config: Config): HookSource[] {
@@ -140,7 +139,6 @@ export function registerHooks(app: FastifyInstance, options: HookOptions, extraS
         const parsed = source.parse(body, request);
         work = options.ingestor.ingest({ ...parsed, payload: body });
         const result = await (source.deadlineMs ? withDeadline(work, source.deadlineMs) : work);
-        if (result.startedRuns.length > 0) options.onIngested?.();
         return reply.code(202).send(acceptedBody(result));
       } catch (err) {
         if (err instanceof DeadlineExceeded) {

@@ -20,8 +20,6 @@ export interface ServerDeps {
   pool: Pool;
   ingestor: Ingestor;
   readiness?: ReadinessCheck[];
-  /** Told after an accepted webhook (wakes this process's workers without waiting for NOTIFY). */
-  onIngested?: () => void;
   /** Adds more routes (API, console, Slack) once their concerns exist. */
   extend?: (app: FastifyInstance) => void | Promise<void>;
 }
@@ -73,7 +71,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
   });
 
-  registerHooks(app, { config: deps.config, ingestor: deps.ingestor, onIngested: deps.onIngested });
+  registerHooks(app, { config: deps.config, ingestor: deps.ingestor });
   await deps.extend?.(app);
   return app;
 }
