@@ -122,7 +122,11 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
       onTakeover: () => metrics.leaseTakeover(),
     });
     engine.onEvent((runId, events) => metrics.runEvents(runId, events));
-    const ingestor = new Ingestor(store.pool, timeline, engine.planAlertRuns, logger);
+    // Each playbook content is stored once (playbook_revisions) as soon as it is loaded.
+    const storeRevisions = (playbooks: Playbook[]) => void engine.storeRevisions(playbooks).catch((err) => logger.warn({ err: (err as Error).message }, 'cannot store playbook revisions yet; runs store them when they start'));
+    storeRevisions(catalog.playbooks);
+    catalog.onLoad(storeRevisions);
+    const ingestor = new Ingestor(store.pool, timeline, engine.ingestHooks, logger);
     const slack = await createSlack({ config, logger, pool: store.pool, engine, timeline, policy: () => policy });
     ingestor.onStored((notification, result) => {
       metrics.alertsReceived(notification.source, notification.alerts, result.stored ? result.episodes.filter((e) => e.deliveries === 1).length : 0);
@@ -148,21 +152,23 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
         slack.registerRoutes(app);
       },
     });
-    engine.start();
-    cleanups.unshift(() => engine.stop());
+    // Started in dependency order and stopped in reverse: Slack consumes the engine's events, so it
+    // starts first and stops last; the HTTP server (which feeds both) stops first.
     await slack.start();
-    cleanups.unshift(() => slack.stop());
+    cleanups.push(() => slack.stop());
+    engine.start();
+    cleanups.push(() => engine.stop());
     // Every replica schedules every cron trigger; the run's dedup key makes one run per tick.
     const scheduler = new Scheduler({ startRun: (request) => engine.startRun(request), logger: logger.child({ component: 'schedule' }) });
     scheduler.sync(catalog.playbooks);
     catalog.onLoad((playbooks) => scheduler.sync(playbooks));
-    cleanups.unshift(() => scheduler.stop());
+    cleanups.push(() => scheduler.stop());
     let url = '';
     if (options.listen !== false) {
       url = await server.listen({ port: config.port, host: config.host });
       logger.info({ url, publicUrl: config.publicUrl, embeddedPostgres: store.embedded }, 'firebreak is serving');
     }
-    cleanups.unshift(() => server.close());
+    cleanups.push(() => server.close());
     let stopped = false;
     return {
       config,
@@ -174,7 +180,7 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
       async stop() {
         if (stopped) return;
         stopped = true;
-        for (const cleanup of cleanups) await Promise.resolve(cleanup()).catch((err) => logger.warn({ err }, 'shutdown step failed'));
+        for (const cleanup of [...cleanups].reverse()) await Promise.resolve(cleanup()).catch((err) => logger.warn({ err }, 'shutdown step failed'));
       },
     };
   } catch (err) {

@@ -1,8 +1,10 @@
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { PolicyGate } from '../policy/types.js';
-import { withTransaction, type Pool } from '../store/index.js';
+import { runStatement, type Pool } from '../store/index.js';
 import type { NewEvent, Timeline } from '../timeline/index.js';
 import * as Q from './queries.js';
+import { withRunTx } from './run-tx.js';
+import { wake } from './transitions.js';
 
 export interface AnswerInput {
   approvalId: string;
@@ -28,6 +30,8 @@ interface ApprovalRow {
   decided_by: string | null;
   decided_at: Date | null;
   requested_at: Date;
+  /** The database clock, read with the row. */
+  now: Date;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -35,23 +39,24 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /**
  * Answer an approval from any channel (Slack, console, CLI). Checked by
  * `firebreak/approve`; recorded exactly once: the run's chain lock orders
- * concurrent answers (two clicks, two replicas), only a pending approval can
- * be decided, and each person's vote is unique.
+ * concurrent answers (two clicks, two replicas) and the run's worker, only a
+ * pending approval can be decided, and each person's vote is unique. A
+ * decision wakes the run. Deadlines are the worker's: a waiting run's run_at
+ * is its approval's deadline, and the worker that claims it then expires it.
  */
-export async function answerApproval(deps: { pool: Pool; timeline: Timeline; policy: PolicyGate; now: () => number }, input: AnswerInput): Promise<{ result: AnswerResult; events: NewEvent[] }> {
+export async function answerApproval(deps: { pool: Pool; timeline: Timeline; policy: PolicyGate }, input: AnswerInput): Promise<{ result: AnswerResult; events: NewEvent[] }> {
   if (!UUID.test(input.approvalId)) throw new NotFoundError(`approval ${input.approvalId} not found`);
-  const first = await deps.pool.query<{ run_id: string }>(Q.APPROVAL_RUN, [input.approvalId]);
+  const approvalId = input.approvalId.toLowerCase();
+  const first = await runStatement<{ run_id: string }>(deps.pool, Q.APPROVAL_RUN, [approvalId]);
   const runId = first.rows[0]?.run_id;
   if (!runId) throw new NotFoundError(`approval ${input.approvalId} not found`);
-  const events: NewEvent[] = [];
-  const result = await withTransaction(deps.pool, async (client): Promise<AnswerResult> => {
-    await deps.timeline.lockRun(client, runId);
-    const { rows } = await client.query<ApprovalRow>(Q.APPROVAL_BY_ID, [input.approvalId]);
+  const { result, events } = await withRunTx(deps.pool, deps.timeline, runId, null, async (tx): Promise<AnswerResult> => {
+    const { rows } = await tx.query<ApprovalRow>(Q.APPROVAL_BY_ID, approvalId);
     const approval = rows[0]!;
     if (approval.status !== 'pending') {
       throw new ConflictError(`approval ${approval.id} is already ${approval.status}${approval.decided_by ? ` by ${approval.decided_by}` : ''}${approval.decided_at ? ` at ${approval.decided_at.toISOString()}` : ''}`);
     }
-    const votes = (await client.query<{ voter: string; decision: string }>(Q.APPROVAL_VOTES, [approval.id])).rows;
+    const votes = (await tx.query<{ voter: string; decision: string }>(Q.APPROVAL_VOTES, approval.id)).rows;
     if (votes.some((v) => v.voter === input.user)) throw new ConflictError(`${input.user} has already answered approval ${approval.id}`);
     const approvedBy = votes.filter((v) => v.decision === 'approve').map((v) => v.voter);
     const verdict = await deps.policy.approve({
@@ -69,72 +74,45 @@ export async function answerApproval(deps: { pool: Pool; timeline: Timeline; pol
         already_approved_by: approvedBy,
       },
       user: input.user,
-      now: new Date(deps.now()).toISOString(),
+      now: approval.now.toISOString(),
     });
     const policyData = { bundleHash: verdict.bundleHash, inputHash: verdict.inputHash, ...(verdict.error && { error: verdict.error }) };
     if (!verdict.result.allow) {
-      events.push({ kind: 'approval.refused', actor: input.user, data: { approvalId: approval.id, stepId: approval.step_id, decision: input.decision, reason: verdict.result.reason, ...policyData } });
-      await deps.timeline.appendToRun(client, approval.run_id, ...events);
+      await tx.append({ kind: 'approval.refused', actor: input.user, data: { approvalId: approval.id, stepId: approval.step_id, decision: input.decision, reason: verdict.result.reason, ...policyData } });
       return { outcome: 'refused', reason: verdict.result.reason, approvalId: approval.id, runId: approval.run_id };
     }
-    await client.query(Q.INSERT_VOTE, [approval.id, input.user, input.decision]);
+    await tx.query(Q.INSERT_VOTE, approval.id, input.user, input.decision);
     const approvals = approvedBy.length + (input.decision === 'approve' ? 1 : 0);
     let outcome: 'approved' | 'rejected' | 'recorded' = 'recorded';
     if (input.decision === 'reject') outcome = 'rejected';
     else if (approvals >= approval.min_approvals) outcome = 'approved';
     let decidedAt: string | null = null;
+    let waitedMs: number | undefined;
     if (outcome !== 'recorded') {
-      await client.query(Q.DECIDE_APPROVAL, [approval.id, outcome, input.user]);
-      await client.query(Q.RESUME_RUN, [approval.run_id]);
-      await client.query(Q.NOTIFY_RUNNABLE, ['approval']);
-      decidedAt = new Date(deps.now()).toISOString();
+      const decided = (await tx.query<{ decided_at: Date; waited_ms: number }>(Q.DECIDE_APPROVAL, approval.id, outcome, input.user)).rows[0]!;
+      decidedAt = decided.decided_at.toISOString();
+      waitedMs = Math.round(Number(decided.waited_ms));
+      await wake(tx, 'approval');
     }
-    const kind = outcome === 'approved' ? 'approval.granted' : outcome === 'rejected' ? 'approval.rejected' : 'approval.vote';
-    events.push({
-      kind,
-      actor: input.user,
-      data: {
-        approvalId: approval.id,
-        stepId: approval.step_id,
-        decision: input.decision,
-        approvals,
-        minApprovals: approval.min_approvals,
-        reason: verdict.result.reason,
-        ...(outcome !== 'recorded' && { waitedMs: deps.now() - approval.requested_at.getTime() }),
-        ...policyData,
-      },
-    });
-    await deps.timeline.appendToRun(client, approval.run_id, ...events);
+    const data = {
+      approvalId: approval.id,
+      stepId: approval.step_id,
+      decision: input.decision,
+      approvals,
+      minApprovals: approval.min_approvals,
+      reason: verdict.result.reason,
+      ...(waitedMs !== undefined && { waitedMs }),
+      ...policyData,
+    };
+    const time = decidedAt ? new Date(decidedAt) : approval.now;
+    await tx.append(
+      outcome === 'approved'
+        ? { kind: 'approval.granted', actor: input.user, data, time }
+        : outcome === 'rejected'
+          ? { kind: 'approval.rejected', actor: input.user, data, time }
+          : { kind: 'approval.vote', actor: input.user, data, time },
+    );
     return { outcome, approvalId: approval.id, runId: approval.run_id, approvals, minApprovals: approval.min_approvals, decidedAt };
   });
   return { result, events };
-}
-
-/**
- * Approvals past their deadline: mark each expired and wake its run, which
- * applies `on_timeout`. The database decides: DUE_APPROVALS reads without
- * locks, EXPIRE_APPROVAL changes only a still-pending row under the run's
- * chain lock, so replicas sweeping at the same time (and an answer arriving
- * at the last moment) expire an approval at most once.
- */
-export async function expireDueApprovals(deps: { pool: Pool; timeline: Timeline }, onEvents: (runId: string, events: NewEvent[]) => void): Promise<number> {
-  const { rows } = await deps.pool.query<{ id: string; run_id: string; step_id: string }>(Q.DUE_APPROVALS);
-  let expired = 0;
-  for (const approval of rows) {
-    const events: NewEvent[] = [];
-    await withTransaction(deps.pool, async (client) => {
-      await deps.timeline.lockRun(client, approval.run_id);
-      const updated = await client.query<{ on_timeout: string }>(Q.EXPIRE_APPROVAL, [approval.id]);
-      if (updated.rowCount === 0) return;
-      events.push({ kind: 'approval.expired', actor: 'system', data: { approvalId: approval.id, stepId: approval.step_id, onTimeout: updated.rows[0]!.on_timeout } });
-      await deps.timeline.appendToRun(client, approval.run_id, ...events);
-      await client.query(Q.RESUME_RUN, [approval.run_id]);
-      await client.query(Q.NOTIFY_RUNNABLE, ['expired']);
-    });
-    if (events.length > 0) {
-      expired++;
-      onEvents(approval.run_id, events);
-    }
-  }
-  return expired;
 }

@@ -1,25 +1,27 @@
-import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { ActionRegistry } from '../actions/index.js';
 import type { Secrets } from '../config/index.js';
-import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
-import type { Alert, PlannedRun } from '../ingest/index.js';
+import { NotFoundError, ValidationError } from '../errors.js';
+import type { Alert } from '../ingest/index.js';
 import { matchesAlert, type Playbook } from '../playbooks/index.js';
 import type { PolicyGate } from '../policy/types.js';
-import { withTransaction, type Pool } from '../store/index.js';
+import { runStatement, withTransaction, type DatabaseClock, type Pool, type PoolClient, type Queryable } from '../store/index.js';
 import type { NewEvent, Timeline } from '../timeline/index.js';
-import { answerApproval, expireDueApprovals, type AnswerInput, type AnswerResult } from './approvals.js';
+import { answerApproval, type AnswerInput, type AnswerResult } from './approvals.js';
 import { RunExecutor } from './executor.js';
-import { planRun } from './plan.js';
+import { planRun, runDefinition } from './plan.js';
 import * as Q from './queries.js';
-import type { DryRunOptions } from './types.js';
+import { RunTx, withRunTx } from './run-tx.js';
+import { requestAbort, resolveAlert, type AbortOutcome } from './transitions.js';
+import type { DryRunOptions, PlannedRun } from './types.js';
 import { Worker } from './worker.js';
 
 export { getRun, listRuns, listAlerts, listPendingApprovals, type RunView, type StepView, type ApprovalView } from './read.js';
 export { planRun, runDefinition } from './plan.js';
 export { backoffDelay } from './backoff.js';
 export type { AnswerInput, AnswerResult } from './approvals.js';
-export type { RunStatus, StepStatus, RunTrigger, RunDefinition, DryRunOptions, DryRunStub } from './types.js';
+export type { RunStatus, StepStatus, RunTrigger, RunDefinition, DryRunOptions, DryRunStub, PlannedRun } from './types.js';
+export { QUEUED_SAFETY_MS } from './transitions.js';
 
 export interface EngineOptions {
   pool: Pool;
@@ -39,7 +41,6 @@ export interface EngineOptions {
   workers: number;
   leaseMs?: number;
   pollMs?: number;
-  now?: () => number;
   onTakeover?: () => void;
 }
 
@@ -66,16 +67,38 @@ export interface StartRunInput {
   definition?: Playbook;
 }
 
+/** An episode resolved by a notification, with the runs it started before. */
+export interface ResolvedEpisode {
+  id: number;
+  fingerprint: string;
+  startsAt: string;
+  existingRuns: string[];
+}
+
+/** What ingest asks of the engine inside its own statement / transaction. */
+export interface RunHooks {
+  /** Runs to start for a firing alert: one per matching playbook (revisions stored). */
+  plan(alert: Alert): Promise<PlannedRun[]>;
+  /**
+   * Episodes resolved: tell their runs (timeline, approvals, `on_resolved`), in
+   * the caller's transaction. Returns the events written, for `emit` after commit.
+   */
+  resolved(client: PoolClient, episodes: ResolvedEpisode[]): Promise<Array<{ runId: string; events: NewEvent[] }>>;
+  /** Called after ingest committed (events of resolves: Slack, console, metrics). */
+  emit(runId: string, events: NewEvent[]): void;
+}
+
 /** The durable run engine: plans runs, drives them with workers, answers approvals and aborts. */
 export class Engine {
   private worker: Worker | undefined;
-  private expiry: ScheduledTask | undefined;
   private readonly listeners: EventListener[] = [];
-  private readonly now: () => number;
   private readonly policyProxy: PolicyGate;
+  private readonly clock: DatabaseClock;
+  /** Revision hashes of playbooks already stored (a Playbook object is one content). */
+  private readonly revisions = new WeakMap<Playbook, string>();
 
   constructor(private readonly options: EngineOptions) {
-    this.now = options.now ?? Date.now;
+    this.clock = options.timeline.clock;
     const current = () => options.policy();
     this.policyProxy = {
       decide: (input) => current().decide(input),
@@ -85,76 +108,92 @@ export class Engine {
     };
   }
 
-  /** Called after every committed batch of timeline events (Slack, console live updates). */
+  /** Called after every committed batch of timeline events (Slack, console live updates, metrics). */
   onEvent(listener: EventListener): void {
     this.listeners.push(listener);
   }
 
-  private emit(runId: string, events: NewEvent[]): void {
-    for (const l of this.listeners) l(runId, events);
+  private emit = (runId: string, events: NewEvent[]): void => {
+    for (const l of this.listeners) {
+      try {
+        l(runId, events);
+      } catch (err) {
+        this.options.logger.warn({ runId, err: (err as Error).message }, 'event listener failed');
+      }
+    }
+  };
+
+  /**
+   * Store playbook definitions once per content (playbook_revisions) and
+   * remember their revision hashes. Cheap when all are known.
+   */
+  async storeRevisions(playbooks: readonly Playbook[], db: Queryable = this.options.pool): Promise<Map<Playbook, string>> {
+    const unknown = playbooks.filter((p) => !this.revisions.has(p));
+    if (unknown.length > 0) {
+      const input = unknown.map((p) => ({ name: p.name, definition: runDefinition(p), file: p.file }));
+      const { rows } = await runStatement<{ name: string; hash: string }>(db, Q.STORE_REVISIONS, [JSON.stringify(input)]);
+      unknown.forEach((p, i) => this.revisions.set(p, rows[i]!.hash));
+    }
+    return new Map(playbooks.map((p) => [p, this.revisions.get(p)!]));
   }
 
-  /** Runs to start for a firing alert: one per matching playbook. Used by ingest inside its statement. */
-  planAlertRuns = (alert: Alert): PlannedRun[] =>
-    this.options
-      .playbooks()
-      .filter((p) => matchesAlert(p, alert))
-      .map((p) => planRun(p, { trigger: 'alert', alert, defaultChannel: this.options.defaultChannel }));
+  /** The hooks ingest calls (planning alert runs, resolves). */
+  readonly ingestHooks: RunHooks = {
+    plan: async (alert) => {
+      const matching = this.options.playbooks().filter((p) => matchesAlert(p, alert));
+      if (matching.length === 0) return [];
+      const revisions = await this.storeRevisions(matching);
+      return matching.map((p) => planRun(p, { revision: revisions.get(p)!, trigger: 'alert', alert, defaultChannel: this.options.defaultChannel }));
+    },
+    resolved: async (client, episodes) => {
+      const written: Array<{ runId: string; events: NewEvent[] }> = [];
+      for (const episode of episodes) {
+        for (const runId of episode.existingRuns) {
+          const state = (await runStatement<{ status: string; concurrency_key: string | null; on_resolved: string | null }>(client, Q.RUN_STATE, [runId])).rows[0];
+          if (!state) continue;
+          const tx = await RunTx.open(client, this.options.timeline, runId, state.concurrency_key);
+          await resolveAlert(tx, { status: state.status, onResolved: state.on_resolved ?? 'continue', key: state.concurrency_key }, episode);
+          written.push({ runId, events: tx.events });
+        }
+      }
+      return written;
+    },
+    emit: (runId, events) => this.emit(runId, events),
+  };
 
   start(): void {
     if (this.options.workers <= 0 || this.worker) return;
     this.worker = new Worker({
       pool: this.options.pool,
       databaseUrl: this.options.databaseUrl,
-      timeline: this.options.timeline,
+      clock: this.clock,
       logger: this.options.logger,
       concurrency: this.options.workers,
       leaseMs: this.options.leaseMs ?? 15_000,
       pollMs: this.options.pollMs ?? 500,
-      onEvent: (runId, events) => this.emit(runId, events),
       onTakeover: this.options.onTakeover,
       makeExecutor: (workerId) =>
         new RunExecutor(
           {
             pool: this.options.pool,
             timeline: this.options.timeline,
+            clock: this.clock,
             actions: this.options.actions,
             policy: this.policyProxy,
             logger: this.options.logger,
             secrets: this.options.secrets,
             httpAllow: this.options.httpAllow,
             playbooksDir: this.options.playbooksDir,
-            now: this.now,
-            onEvent: (runId, events) => this.emit(runId, events),
+            onEvent: this.emit,
           },
           workerId,
         ),
     });
     this.worker.start();
-    // Approval deadlines live in the database (approvals.expires_at); this cron job only asks it, every
-    // second, which have passed. Every replica with workers sweeps; EXPIRE_APPROVAL makes that safe.
-    this.expiry = cron.schedule('* * * * * *', () => this.sweepExpiredApprovals(), {
-      name: 'firebreak-approval-expiry',
-      noOverlap: true,
-      suppressMissedWarning: true,
-    });
   }
 
-  /** Expire approvals past their deadline (on_timeout is applied by the run's worker). Scheduled by start(). */
-  async sweepExpiredApprovals(): Promise<number> {
-    try {
-      const expired = await expireDueApprovals({ pool: this.options.pool, timeline: this.options.timeline }, (runId, events) => this.emit(runId, events));
-      if (expired > 0) this.poke();
-      return expired;
-    } catch (err) {
-      this.options.logger.warn({ err: (err as Error).message }, 'approval expiry sweep failed; retrying next second');
-      return 0;
-    }
-  }
-
+  /** Stop the workers: they finish (or, past `graceMs`, cut short and wait for) their runs, then give the leases back. */
   async stop(graceMs?: number): Promise<void> {
-    await this.expiry?.destroy();
-    this.expiry = undefined;
     await this.worker?.stop(graceMs);
     this.worker = undefined;
   }
@@ -187,7 +226,9 @@ export class Engine {
     }
     const playbook = input.definition ?? this.findPlaybook(input.playbook);
     const trigger = input.trigger ?? 'manual';
+    const revision = (await this.storeRevisions([playbook])).get(playbook)!;
     const plan = planRun(playbook, {
+      revision,
       trigger,
       alert: input.alert ?? null,
       params: input.params ?? {},
@@ -196,30 +237,31 @@ export class Engine {
       defaultChannel: this.options.defaultChannel,
     });
     if (dryRun) dryRunPlan(plan, input);
+    const timeline = this.options.timeline;
     const result = await withTransaction(this.options.pool, async (client) => {
-      const inserted = await client.query(Q.INSERT_MANUAL_RUN, [
+      const inserted = await runStatement(client, Q.INSERT_MANUAL_RUN, [
         plan.runId,
         plan.playbook,
-        JSON.stringify(plan.definition),
+        plan.revision,
         plan.playbookHash,
         trigger,
         input.startedBy,
-        input.alert ? JSON.stringify(this.options.timeline.redact(input.alert)) : null,
-        JSON.stringify(this.options.timeline.redact(input.params ?? {})),
+        input.alert ? JSON.stringify(timeline.redact(input.alert)) : null,
+        JSON.stringify(timeline.redact(input.params ?? {})),
         dryRun,
         input.dedupKey ?? null,
         plan.concurrencyKey,
         plan.concurrencyLimit,
         plan.channel,
         dryRun ? null : (input.episodeId ?? null),
-        dryRun && input.dryRunOptions ? JSON.stringify(this.options.timeline.redact(input.dryRunOptions)) : null,
+        dryRun && input.dryRunOptions ? JSON.stringify(timeline.redact(input.dryRunOptions)) : null,
       ]);
       if (inserted.rowCount === 0) {
-        const existing = await client.query<{ id: string }>(Q.RUN_BY_DEDUP_KEY, [input.dedupKey]);
+        const existing = await runStatement<{ id: string }>(client, Q.RUN_BY_DEDUP_KEY, [input.dedupKey]);
         return { runId: existing.rows[0]!.id, created: false };
       }
-      await this.options.timeline.appendToRun(client, plan.runId, ...plan.genesis);
-      await client.query(Q.NOTIFY_RUNNABLE, ['manual']);
+      await timeline.appendToRun(client, plan.runId, ...plan.genesis);
+      await runStatement(client, Q.NOTIFY_RUNNABLE, ['manual']);
       return { runId: plan.runId, created: true };
     });
     if (result.created) this.emit(result.runId, plan.genesis);
@@ -227,41 +269,30 @@ export class Engine {
     return result;
   }
 
-  /** Ask a run to stop; its worker compensates completed steps. A queued run that never started just ends. */
-  async abortRun(runId: string, actor: string, reason?: string): Promise<{ status: 'aborted' | 'abort_requested' }> {
+  /**
+   * Ask a run to stop; its worker compensates completed steps. A queued run
+   * nobody drives yet ends at once, and the runs queued behind it on its
+   * concurrency key are woken.
+   */
+  async abortRun(runId: string, actor: string, reason?: string): Promise<{ status: AbortOutcome }> {
     if (!UUID.test(runId)) throw new NotFoundError(`run ${runId} not found`);
+    const id = runId.toLowerCase();
     const why = reason?.trim() || `aborted by ${actor}`;
-    const events: NewEvent[] = [];
-    const status = await withTransaction(this.options.pool, async (client) => {
-      const exists = await client.query<{ status: string }>(Q.RUN_STATUS, [runId]);
-      if (!exists.rows[0]) throw new NotFoundError(`run ${runId} not found`);
-      await this.options.timeline.lockRun(client, runId);
-      const aborted = await client.query(Q.ABORT_QUEUED, [runId, actor, why]);
-      if (aborted.rowCount === 1) {
-        await client.query(Q.SKIP_PENDING_STEPS, [runId]);
-        events.push({ kind: 'run.aborted', actor, data: { reason: why, neverStarted: true } });
-        await this.options.timeline.appendToRun(client, runId, ...events);
-        return 'aborted' as const;
-      }
-      const requested = await client.query(Q.REQUEST_ABORT, [runId, actor, why]);
-      if (requested.rowCount === 0) throw new ConflictError(`run ${runId} already finished (${exists.rows[0].status})`);
-      const cancelled = await client.query<{ id: string; step_id: string }>(Q.CANCEL_RUN_APPROVALS, [runId, actor]);
-      events.push({ kind: 'run.abort_requested', actor, data: { reason: why } });
-      for (const a of cancelled.rows) events.push({ kind: 'approval.cancelled', actor, data: { approvalId: a.id, stepId: a.step_id, reason: why } });
-      await this.options.timeline.appendToRun(client, runId, ...events);
-      await client.query(Q.NOTIFY_RUNNABLE, ['abort']);
-      return 'abort_requested' as const;
-    });
-    this.emit(runId, events);
+    const state = (await runStatement<{ status: string; concurrency_key: string | null }>(this.options.pool, Q.RUN_STATE, [id])).rows[0];
+    if (!state) throw new NotFoundError(`run ${runId} not found`);
+    const { result, events } = await withRunTx(this.options.pool, this.options.timeline, id, state.concurrency_key, (tx) =>
+      requestAbort(tx, { actor, reason: why, key: state.concurrency_key, status: state.status }),
+    );
+    this.emit(id, events);
     this.poke();
-    return { status };
+    return { status: result };
   }
 
   async answerApproval(input: AnswerInput): Promise<AnswerResult> {
     if (input.decision !== 'approve' && input.decision !== 'reject') {
       throw new ValidationError('decision must be "approve" or "reject"', [{ path: 'decision', message: 'must be "approve" or "reject"' }]);
     }
-    const { result, events } = await answerApproval({ pool: this.options.pool, timeline: this.options.timeline, policy: this.policyProxy, now: this.now }, input);
+    const { result, events } = await answerApproval({ pool: this.options.pool, timeline: this.options.timeline, policy: this.policyProxy }, input);
     this.emit(result.runId, events);
     this.poke();
     return result;
@@ -278,16 +309,16 @@ function dryRunPlan(plan: PlannedRun, input: StartRunInput): void {
   plan.concurrencyKey = null;
   plan.concurrencyLimit = null;
   const options = input.dryRunOptions;
-  plan.genesis = plan.genesis.map((event, i) => {
-    if (i !== 0) return event;
-    const { concurrencyKey: _key, concurrencyLimit: _limit, ...data } = event.data as Record<string, unknown>;
+  plan.genesis = plan.genesis.map((event) => {
+    if (event.kind !== 'run.created') return event;
+    const { concurrencyKey: _key, concurrencyLimit: _limit, ...data } = event.data;
     return {
       ...event,
       actor: input.startedBy ?? options?.requestedBy ?? event.actor,
       data: {
         ...data,
         ...(wouldKey && { concurrency: `not enforced in a dry run (a real run would hold ${wouldKey})` }),
-        ...(options && { dryRunOptions: options }),
+        ...(options && { dryRunOptions: options as Record<string, unknown> }),
       },
     };
   });

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { interpolate } from '../expr/index.js';
-import type { Alert, PlannedRun } from '../ingest/index.js';
+import type { Alert } from '../ingest/index.js';
 import type { Playbook } from '../playbooks/index.js';
 import type { NewEvent } from '../timeline/index.js';
-import type { RunDefinition, RunTrigger } from './types.js';
+import type { PlannedRun, RunDefinition, RunTrigger } from './types.js';
 
 export function runDefinition(playbook: Playbook): RunDefinition {
   return {
@@ -17,6 +17,8 @@ export function runDefinition(playbook: Playbook): RunDefinition {
 }
 
 export interface PlanOptions {
+  /** The playbook's revision (playbook_revisions.hash), stored before the run is. */
+  revision: string;
   trigger: RunTrigger;
   alert: Alert | null;
   params?: Record<string, unknown>;
@@ -63,6 +65,7 @@ export function planRun(playbook: Playbook, options: PlanOptions): PlannedRun {
       data: {
         playbook: playbook.name,
         playbookHash: playbook.sourceHash,
+        revision: options.revision,
         trigger: options.trigger,
         dryRun: options.dryRun ?? false,
         ...(options.alert && {
@@ -86,6 +89,7 @@ export function planRun(playbook: Playbook, options: PlanOptions): PlannedRun {
     runId,
     playbook: playbook.name,
     definition: runDefinition(playbook),
+    revision: options.revision,
     playbookHash: playbook.sourceHash,
     concurrencyKey,
     concurrencyLimit: playbook.concurrency?.limit ?? null,

@@ -1,206 +1,295 @@
-import { named } from '../store/index.js';
+import { statement } from '../store/index.js';
 
 /**
- * Named SQL for the engine. Conventions: every transaction that changes a run
- * first takes the run's timeline chain lock (Timeline.lockRun), then checks
- * the lease with LEASED_RUN; a worker that lost its lease changes nothing.
+ * Named SQL for the engine. Time is always fb_now() (the database clock, see
+ * migration 0008), never the app's. Statements marked "batch" run inside a
+ * worker's one-round-trip batch behind RUN_GUARD (src/engine/run-tx.ts); the
+ * others run on their own or in an interactive transaction.
  */
 
+// ---------- the worker: claims, leases, loading a run ----------
+
 /**
- * Claim runnable runs. SKIP LOCKED lets several workers (and replicas) claim
+ * Claim due runs. SKIP LOCKED lets several workers (and replicas) claim
  * concurrently without blocking on each other's candidates; the lease makes a
  * claim survive the transaction, and an expired lease (dead worker) makes the
- * run claimable again. The CTE keeps the previous owner to count takeovers.
+ * run claimable again. A waiting run is due when its approval's deadline
+ * passes (its run_at). Oldest first: run_at, then creation.
  */
-export const CLAIM_RUNS = named('fb_engine_claim_runs', `
+export const CLAIM_RUNS = statement('fb_engine_claim_runs', `
 with candidates as (
   select id, lease_owner as previous_owner
   from runs
-  where status in ('queued', 'running')
-    and run_at <= now()
-    and (lease_expires_at is null or lease_expires_at < now())
-  order by run_at
+  where status in ('queued', 'running', 'waiting')
+    and run_at <= fb_now()
+    and (lease_expires_at is null or lease_expires_at < fb_now())
+  order by run_at, created_at
   limit $2::int
   for update skip locked
 )
 update runs r
-set lease_owner = $1::text, lease_expires_at = now() + ($3::int * interval '1 millisecond')
+set lease_owner = $1::text, lease_expires_at = fb_now() + ($3::int * interval '1 millisecond')
 from candidates c
 where r.id = c.id
-returning r.id, c.previous_owner`);
+returning r.id, c.previous_owner, fb_now() as now`);
 
 /** Renew leases; returns the runs still held and whether someone asked them to abort. */
-export const HEARTBEAT = named('fb_engine_heartbeat', `
-  update runs set lease_expires_at = now() + ($3::int * interval '1 millisecond')
+export const HEARTBEAT = statement('fb_engine_heartbeat', `
+  update runs set lease_expires_at = fb_now() + ($3::int * interval '1 millisecond')
   where id = any($1::uuid[]) and lease_owner = $2::text
   returning id, abort_requested_at is not null as abort_requested`);
 
-export const RELEASE_LEASE = named('fb_engine_release_lease', `
-  update runs set lease_owner = null, lease_expires_at = null, run_at = $3::timestamptz,
-                  status = $4::text
-  where id = $1::uuid and lease_owner = $2::text`);
-
 /** Give back every lease this worker holds (clean shutdown) so others resume at once. */
-export const RELEASE_ALL = `
+export const RELEASE_ALL = statement('fb_engine_release_all', `
   update runs set lease_owner = null, lease_expires_at = null
-  where lease_owner = $1::text`;
+  where lease_owner = $1::text`);
 
-export const LEASED_RUN = named('fb_engine_leased_run', `
-  select id, playbook, definition, playbook_hash, status, trigger, started_by, episode_id, alert, params, dry_run,
-         dry_run_options, concurrency_key, concurrency_limit, channel, created_at, started_at, abort_requested_at,
-         abort_requested_by, abort_reason
-  from runs where id = $1::uuid and lease_owner = $2::text`);
-
-export const RUN_STEPS = named('fb_engine_run_steps', `
-  select step_id, position, action, target, status, attempts, started_at, finished_at, output, error, poll_state,
-         cleared_at, compensation_status
-  from run_steps where run_id = $1::uuid order by position`);
-
-export const INSERT_STEPS = `
-  insert into run_steps (run_id, step_id, position, action)
-  select $1::uuid, s.step_id, s.position, s.action
-  from unnest($2::text[], $3::int[], $4::text[]) as s(step_id, position, action)
-  on conflict do nothing`;
-
-/** Active runs holding a concurrency slot (under the key's advisory lock). */
 /**
- * Runs holding a slot of the key, plus queued runs created before this one:
- * admission is first come, first served (under the key's advisory lock).
+ * Everything a turn needs, in one round trip: the run (if this worker holds
+ * it), its steps, its latest approval (and whether its deadline passed), its
+ * chain head, and the database's time. The definition only when asked ($3):
+ * revisions never change, so the worker caches them.
  */
-export const ACTIVE_WITH_KEY = `
-  select count(*) filter (where status in ('running', 'waiting'))::int as n,
-         count(*) filter (where status = 'queued' and (created_at, id) < ($3::timestamptz, $2::uuid))::int as ahead
+export const LOAD_RUN = statement('fb_engine_load_run', `
+  select r.id, r.playbook, r.revision, r.status, r.trigger, r.started_by, r.episode_id, r.alert, r.params, r.dry_run,
+         r.dry_run_options, r.concurrency_key, r.concurrency_limit, r.channel, r.created_at, r.started_at,
+         r.abort_requested_at, r.abort_requested_by, r.abort_reason,
+         case when $3::boolean then coalesce(r.definition, pr.definition) end as definition,
+         coalesce((
+           select json_agg(json_build_object(
+             'step_id', s.step_id, 'position', s.position, 'action', s.action, 'target', s.target, 'status', s.status,
+             'attempts', s.attempts, 'started_at', s.started_at, 'finished_at', s.finished_at, 'output', s.output,
+             'error', s.error, 'poll_state', s.poll_state, 'cleared_at', s.cleared_at,
+             'compensation_status', s.compensation_status) order by s.position)
+           from run_steps s where s.run_id = r.id), '[]'::json) as steps,
+         (select json_build_object('id', a.id, 'step_id', a.step_id, 'round', a.round, 'status', a.status,
+                                   'decided_by', a.decided_by, 'approvers', a.approvers, 'on_timeout', a.on_timeout,
+                                   'expires_at', a.expires_at, 'due', a.expires_at <= fb_now())
+          from approvals a where a.run_id = r.id order by a.requested_at desc, a.round desc limit 1) as approval,
+         (select json_build_object('seq', e.seq, 'hash', e.hash)
+          from timeline_events e where e.chain_id = r.id::text order by e.seq desc limit 1) as head,
+         fb_now() as now
+  from runs r left join playbook_revisions pr on $3::boolean and pr.hash = r.revision
+  where r.id = $1::uuid and r.lease_owner = $2::text`);
+
+/** The fence every worker batch starts with (migration 0011): chain lock, key lock, leased row, unchanged head. Batch. */
+export const RUN_GUARD = statement('fb_engine_run_guard', `select fb_run_guard($1::uuid, $2::text, $3::int, $4::text) as now`);
+
+// ---------- transitions of a run (src/engine/transitions.ts) ----------
+
+/** Admit a run: it holds a slot from now on; its steps are materialised. Batch. */
+export const START_RUN = statement('fb_engine_start_run', `
+  with steps as (
+    insert into run_steps (run_id, step_id, position, action)
+    select $1::uuid, s.step_id, s.position, s.action
+    from jsonb_to_recordset($2::jsonb) as s(step_id text, position int, action text)
+    on conflict do nothing
+  )
+  update runs set status = 'running', started_at = coalesce(started_at, fb_now())
+  where id = $1::uuid`);
+
+/** Runs holding a slot of the key, and queued runs created before this one (first come, first served). */
+export const KEY_OCCUPANCY = statement('fb_engine_key_occupancy', `
+  select count(*) filter (where status in ('running', 'waiting'))::int as active,
+         count(*) filter (where status = 'queued' and (created_at, id) < ($3::timestamptz, $2::uuid))::int as ahead,
+         exists (select 1 from timeline_events where chain_id = $2::text and kind = 'run.queued') as queued_before
   from runs
-  where concurrency_key = $1::text and status in ('running', 'waiting', 'queued') and id <> $2::uuid`;
+  where concurrency_key = $1::text and status in ('running', 'waiting', 'queued') and id <> $2::uuid`);
 
-export const LOCK_CONCURRENCY_KEY = `select pg_advisory_xact_lock(7271, hashtext($1::text))`;
+/** Give the lease back; the run is due again at fb_now() + delay (a timer in the database). Batch. */
+export const RELEASE_RUN = statement('fb_engine_release_run', `
+  update runs set lease_owner = null, lease_expires_at = null, status = $2::text,
+                  run_at = fb_now() + ($3::bigint * interval '1 millisecond')
+  where id = $1::uuid`);
 
-export const START_RUN = `
-  update runs set status = 'running', started_at = coalesce(started_at, now())
-  where id = $1::uuid and lease_owner = $2::text`;
+/** Still waiting for an approval (woken early): due again at the approval's deadline. Batch. */
+export const PARK_UNTIL_DEADLINE = statement('fb_engine_park_until_deadline', `
+  update runs set lease_owner = null, lease_expires_at = null, status = 'waiting',
+                  run_at = coalesce((select expires_at from approvals where id = $2::uuid and status = 'pending'), fb_now())
+  where id = $1::uuid`);
 
-/** When a slot frees, queued runs with the same key are due again. */
-export const WAKE_QUEUED_WITH_KEY = `
-  update runs set run_at = now()
-  where concurrency_key = $1::text and status = 'queued' and run_at > now()`;
+/** A waiting run whose approval was decided (or expired) is running again. Batch. */
+export const RESUME_WAITING = statement('fb_engine_resume_waiting', `
+  update runs set status = 'running' where id = $1::uuid and status = 'waiting'`);
 
-export const NOTIFY_RUNNABLE = `select pg_notify('firebreak_runnable', $1::text)`;
+/** Steps that never ran when a run ends are skipped; the run row records how it ended. Batch. */
+export const FINISH_RUN = statement('fb_engine_finish_run', `
+  with pending as (
+    update run_steps set status = 'skipped', finished_at = fb_now()
+    where run_id = $1::uuid and status = 'pending'
+  )
+  update runs set status = $2::text, finished_at = fb_now(), outcome = $3::jsonb,
+                  lease_owner = null, lease_expires_at = null
+  where id = $1::uuid`);
 
-export const UPDATE_STEP = named('fb_engine_update_step', `
+/**
+ * A slot of the key may be free, or a run ahead of the queue left it: every
+ * queued run of the key is due now (admission re-checks, oldest first), and
+ * idle workers hear about it. Under the key's lock.
+ */
+export const WAKE_KEY = statement('fb_engine_wake_key', `
+  with woken as (
+    update runs set run_at = fb_now()
+    where concurrency_key = $1::text and status = 'queued' and run_at > fb_now()
+    returning 1
+  )
+  select pg_notify('firebreak_runnable', 'key') from (select count(*) as n from woken) w where w.n > 0`);
+
+/** Make a run due now (it has something to react to: an answer, a resolve, an abort request). */
+export const WAKE_RUN = statement('fb_engine_wake_run', `
+  update runs set status = case when status = 'waiting' then 'running' else status end, run_at = fb_now()
+  where id = $1::uuid and status in ('queued', 'running', 'waiting')
+  returning id`);
+
+export const NOTIFY_RUNNABLE = statement('fb_engine_notify', `select pg_notify('firebreak_runnable', $1::text)`);
+
+/** What an abort or a resolve needs to know about a run before locking it (the key never changes). */
+export const RUN_STATE = statement('fb_engine_run_state', `
+  select r.status, r.concurrency_key, r.lease_owner, coalesce(r.definition, pr.definition)->>'onResolved' as on_resolved
+  from runs r left join playbook_revisions pr on pr.hash = r.revision
+  where r.id = $1::uuid`);
+
+/** Abort a run that never started and nobody is driving: nothing to compensate. */
+export const ABORT_QUEUED = statement('fb_engine_abort_queued', `
+  update runs set status = 'aborted', finished_at = fb_now(), abort_requested_at = fb_now(),
+                  abort_requested_by = $2::text, abort_reason = $3::text, lease_owner = null, lease_expires_at = null
+  where id = $1::uuid and status = 'queued' and lease_owner is null
+  returning id`);
+
+/** Ask a run to stop; its worker compensates and finishes it. */
+export const REQUEST_ABORT = statement('fb_engine_request_abort', `
+  update runs set abort_requested_at = coalesce(abort_requested_at, fb_now()),
+                  abort_requested_by = coalesce(abort_requested_by, $2::text),
+                  abort_reason = coalesce(abort_reason, $3::text),
+                  status = case when status = 'waiting' then 'running' else status end,
+                  run_at = fb_now()
+  where id = $1::uuid and status in ('queued', 'running', 'waiting')
+  returning id`);
+
+export const SKIP_PENDING_STEPS = statement('fb_engine_skip_pending_steps', `
+  update run_steps set status = 'skipped', finished_at = fb_now()
+  where run_id = $1::uuid and status = 'pending'`);
+
+export const CANCEL_RUN_APPROVALS = statement('fb_engine_cancel_run_approvals', `
+  update approvals set status = 'cancelled', decided_at = fb_now(), decided_by = $2::text
+  where run_id = $1::uuid and status = 'pending'
+  returning id, step_id`);
+
+// ---------- steps and attempts ----------
+
+/** A step's row after a change (null keeps a field; see the callers for each). Batch. */
+export const UPDATE_STEP = statement('fb_engine_update_step', `
   update run_steps set
     status = $3::text,
     attempts = coalesce($4::int, attempts),
-    started_at = case when $3::text in ('running') then coalesce(started_at, now()) else started_at end,
-    finished_at = case when $3::text in ('succeeded', 'failed', 'skipped', 'denied') then now() else finished_at end,
+    started_at = case when $3::text = 'running' then coalesce(started_at, fb_now()) else started_at end,
+    finished_at = case when $3::text in ('succeeded', 'failed', 'skipped', 'denied') then fb_now() else finished_at end,
     output = coalesce($5::jsonb, output),
     error = $6::jsonb,
     poll_state = $7::jsonb,
     target = coalesce($8::text, target),
-    cleared_at = case when $9::boolean then coalesce(cleared_at, now()) else cleared_at end
-  where run_id = $1::uuid and step_id = $2::text`);
+    cleared_at = case when $9::boolean then coalesce(cleared_at, fb_now()) else cleared_at end
+  where run_id = $1::uuid and step_id = $2::text
+  returning started_at`);
 
-export const INSERT_ATTEMPT = named('fb_engine_insert_attempt', `
+/** The attempt row exists before the action is called; a re-drive (same key) finds it there. Batch. */
+export const INSERT_ATTEMPT = statement('fb_engine_insert_attempt', `
   insert into step_attempts (run_id, step_id, attempt, idempotency_key, worker)
   values ($1::uuid, $2::text, $3::int, $4::text, $5::text)
   on conflict do nothing`);
 
-export const FINISH_ATTEMPT = named('fb_engine_finish_attempt', `
-  update step_attempts set status = $4::text, finished_at = now(), error = $5::jsonb
+export const FINISH_ATTEMPT = statement('fb_engine_finish_attempt', `
+  update step_attempts set status = $4::text, finished_at = fb_now(), error = $5::jsonb
   where run_id = $1::uuid and step_id = $2::text and attempt = $3::int`);
 
-export const SET_COMPENSATION = `
+export const SET_COMPENSATION = statement('fb_engine_set_compensation', `
   update run_steps set compensation_status = $3::text,
     status = case when $3::text = 'succeeded' then 'compensated' else status end
-  where run_id = $1::uuid and step_id = $2::text`;
-
-export const FINISH_RUN = `
-  update runs set status = $3::text, finished_at = now(), outcome = $4::jsonb,
-                  lease_owner = null, lease_expires_at = null
-  where id = $1::uuid and lease_owner = $2::text`;
+  where run_id = $1::uuid and step_id = $2::text`);
 
 /** Recent real (non-dry) executions of an action on a target: the policy's `history`. */
-export const HISTORY = `
+export const HISTORY = statement('fb_engine_history', `
   select s.run_id, r.playbook, s.step_id, s.action, s.target, s.status, coalesce(s.started_at, s.cleared_at) as at,
-         coalesce((select d->>'impact' from jsonb_array_elements(r.definition->'steps') d
+         coalesce((select d->>'impact' from jsonb_array_elements(coalesce(r.definition, pr.definition)->'steps') d
                    where d->>'id' = s.step_id limit 1), 'high') as impact
-  from run_steps s join runs r on r.id = s.run_id
+  from run_steps s
+  join runs r on r.id = s.run_id
+  left join playbook_revisions pr on pr.hash = r.revision
   where s.action = $1::text and s.target = $2::text and not r.dry_run and s.run_id <> $3::uuid
-    and s.cleared_at > now() - interval '24 hours'
-  order by s.cleared_at desc limit 50`;
+    and s.cleared_at > fb_now() - interval '24 hours'
+  order by s.cleared_at desc limit 50`);
 
-// ---- approvals ----
+// ---------- approvals ----------
 
-export const LATEST_APPROVAL = `
-  select id, round, status, approvers, min_approvals, decided_by, decided_at
-  from approvals where run_id = $1::uuid and step_id = $2::text
-  order by round desc limit 1`;
-
-export const INSERT_APPROVAL = `
+/** The deadline is fb_now() + timeout: the same instant the waiting run's run_at gets in this batch. Batch. */
+export const INSERT_APPROVAL = statement('fb_engine_insert_approval', `
   insert into approvals (id, run_id, step_id, round, approvers, min_approvals, reasons, request, on_timeout, expires_at)
   values ($1::uuid, $2::uuid, $3::text, $4::int, $5::jsonb, $6::int, $7::jsonb, $8::jsonb, $9::text,
-          now() + ($10::int * interval '1 millisecond'))
-  on conflict (run_id, step_id, round) do nothing`;
+          fb_now() + ($10::bigint * interval '1 millisecond'))
+  on conflict (run_id, step_id, round) do nothing`);
 
-export const APPROVAL_BY_ID = `
+/** Expire a pending approval past its deadline (the guard already made sure nobody answered it). Batch. */
+export const EXPIRE_APPROVAL = statement('fb_engine_expire_approval', `
+  update approvals set status = 'expired', decided_at = fb_now(), decided_by = 'system'
+  where id = $1::uuid and status = 'pending' and expires_at <= fb_now()`);
+
+export const APPROVAL_BY_ID = statement('fb_engine_approval_by_id', `
   select a.id, a.run_id, a.step_id, a.round, a.status, a.approvers, a.min_approvals, a.reasons, a.request,
          a.on_timeout, a.requested_at, a.expires_at, a.decided_by, a.decided_at,
-         r.playbook, r.started_by, r.status as run_status, r.dry_run
+         r.playbook, r.started_by, r.status as run_status, r.dry_run, fb_now() as now
   from approvals a join runs r on r.id = a.run_id
-  where a.id = $1::uuid`;
+  where a.id = $1::uuid`);
 
-export const APPROVAL_RUN = `select run_id from approvals where id = $1::uuid`;
+export const APPROVAL_RUN = statement('fb_engine_approval_run', `select run_id from approvals where id = $1::uuid`);
 
-export const APPROVAL_VOTES = `
-  select voter, decision, at from approval_votes where approval_id = $1::uuid order by at`;
+export const APPROVAL_VOTES = statement('fb_engine_approval_votes', `
+  select voter, decision, at from approval_votes where approval_id = $1::uuid order by at`);
 
-export const INSERT_VOTE = `
+export const INSERT_VOTE = statement('fb_engine_insert_vote', `
   insert into approval_votes (approval_id, voter, decision) values ($1::uuid, $2::text, $3::text)
-  on conflict do nothing returning voter`;
+  on conflict do nothing returning voter`);
 
 /** Decide once: only a pending approval changes, so two answers cannot both win. */
-export const DECIDE_APPROVAL = `
-  update approvals set status = $2::text, decided_by = $3::text, decided_at = now()
+export const DECIDE_APPROVAL = statement('fb_engine_decide_approval', `
+  update approvals set status = $2::text, decided_by = $3::text, decided_at = fb_now()
   where id = $1::uuid and status = 'pending'
-  returning id`;
+  returning decided_at, extract(epoch from decided_at - requested_at) * 1000 as waited_ms`);
 
-/** A decided approval makes its run runnable again. */
-export const RESUME_RUN = `
-  update runs set status = case when status = 'waiting' then 'running' else status end, run_at = now()
-  where id = $1::uuid and status in ('queued', 'running', 'waiting')`;
+// ---------- creating runs ----------
 
-/** Approvals past their deadline, for the expiry sweep (read without locks; EXPIRE_APPROVAL decides). */
-export const DUE_APPROVALS = `
-  select id, run_id, step_id from approvals
-  where status = 'pending' and expires_at < now()
-  order by expires_at limit 100`;
+/** Store playbook definitions once per content; answers each one's revision hash (computed by the database). */
+export const STORE_REVISIONS = statement('fb_engine_store_revisions', `
+  with input as (
+    select * from jsonb_to_recordset($1::jsonb) as d(name text, definition jsonb, file text)
+  ),
+  stored as (
+    insert into playbook_revisions (hash, name, definition, file)
+    select distinct on (fb_revision_hash(definition)) fb_revision_hash(definition), name, definition, file from input
+    on conflict (hash) do nothing
+  )
+  select name, fb_revision_hash(definition) as hash from input`);
 
-/** Expire one approval, under its run's chain lock; a concurrent answer wins if it came first. */
-export const EXPIRE_APPROVAL = `
-  update approvals set status = 'expired', decided_at = now(), decided_by = 'system'
-  where id = $1::uuid and status = 'pending'
-  returning on_timeout`;
+export const INSERT_MANUAL_RUN = statement('fb_engine_insert_manual_run', `
+  insert into runs (id, playbook, revision, playbook_hash, trigger, started_by, alert, params, dry_run, dedup_key,
+                    concurrency_key, concurrency_limit, channel, episode_id, dry_run_options)
+  values ($1::uuid, $2::text, $3::text, $4::text, $5::text, $6::text, $7::jsonb, $8::jsonb, $9::boolean, $10::text,
+          $11::text, $12::int, $13::text, $14::bigint, $15::jsonb)
+  on conflict (dedup_key) do nothing
+  returning id`);
 
-/** Steps still pending when a run ends did not run. */
-export const SKIP_PENDING_STEPS = `
-  update run_steps set status = 'skipped', finished_at = now()
-  where run_id = $1::uuid and status = 'pending'`;
+export const RUN_BY_DEDUP_KEY = statement('fb_engine_run_by_dedup_key', `select id from runs where dedup_key = $1::text`);
 
-export const HAS_QUEUED_EVENT = `select 1 from timeline_events where chain_id = $1::text and kind = 'run.queued' limit 1`;
-
-export const CANCEL_RUN_APPROVALS = `
-  update approvals set status = 'cancelled', decided_at = now(), decided_by = $2::text
-  where run_id = $1::uuid and status = 'pending'
-  returning id, step_id`;
-
-// ---- reads for the API and CLI ----
+// ---------- reads for the API and CLI ----------
 
 export const RUN_BY_ID = `
-  select id, playbook, status, trigger, started_by, episode_id, alert, params, dry_run, dry_run_options, channel,
-         created_at, started_at, finished_at, abort_reason, outcome, concurrency_key, definition
-  from runs where id = $1::uuid`;
+  select r.id, r.playbook, r.revision, r.status, r.trigger, r.started_by, r.episode_id, r.alert, r.params, r.dry_run,
+         r.dry_run_options, r.channel, r.created_at, r.started_at, r.finished_at, r.abort_reason, r.outcome,
+         r.concurrency_key, coalesce(r.definition, pr.definition) as definition
+  from runs r left join playbook_revisions pr on pr.hash = r.revision
+  where r.id = $1::uuid`;
 
 export const LIST_RUNS = `
-  select id, playbook, status, trigger, started_by, episode_id, dry_run, created_at, started_at, finished_at
+  select id, playbook, revision, status, trigger, started_by, episode_id, dry_run, created_at, started_at, finished_at
   from runs
   where ($1::text is null or status = $1::text) and ($2::text is null or playbook = $2::text)
   order by created_at desc, id
@@ -221,32 +310,6 @@ export const PENDING_APPROVALS = `
          a.expires_at, a.decided_by, a.decided_at, a.request, a.on_timeout
   from approvals a where a.status = 'pending' order by a.requested_at`;
 
-/** Abort a run that never started: nothing to compensate. */
-export const ABORT_QUEUED = `
-  update runs set status = 'aborted', finished_at = now(), abort_requested_at = now(), abort_requested_by = $2::text,
-                  abort_reason = $3::text, lease_owner = null, lease_expires_at = null
-  where id = $1::uuid and status = 'queued' and lease_owner is null
-  returning id`;
-
-export const REQUEST_ABORT = `
-  update runs set abort_requested_at = coalesce(abort_requested_at, now()),
-                  abort_requested_by = coalesce(abort_requested_by, $2::text),
-                  abort_reason = coalesce(abort_reason, $3::text),
-                  status = case when status = 'waiting' then 'running' else status end,
-                  run_at = now()
-  where id = $1::uuid and status in ('queued', 'running', 'waiting')
-  returning id`;
-
-export const INSERT_MANUAL_RUN = `
-  insert into runs (id, playbook, definition, playbook_hash, trigger, started_by, alert, params, dry_run, dedup_key,
-                    concurrency_key, concurrency_limit, channel, episode_id, dry_run_options)
-  values ($1::uuid, $2::text, $3::jsonb, $4::text, $5::text, $6::text, $7::jsonb, $8::jsonb, $9::boolean, $10::text,
-          $11::text, $12::int, $13::text, $14::bigint, $15::jsonb)
-  on conflict (dedup_key) do nothing
-  returning id`;
-
-export const RUN_BY_DEDUP_KEY = `select id from runs where dedup_key = $1::text`;
-
 export const LIST_ALERTS = `
   select e.id, e.source, e.fingerprint, e.starts_at, e.ends_at, e.status, e.deliveries, e.summary, e.severity,
          e.labels, e.first_seen_at, e.last_seen_at, e.resolved_at,
@@ -257,5 +320,3 @@ export const LIST_ALERTS = `
   limit $3::int`;
 
 export const EPISODE_BY_ID = `select id, alert from alert_episodes where id = $1::bigint`;
-
-export const RUN_STATUS = `select status from runs where id = $1::uuid`;

@@ -1,11 +1,14 @@
 import type { PlaybookStep } from '../playbooks/index.js';
+import type { NewEvent } from '../timeline/index.js';
 
 export type RunStatus = 'queued' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'aborted' | 'cancelled';
 export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'denied' | 'compensated';
 export type ApprovalStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'cancelled';
 export type RunTrigger = 'alert' | 'schedule' | 'manual';
+/** How a run ends. */
+export type RunEnd = 'succeeded' | 'failed' | 'aborted' | 'cancelled';
 
-/** What a run executes: the playbook as it was when the run was created (stored in runs.definition). */
+/** What a run executes: the playbook as it was when the run was created (a playbook_revisions row). */
 export interface RunDefinition {
   name: string;
   description: string;
@@ -13,6 +16,22 @@ export interface RunDefinition {
   channel?: string;
   concurrency?: { key: string; limit: number };
   steps: PlaybookStep[];
+}
+
+/** A run to create, worked out before anything is written (ingest creates alert runs in its one statement). */
+export interface PlannedRun {
+  runId: string;
+  playbook: string;
+  /** Stored once per content in playbook_revisions; the run names it. */
+  definition: RunDefinition;
+  revision: string;
+  /** sha256 of the playbook file's bytes (shown as `playbookHash`). */
+  playbookHash: string;
+  concurrencyKey: string | null;
+  concurrencyLimit: number | null;
+  channel: string | null;
+  /** First events of the run's timeline (run.created ...). */
+  genesis: NewEvent[];
 }
 
 /** A stub answer for a call a dry run does not make. */
@@ -39,11 +58,12 @@ export interface DryRunOptions {
   playbooksFrom?: 'server' | 'request';
 }
 
+/** A run as its worker sees it (runs row, definition from its revision). */
 export interface RunRow {
   id: string;
   playbook: string;
+  revision: string;
   definition: RunDefinition;
-  playbook_hash: string;
   status: RunStatus;
   trigger: RunTrigger;
   started_by: string | null;
@@ -76,5 +96,19 @@ export interface StepRow {
   error: unknown;
   poll_state: unknown;
   cleared_at: Date | null;
-  compensation_status: string | null;
+  compensation_status: 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | null;
+}
+
+/** The run's latest approval, loaded with the run each turn. */
+export interface ApprovalRow {
+  id: string;
+  step_id: string;
+  round: number;
+  status: ApprovalStatus;
+  decided_by: string | null;
+  approvers: string[];
+  on_timeout: 'abort' | 'skip' | 'escalate';
+  expires_at: Date | null;
+  /** The deadline has passed on the database clock. */
+  due: boolean;
 }

@@ -1,35 +1,42 @@
 /**
- * A worker process's loop: claim runnable runs with a lease, drive each with
- * the executor, renew leases by heartbeat, expire overdue approvals. Woken by
- * LISTEN/NOTIFY; polling is the fallback when a notification is missed or the
- * database connection is down.
+ * A worker process's loop: claim due runs with a lease, drive each with the
+ * executor, renew the leases by heartbeat. Woken by LISTEN/NOTIFY; polling is
+ * the fallback when a notification is missed or the connection is down.
+ *
+ * Each run it drives gets two signals. `lease` fires when the lease is lost
+ * (the heartbeat finds another owner) or may be lost (no renewal succeeded for
+ * a whole lease period, e.g. the database is unreachable or the process was
+ * stalled): everything for that run stops and nothing more is written, because
+ * another worker may hold it now. `abort` fires when someone asks the run to
+ * abort: the step in flight is cut short and the run compensates.
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { coerceError } from '../errors.js';
-import { isDatabaseUnavailable, type Pool } from '../store/index.js';
-import type { NewEvent, Timeline } from '../timeline/index.js';
+import { isDatabaseUnavailable, runStatement, type DatabaseClock, type Pool } from '../store/index.js';
 import type { RunExecutor } from './executor.js';
 import * as Q from './queries.js';
 
 export interface WorkerOptions {
   pool: Pool;
   databaseUrl: string;
-  timeline: Timeline;
+  clock: DatabaseClock;
   logger: Logger;
   /** How many runs this process drives at once. */
   concurrency: number;
   leaseMs: number;
   pollMs: number;
   makeExecutor: (workerId: string) => RunExecutor;
-  onEvent?: (runId: string, events: NewEvent[]) => void;
   onTakeover?: () => void;
 }
 
 interface Active {
-  controller: AbortController;
+  lease: AbortController;
+  abort: AbortController;
+  /** Local time by which the lease must have been renewed, or it may be someone else's. */
+  leaseDeadline: number;
   done: Promise<void>;
 }
 
@@ -42,6 +49,7 @@ export class Worker {
   private loopDone: Promise<void> | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private listener: pg.Client | undefined;
+  private listenDone: Promise<void> | undefined;
   private readonly log: Logger;
 
   constructor(private readonly options: WorkerOptions) {
@@ -50,9 +58,9 @@ export class Worker {
   }
 
   start(): void {
-    this.heartbeatTimer = setInterval(() => void this.heartbeat(), Math.max(200, Math.floor(this.options.leaseMs / 3)));
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), Math.max(100, Math.floor(this.options.leaseMs / 3)));
     this.heartbeatTimer.unref();
-    void this.listen();
+    this.listenDone = this.listen();
     this.loopDone = this.loop();
   }
 
@@ -65,22 +73,31 @@ export class Worker {
     return this.active.size;
   }
 
-  /** Stop claiming, let in-flight steps finish (up to `graceMs`), then give leases back. */
+  /**
+   * Stop claiming; let the runs in flight finish their turn (up to `graceMs`);
+   * past that, cut them short and WAIT until each has stopped; only then give
+   * the leases back, so no other worker resumes a run this one still touches.
+   * Heartbeats go on until then.
+   */
   async stop(graceMs = 10_000): Promise<void> {
     this.stopping = true;
     this.wake?.();
     await this.loopDone;
-    const all = Promise.allSettled([...this.active.values()].map((a) => a.done));
-    const timedOut = await Promise.race([all.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref())]);
-    if (timedOut) for (const a of this.active.values()) a.controller.abort(new Error('worker stopping'));
+    const all = () => Promise.allSettled([...this.active.values()].map((a) => a.done));
+    const timedOut = await Promise.race([all().then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref())]);
+    if (timedOut) {
+      for (const a of this.active.values()) a.lease.abort(new Error('worker stopping'));
+      await all();
+    }
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    await this.options.pool.query(Q.RELEASE_ALL, [this.id]).catch(() => {});
+    await runStatement(this.options.pool, Q.RELEASE_ALL, [this.id]).catch((err) => this.log.warn({ err: coerceError(err).message }, 'could not give leases back; they expire on their own'));
     await this.listener?.end().catch(() => {});
+    await this.listenDone;
   }
 
   private async listen(): Promise<void> {
     while (!this.stopping) {
-      const client = new pg.Client({ connectionString: this.options.databaseUrl, connectionTimeoutMillis: 3_000 });
+      const client = new pg.Client({ connectionString: this.options.databaseUrl, connectionTimeoutMillis: 3_000, application_name: 'firebreak-listen' });
       try {
         const closed = new Promise<void>((resolve) => {
           client.on('error', () => resolve());
@@ -115,6 +132,7 @@ export class Worker {
         if (isDatabaseUnavailable(err)) this.log.warn({ err: coerceError(err).message }, 'database unavailable; worker retrying');
         else this.log.error({ err }, 'worker loop error');
       }
+      if (this.stopping) break;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, backoff || this.options.pollMs);
         this.wake = () => {
@@ -127,26 +145,36 @@ export class Worker {
   }
 
   private async claim(limit: number): Promise<number> {
-    const { rows } = await this.options.pool.query<{ id: string; previous_owner: string | null }>(Q.CLAIM_RUNS, [this.id, limit, this.options.leaseMs]);
+    const sent = Date.now();
+    const { rows } = await runStatement<{ id: string; previous_owner: string | null; now: Date }>(this.options.pool, Q.CLAIM_RUNS, [this.id, limit, this.options.leaseMs]);
+    const claimedAt = Date.now();
+    this.options.clock.observe(rows[0]?.now, sent, claimedAt);
     for (const row of rows) {
       // Our own lease lapsed (heartbeats failed: a Postgres outage, a stalled event loop) while this
       // process is still driving the run: the claim just renewed it. Driving it a second time would
       // run two turns of one run at once under one worker id, which fencing cannot tell apart.
-      if (this.active.has(row.id)) continue;
+      const current = this.active.get(row.id);
+      if (current) {
+        current.leaseDeadline = sent + this.options.leaseMs;
+        continue;
+      }
       if (row.previous_owner && row.previous_owner !== this.id) {
         this.log.info({ runId: row.id, previousOwner: row.previous_owner }, 'took over a run whose lease expired');
         this.options.onTakeover?.();
       }
-      this.drive(row.id);
+      this.drive(row.id, sent);
     }
     return rows.length;
   }
 
-  private drive(runId: string): void {
-    const controller = new AbortController();
-    const done = this.executor
-      .advance(runId, controller.signal)
-      .catch(async (err) => {
+  private drive(runId: string, claimSentAt: number): void {
+    const lease = new AbortController();
+    const abort = new AbortController();
+    const entry: Active = { lease, abort, leaseDeadline: claimSentAt + this.options.leaseMs, done: Promise.resolve() };
+    this.active.set(runId, entry);
+    entry.done = this.executor
+      .advance(runId, { lease: lease.signal, abort: abort.signal })
+      .catch((err) => {
         // The lease stays until it expires, so another worker (or this one) retries the run.
         this.log.error({ runId, err: coerceError(err).message, stack: coerceError(err).stack }, 'run turn failed; it will be retried after its lease expires');
       })
@@ -154,23 +182,39 @@ export class Worker {
         this.active.delete(runId);
         this.wake?.();
       });
-    this.active.set(runId, { controller, done });
   }
 
   private async heartbeat(): Promise<void> {
     if (this.active.size === 0) return;
+    // Before the query too: a heartbeat that hangs must not keep an overdue run going.
+    this.expireOverdue();
     const ids = [...this.active.keys()];
+    const sent = Date.now();
     try {
-      const { rows } = await this.options.pool.query<{ id: string; abort_requested: boolean }>(Q.HEARTBEAT, [ids, this.id, this.options.leaseMs]);
+      const { rows } = await runStatement<{ id: string; abort_requested: boolean }>(this.options.pool, Q.HEARTBEAT, [ids, this.id, this.options.leaseMs]);
       const held = new Map(rows.map((r) => [r.id, r.abort_requested]));
       for (const id of ids) {
         const active = this.active.get(id);
         if (!active) continue;
-        if (!held.has(id)) active.controller.abort(new Error('lease lost'));
-        else if (held.get(id)) active.controller.abort(new Error('run abort requested'));
+        if (!held.has(id)) active.lease.abort(new Error('lease lost'));
+        else {
+          // Renewed as of when the heartbeat was sent (the database may have applied it later, never earlier).
+          active.leaseDeadline = sent + this.options.leaseMs;
+          if (held.get(id)) active.abort.abort(new Error('run abort requested'));
+        }
       }
     } catch (err) {
       this.log.warn({ err: coerceError(err).message }, 'heartbeat failed');
+    } finally {
+      this.expireOverdue();
+    }
+  }
+
+  /** A lease not renewed for a whole lease period may be another worker's by now: stop touching the run. */
+  private expireOverdue(): void {
+    const now = Date.now();
+    for (const active of this.active.values()) {
+      if (now >= active.leaseDeadline && !active.lease.signal.aborted) active.lease.abort(new Error('lease not renewed in time'));
     }
   }
 }

@@ -1,16 +1,10 @@
 import type { Logger } from 'pino';
-import type { NewEvent, Timeline } from '../timeline/index.js';
-import { withTransaction, type Pool, type Queryable } from '../store/index.js';
+import type { PlannedRun, RunHooks } from '../engine/index.js';
+import { runStatement, withTransaction, type DatabaseClock, type Pool, type Queryable } from '../store/index.js';
+import { eventRecords, type Timeline } from '../timeline/index.js';
+import { GroupCommit } from './group-commit.js';
+import { OPEN_EPISODE_START, STORE_NOTIFICATIONS } from './queries.js';
 import type { Alert, AlertSource } from './types.js';
-import {
-  CANCEL_PENDING_APPROVALS,
-  NOTIFY_RUNNABLE,
-  OPEN_EPISODE_START,
-  REQUEST_ABORT,
-  RUNS_OF_EPISODES,
-  STORE_NOTIFICATION,
-  WAKE_RUN,
-} from './queries.js';
 
 export type { Alert, AlertSource } from './types.js';
 export { ALERT_SOURCES } from './types.js';
@@ -29,21 +23,6 @@ export {
 export { datadogPayload, normaliseDatadog, DATADOG_TEMPLATE } from './sources/datadog.js';
 export { parseJsonBody, parseWith, zodProblems } from './validate.js';
 export { fingerprintOf } from './sources/common.js';
-
-/** A run to create for a newly seen firing alert, worked out by the engine from the playbooks. */
-export interface PlannedRun {
-  runId: string;
-  playbook: string;
-  definition: unknown;
-  playbookHash: string;
-  concurrencyKey: string | null;
-  concurrencyLimit: number | null;
-  channel: string | null;
-  /** First events of the run's timeline (run.created ...). */
-  genesis: NewEvent[];
-}
-
-export type RunPlanner = (alert: Alert) => PlannedRun[];
 
 export interface EpisodeResult {
   id: number;
@@ -73,12 +52,34 @@ export interface Notification {
   deliveryId?: string;
 }
 
+/** A notification ready to store: its alerts deduplicated and the runs they start planned. */
+export interface PreparedNotification {
+  source: AlertSource;
+  deliveryId: string | null;
+  alerts: Alert[];
+  payload: unknown;
+  planned: Array<{ alert: Alert; run: PlannedRun }>;
+  /** What it touches, so a group never holds two notifications upserting one row. */
+  keys: string[];
+}
+
+interface StoredRow {
+  n: number;
+  notification_id: number;
+  now: Date;
+  episodes: Array<Omit<EpisodeResult, 'startsAt'> & { startsAt: string }>;
+}
+
 /**
  * Accept a normalised notification: everything is durably stored (and the
  * runs it starts created) before this resolves; callers answer 202 after it.
+ * Firing notifications arriving together are stored by one statement (group
+ * commit); a resolve, which also touches its episode's runs, has a
+ * transaction of its own.
  */
 export class Ingestor {
   private readonly listeners: Array<(notification: Notification, result: IngestResult) => void> = [];
+  private readonly group: GroupCommit<PreparedNotification, IngestResult>;
 
   /** Told after every stored notification (metrics, waking local workers). */
   onStored(listener: (notification: Notification, result: IngestResult) => void): void {
@@ -88,131 +89,110 @@ export class Ingestor {
   constructor(
     private readonly pool: Pool,
     private readonly timeline: Timeline,
-    private readonly planRuns: RunPlanner,
+    private readonly runs: RunHooks,
     private readonly logger: Logger,
-  ) {}
+    options: { maxInFlight?: number; maxGroup?: number } = {},
+  ) {
+    this.group = new GroupCommit({
+      store: (items) => this.storeGroup(this.pool, items),
+      keys: (item) => item.keys,
+      weight: (item) => item.alerts.length,
+      maxInFlight: options.maxInFlight ?? 4,
+      maxGroup: options.maxGroup ?? 256,
+      logger,
+    });
+  }
+
+  private get clock(): DatabaseClock {
+    return this.timeline.clock;
+  }
 
   async ingest(notification: Notification): Promise<IngestResult> {
-    const alerts = await this.resolveOpenEpisodes(notification);
-    const hasResolve = alerts.some((a) => a.status === 'resolved');
-    // Firing-only notifications (the hot path) are one autocommitted statement;
-    // a resolve also touches the runs of its episodes, in one transaction.
-    const result = hasResolve
-      ? await withTransaction(this.pool, async (client) => {
-          const stored = await this.store(client, notification, alerts);
-          await this.applyResolves(client, stored.episodes);
-          return stored;
-        })
-      : await this.store(this.pool, notification, alerts);
+    const prepared = await this.prepare(notification);
+    const hasResolve = prepared.alerts.some((a) => a.status === 'resolved');
+    const result = hasResolve ? await this.storeWithResolves(prepared) : await this.group.submit(prepared);
     for (const listener of this.listeners) listener(notification, result);
     return result;
   }
 
-  /** Generic alerts without startsAt belong to the open episode of their fingerprint, if any. */
-  private async resolveOpenEpisodes(notification: Notification): Promise<Alert[]> {
-    return Promise.all(
+  /** Generic alerts without startsAt belong to the open episode of their fingerprint, if any; runs are planned. */
+  private async prepare(notification: Notification): Promise<PreparedNotification> {
+    const resolved = await Promise.all(
       notification.alerts.map(async ({ startsAtKnown, ...alert }) => {
         if (startsAtKnown !== false) return alert;
-        const { rows } = await this.pool.query<{ starts_at: Date }>(OPEN_EPISODE_START, [alert.source, alert.fingerprint]);
+        const { rows } = await runStatement<{ starts_at: Date }>(this.pool, OPEN_EPISODE_START, [alert.source, alert.fingerprint]);
         return rows[0] ? { ...alert, startsAt: rows[0].starts_at.toISOString() } : alert;
       }),
     );
-  }
-
-  private async store(db: Queryable, notification: Notification, allAlerts: Alert[]): Promise<IngestResult> {
     // The same alert twice in one notification would make the upsert touch a row twice; keep the last.
     const byEpisode = new Map<string, Alert>();
-    for (const alert of allAlerts) byEpisode.set(`${alert.fingerprint}\u0000${alert.startsAt}`, alert);
+    for (const alert of resolved) byEpisode.set(`${alert.fingerprint}\u0000${alert.startsAt}`, alert);
     const alerts = [...byEpisode.values()];
-    const clean = (v: unknown) => JSON.stringify(this.timeline.redact(v));
-    const planned = alerts.flatMap((alert) => (alert.status === 'firing' ? this.planRuns(alert).map((run) => ({ alert, run })) : []));
-    const genesis = planned.flatMap(({ run }) => this.timeline.genesisForRun(run.runId, run.genesis));
-    // A named statement: Postgres plans this CTE once per connection instead of on every notification.
-    const { rows } = await db.query<{ notification_id: number | null; episodes: Array<Omit<EpisodeResult, 'startsAt'> & { startsAt: string }> }>({
-      name: 'firebreak_store_notification',
-      text: STORE_NOTIFICATION,
-      values: [
-        notification.source,
-        notification.deliveryId ?? null,
-        alerts.length,
-        clean(notification.payload),
-        JSON.stringify(
-          alerts.map((a) => ({
-            fingerprint: a.fingerprint,
-            starts_at: a.startsAt,
-            status: a.status,
-            ends_at: a.endsAt,
-            summary: a.summary,
-            severity: a.severity,
-            generator_url: a.generatorURL,
-            alert: this.timeline.redact(a),
-          })),
-        ),
-        JSON.stringify(
-          planned.map((p) => ({
-            run_id: p.run.runId,
-            fingerprint: p.alert.fingerprint,
-            starts_at: p.alert.startsAt,
-            playbook: p.run.playbook,
-            definition: p.run.definition,
-            playbook_hash: p.run.playbookHash,
-            concurrency_key: p.run.concurrencyKey,
-            concurrency_limit: p.run.concurrencyLimit,
-            channel: p.run.channel,
-            alert: this.timeline.redact(p.alert),
-          })),
-        ),
-        JSON.stringify(
-          genesis.map((g) => ({
-            chain_id: g.chainId,
-            seq: g.seq,
-            run_id: g.runId,
-            time: g.time,
-            kind: g.kind,
-            actor: g.actor,
-            data: g.data,
-            prev_hash: g.prevHash,
-            hash: g.hash,
-          })),
-        ),
-      ],
-    });
-    const row = rows[0]!;
-    const episodes: EpisodeResult[] = row.episodes.map((e) => ({ ...e, startsAt: new Date(e.startsAt).toISOString() }));
-    const startedRuns = episodes.flatMap((e) => e.newRuns);
-    const runs = [...new Set([...episodes.flatMap((e) => e.existingRuns), ...startedRuns])];
-    if (startedRuns.length > 0) this.logger.debug({ runs: startedRuns }, 'runs started');
-    return { stored: row.notification_id !== null, notificationId: row.notification_id, episodes, runs, startedRuns };
+    const planned: PreparedNotification['planned'] = [];
+    for (const alert of alerts) if (alert.status === 'firing') for (const run of await this.runs.plan(alert)) planned.push({ alert, run });
+    const keys = alerts.map((a) => `${notification.source}\u0000${a.fingerprint}\u0000${new Date(a.startsAt).toISOString()}`);
+    if (notification.deliveryId) keys.push(`delivery\u0000${notification.source}\u0000${notification.deliveryId}`);
+    return { source: notification.source, deliveryId: notification.deliveryId ?? null, alerts, payload: notification.payload, planned, keys };
   }
 
-  /** Write the resolve to each run's timeline, cancel its pending approvals, and apply `on_resolved`. */
-  private async applyResolves(db: Queryable, episodes: EpisodeResult[]): Promise<void> {
-    const resolved = episodes.filter((e) => e.resolvedNow && e.existingRuns.length > 0);
-    if (resolved.length === 0) return;
-    const { rows: runs } = await db.query<{ id: string; status: string; on_resolved: string; episode_id: number }>(RUNS_OF_EPISODES, [
-      resolved.map((e) => e.id),
-    ]);
-    for (const run of runs) {
-      const episode = resolved.find((e) => e.id === run.episode_id)!;
-      // Take the run's chain lock before any row lock, like every run transaction does, so we never deadlock with a worker.
-      await this.timeline.lockRun(db, run.id);
-      const active = ['queued', 'running', 'waiting'].includes(run.status);
-      const events: NewEvent[] = [
-        { kind: 'alert.resolved', actor: 'system', data: { fingerprint: episode.fingerprint, startsAt: episode.startsAt, runStatus: run.status, onResolved: active ? run.on_resolved : null } },
-      ];
-      if (active) {
-        const cancelled = await db.query<{ id: string; step_id: string }>(CANCEL_PENDING_APPROVALS, [run.id, 'system']);
-        for (const approval of cancelled.rows)
-          events.push({ kind: 'approval.cancelled', actor: 'system', data: { approvalId: approval.id, stepId: approval.step_id, reason: 'alert resolved' } });
-        if (run.on_resolved === 'abort') {
-          await db.query(REQUEST_ABORT, [run.id, 'system', 'alert resolved (on_resolved: abort)']);
-          events.push({ kind: 'run.abort_requested', actor: 'system', data: { reason: 'alert resolved (on_resolved: abort)' } });
-        } else {
-          await db.query(WAKE_RUN, [run.id]);
-        }
-      }
-      await this.timeline.appendToRun(db, run.id, ...events);
-    }
-    await db.query(NOTIFY_RUNNABLE);
+  /** One statement for a group of notifications; one result per item (undefined: a duplicate delivery, nothing written). */
+  private async storeGroup(db: Queryable, items: readonly PreparedNotification[]): Promise<IngestResult[]> {
+    const redact = this.timeline.redact;
+    const notifications = items.map((item, n) => ({ n, source: item.source, delivery_id: item.deliveryId, alert_count: item.alerts.length, payload: redact(item.payload) }));
+    const alerts = items.flatMap((item, n) =>
+      item.alerts.map((a) => ({
+        n,
+        fingerprint: a.fingerprint,
+        starts_at: a.startsAt,
+        status: a.status,
+        ends_at: a.endsAt,
+        summary: a.summary,
+        severity: a.severity,
+        generator_url: a.generatorURL,
+        alert: redact(a),
+      })),
+    );
+    const runs = items.flatMap((item, n) =>
+      item.planned.map(({ alert, run }) => ({
+        n,
+        run_id: run.runId,
+        fingerprint: alert.fingerprint,
+        starts_at: alert.startsAt,
+        playbook: run.playbook,
+        revision: run.revision,
+        playbook_hash: run.playbookHash,
+        concurrency_key: run.concurrencyKey,
+        concurrency_limit: run.concurrencyLimit,
+        channel: run.channel,
+        alert: redact(alert),
+      })),
+    );
+    const genesis = items.flatMap((item) => item.planned.flatMap(({ run }) => eventRecords(this.timeline.link(run.runId, null, run.genesis))));
+    const sent = Date.now();
+    const { rows } = await runStatement<StoredRow>(db, STORE_NOTIFICATIONS, [JSON.stringify(notifications), JSON.stringify(alerts), JSON.stringify(runs), JSON.stringify(genesis)]);
+    this.clock.observe(rows[0]?.now, sent, Date.now());
+    const byN = new Map(rows.map((r) => [r.n, r]));
+    return items.map((_, n) => {
+      const row = byN.get(n);
+      if (!row) return { stored: false, notificationId: null, episodes: [], runs: [], startedRuns: [] };
+      const episodes: EpisodeResult[] = row.episodes.map((e) => ({ ...e, startsAt: new Date(e.startsAt).toISOString() }));
+      const startedRuns = episodes.flatMap((e) => e.newRuns);
+      const allRuns = [...new Set([...episodes.flatMap((e) => e.existingRuns), ...startedRuns])];
+      if (startedRuns.length > 0) this.logger.debug({ runs: startedRuns }, 'runs started');
+      return { stored: true, notificationId: row.notification_id, episodes, runs: allRuns, startedRuns };
+    });
+  }
+
+  /** A resolve tells its episodes' runs (engine transitions) in the transaction that stores it. */
+  private async storeWithResolves(item: PreparedNotification): Promise<IngestResult> {
+    let written: Array<{ runId: string; events: Parameters<RunHooks['emit']>[1] }> = [];
+    const result = await withTransaction(this.pool, async (client) => {
+      const [stored] = await this.storeGroup(client, [item]);
+      const resolved = stored!.episodes.filter((e) => e.resolvedNow && e.existingRuns.length > 0);
+      if (resolved.length > 0) written = await this.runs.resolved(client, resolved);
+      return stored!;
+    });
+    for (const w of written) this.runs.emit(w.runId, w.events);
+    return result;
   }
 }

@@ -7,14 +7,14 @@
 import client from 'prom-client';
 import type { Logger } from 'pino';
 import type { Pool } from '../store/index.js';
-import type { NewEvent } from '../timeline/index.js';
+import { unhandledKind, type NewEvent } from '../timeline/index.js';
 
 const RUNS_BY_STATE = `select status, count(*)::int as n from runs group by status`;
 const QUEUE_LAG = `
-  select coalesce(extract(epoch from now() - min(run_at)), 0)::float8 as lag
+  select coalesce(extract(epoch from fb_now() - min(run_at)), 0)::float8 as lag
   from runs
-  where status in ('queued', 'running') and run_at <= now()
-    and (lease_expires_at is null or lease_expires_at < now())`;
+  where status in ('queued', 'running', 'waiting') and run_at <= fb_now()
+    and (lease_expires_at is null or lease_expires_at < fb_now())`;
 const OUTBOX_DEPTH = `select count(*)::int as n from slack_outbox where sent_at is null`;
 const HAS_OUTBOX = `select to_regclass('slack_outbox') is not null as present`;
 
@@ -71,15 +71,52 @@ export function createMetrics(pool: Pool, logger: Logger): Metrics {
     },
     runEvents(_runId, events) {
       for (const e of events) {
-        const d = e.data ?? {};
-        if ((e.kind === 'step.succeeded' || e.kind === 'step.failed') && typeof d.durationMs === 'number') {
-          stepDuration.observe({ action: String(d.action ?? 'unknown'), result: e.kind === 'step.succeeded' ? 'succeeded' : 'failed' }, d.durationMs / 1000);
-        } else if (e.kind === 'policy.decision') {
-          decisions.inc({ result: d.allow ? (d.requireApproval ? 'approval' : 'allow') : 'deny' });
-        } else if ((e.kind === 'approval.granted' || e.kind === 'approval.rejected') && typeof d.waitedMs === 'number') {
-          approvalWait.observe({ outcome: e.kind === 'approval.granted' ? 'approved' : 'rejected' }, d.waitedMs / 1000);
-        } else if (/^run\.(succeeded|failed|aborted|cancelled)$/.test(e.kind)) {
-          runsFinished.inc({ status: e.kind.slice(4) });
+        switch (e.kind) {
+          case 'step.succeeded':
+          case 'step.failed':
+            if (typeof e.data.durationMs === 'number') {
+              stepDuration.observe({ action: String(e.data.action ?? 'unknown'), result: e.kind === 'step.succeeded' ? 'succeeded' : 'failed' }, e.data.durationMs / 1000);
+            }
+            break;
+          case 'policy.decision':
+            decisions.inc({ result: e.data.allow ? (e.data.requireApproval ? 'approval' : 'allow') : 'deny' });
+            break;
+          case 'approval.granted':
+          case 'approval.rejected':
+            if (typeof e.data.waitedMs === 'number') approvalWait.observe({ outcome: e.kind === 'approval.granted' ? 'approved' : 'rejected' }, e.data.waitedMs / 1000);
+            break;
+          case 'run.succeeded':
+          case 'run.failed':
+          case 'run.aborted':
+          case 'run.cancelled':
+            runsFinished.inc({ status: e.kind.slice(4) });
+            break;
+          case 'run.created':
+          case 'run.queued':
+          case 'run.started':
+          case 'run.abort_requested':
+          case 'run.abort_allowed':
+          case 'run.abort_refused':
+          case 'alert.resolved':
+          case 'approval.requested':
+          case 'approval.escalated':
+          case 'approval.vote':
+          case 'approval.refused':
+          case 'approval.expired':
+          case 'approval.cancelled':
+          case 'step.started':
+          case 'step.resumed':
+          case 'step.polled':
+          case 'step.would_call':
+          case 'step.retrying':
+          case 'step.skipped':
+          case 'step.denied':
+          case 'compensation.started':
+          case 'compensation.succeeded':
+          case 'compensation.failed':
+            break;
+          default:
+            unhandledKind(e, undefined);
         }
       }
     },

@@ -4,10 +4,13 @@ import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './embedded.j
 import { migrate } from './migrate.js';
 
 export { isDatabaseUnavailable, pgErrorCode, PgCode } from './errors.js';
-export { migrate, migrationsDir } from './migrate.js';
+export { migrate, migrationsDir, readMigrations, migrationChecksum, unexpectedGaps, MigrationMismatchError, KNOWN_MIGRATION_GAPS, type Migration, type MigrateOptions } from './migrate.js';
+export { dumpSchema } from './schema-dump.js';
 export { withTransaction } from './transaction.js';
+export { statement, call, runStatement, sendBatch, withBatchClient, literal, type Statement, type Call } from './batch.js';
 export { startEmbeddedPostgres, runningEmbeddedUrl, type EmbeddedPostgresHandle } from './embedded.js';
 export { packageRoot } from './paths.js';
+export { DatabaseClock } from './clock.js';
 
 // Postgres bigint/int8 as JS numbers: our counters never approach 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -64,7 +67,7 @@ export async function openStore(options: { databaseUrl?: string; dataDir: string
   }
   const pool = createPool(url, options.logger, options.poolSize);
   try {
-    const applied = await migrate(pool);
+    const applied = await migrate(pool, { onWarning: (message) => options.logger.warn(message) });
     if (applied.length > 0) options.logger.info({ applied }, 'database migrations applied');
   } catch (err) {
     await pool.end().catch(() => {});

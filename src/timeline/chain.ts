@@ -1,30 +1,13 @@
 import type { Queryable } from '../store/index.js';
+import type { NewEvent, TimelineEvent } from './events.js';
 import { GENESIS_HASH, hashEvent, type HashedEvent } from './hash.js';
 import { CHAIN_HEAD, COUNT_EVENTS, EVENTS_OF_CHAIN, EVENTS_PAGE, INSERT_EVENTS, LOCK_CHAIN } from './queries.js';
 
 /** The chain holding events that belong to no run. */
 export const SYSTEM_CHAIN = 'system';
 
-export interface NewEvent {
-  kind: string;
-  actor: string;
-  data?: Record<string, unknown>;
-  /** Defaults to now. */
-  time?: Date;
-}
-
-export interface TimelineEvent {
-  id: number;
-  chainId: string;
-  seq: number;
-  runId: string | null;
-  time: string;
-  kind: string;
-  actor: string;
-  data: Record<string, unknown>;
-  prevHash: string;
-  hash: string;
-}
+/** An event hashed onto its chain, ready to insert. */
+export type LinkedEvent = HashedEvent & { hash: string };
 
 interface EventRow {
   id: number;
@@ -39,6 +22,7 @@ interface EventRow {
   hash: string;
 }
 
+/** Stored rows are trusted to match their kind (only this module's writers insert them). */
 export function rowToEvent(row: EventRow): TimelineEvent {
   return {
     id: row.id,
@@ -51,7 +35,7 @@ export function rowToEvent(row: EventRow): TimelineEvent {
     data: row.data,
     prevHash: row.prev_hash,
     hash: row.hash,
-  };
+  } as TimelineEvent;
 }
 
 /**
@@ -70,13 +54,13 @@ export async function appendToChain(
   chainId: string,
   runId: string | null,
   events: NewEvent[],
-  options: { locked?: boolean; head?: ChainHead | null } = {},
+  options: { locked?: boolean; head?: ChainHead | null; now: () => Date },
 ): Promise<TimelineEvent[]> {
   if (events.length === 0) return [];
   if (!options.locked) await client.query(LOCK_CHAIN, [chainId]);
   // A caller holding the lock may already know the head (read after locking); null means a new chain.
   const head = options.head !== undefined ? options.head : (await client.query<ChainHead>(CHAIN_HEAD, [chainId])).rows[0];
-  const built = linkEvents(chainId, runId, head?.seq ?? 0, head?.hash ?? GENESIS_HASH, events);
+  const built = linkEvents(chainId, runId, head ?? null, events, options.now);
   const result = await client.query<{ id: number }>(INSERT_EVENTS, [
     built.map((e) => e.chainId),
     built.map((e) => e.seq),
@@ -88,17 +72,23 @@ export async function appendToChain(
     built.map((e) => e.prevHash),
     built.map((e) => e.hash),
   ]);
-  return built.map((e, i) => ({ ...e, id: result.rows[i]!.id, data: e.data as Record<string, unknown> }));
+  return built.map((e, i) => ({ ...e, id: result.rows[i]!.id }) as TimelineEvent);
 }
 
-/** Number and hash events after (seq, prevHash), each linked to the one before. */
-function linkEvents(chainId: string, runId: string | null, seq: number, prevHash: string, events: NewEvent[]): Array<HashedEvent & { hash: string }> {
+/**
+ * Number and hash events after a chain head (null: a new chain), each linked to
+ * the one before. Events without a time get `now()` (the database clock as the
+ * app last read it: the time is hashed, so it is fixed before the insert).
+ */
+export function linkEvents(chainId: string, runId: string | null, head: ChainHead | null, events: readonly NewEvent[], now: () => Date): LinkedEvent[] {
+  let seq = head?.seq ?? 0;
+  let prevHash = head?.hash ?? GENESIS_HASH;
   return events.map((event) => {
     const hashed: HashedEvent = {
       chainId,
       seq: ++seq,
       runId,
-      time: (event.time ?? new Date()).toISOString(),
+      time: (event.time ?? now()).toISOString(),
       kind: event.kind,
       actor: event.actor,
       data: event.data ?? {},
@@ -110,12 +100,9 @@ function linkEvents(chainId: string, runId: string | null, seq: number, prevHash
   });
 }
 
-/**
- * Build the first events of a brand-new chain without touching the database,
- * so callers can insert them in the same statement that creates the run.
- */
-export function buildGenesisEvents(chainId: string, runId: string | null, events: NewEvent[]): Array<HashedEvent & { hash: string }> {
-  return linkEvents(chainId, runId, 0, GENESIS_HASH, events);
+/** Linked events as rows for `jsonb_to_recordset` (the column names of timeline_events). */
+export function eventRecords(events: readonly LinkedEvent[]): Array<Record<string, unknown>> {
+  return events.map((e) => ({ chain_id: e.chainId, seq: e.seq, run_id: e.runId, time: e.time, kind: e.kind, actor: e.actor, data: e.data, prev_hash: e.prevHash, hash: e.hash }));
 }
 
 export async function readChain(db: Queryable, chainId: string): Promise<TimelineEvent[]> {

@@ -1,30 +1,42 @@
-import type { Queryable } from '../store/index.js';
-import { appendToChain, buildGenesisEvents, SYSTEM_CHAIN, type ChainHead, type NewEvent, type TimelineEvent } from './chain.js';
+import { DatabaseClock, type Queryable } from '../store/index.js';
+import { appendToChain, linkEvents, SYSTEM_CHAIN, type ChainHead, type LinkedEvent } from './chain.js';
+import type { NewEvent, TimelineEvent } from './events.js';
 import { createRedactor } from './redact.js';
 import { LOCK_CHAIN } from './queries.js';
 
-export { verifyChains, readChain, lockAndReadHeadSql, SYSTEM_CHAIN, type ChainHead, type NewEvent, type TimelineEvent, type VerifyReport, type BrokenEvent } from './chain.js';
+export { INSERT_EVENT_RECORDS, CHAIN_HEAD } from './queries.js';
+export { verifyChains, readChain, eventRecords, lockAndReadHeadSql, SYSTEM_CHAIN, type ChainHead, type LinkedEvent, type VerifyReport, type BrokenEvent } from './chain.js';
+export * from './events.js';
 export { GENESIS_HASH, canonicalJson, sha256Hex } from './hash.js';
 export { createRedactor, REDACTED } from './redact.js';
+export * from './view.js';
+export * from './format.js';
+export { timelineMarkdown, mdCell, mdCode } from './markdown.js';
+export { buildTimelineView, renderTimeline } from './render.js';
 
 /**
  * The one way events are written: every `data` passes through the secret
- * redactor before it is hashed and stored.
+ * redactor before it is hashed and stored, and an event's time is the
+ * database clock as the app last read it.
  */
 export class Timeline {
   readonly redact: (value: unknown) => unknown;
+  readonly clock: DatabaseClock;
 
-  constructor(secretValues: readonly string[] = []) {
+  constructor(secretValues: readonly string[] = [], clock: DatabaseClock = new DatabaseClock()) {
     this.redact = createRedactor(secretValues);
+    this.clock = clock;
   }
 
-  private clean(events: NewEvent[]): NewEvent[] {
-    return events.map((e) => ({ ...e, data: this.redact(e.data ?? {}) as Record<string, unknown> }));
+  private readonly now = (): Date => this.clock.date();
+
+  private clean(events: readonly NewEvent[]): NewEvent[] {
+    return events.map((e) => ({ ...e, data: this.redact(e.data ?? {}) }) as NewEvent);
   }
 
   /** Append to a run's chain. Call inside a transaction (see appendToChain). */
   appendToRun(client: Queryable, runId: string, ...events: NewEvent[]): Promise<TimelineEvent[]> {
-    return appendToChain(client, runId, runId, this.clean(events));
+    return appendToChain(client, runId, runId, this.clean(events), { now: this.now });
   }
 
   /**
@@ -37,39 +49,21 @@ export class Timeline {
 
   /** Append to a run's chain in a transaction that already took lockRun. */
   appendToLockedRun(client: Queryable, runId: string, head: ChainHead | null | undefined, events: NewEvent[]): Promise<TimelineEvent[]> {
-    return appendToChain(client, runId, runId, this.clean(events), { locked: true, head });
+    return appendToChain(client, runId, runId, this.clean(events), { locked: true, head, now: this.now });
   }
 
   /** Append to the chain of events that belong to no run. */
   appendSystem(client: Queryable, ...events: NewEvent[]): Promise<TimelineEvent[]> {
-    return appendToChain(client, SYSTEM_CHAIN, null, this.clean(events));
+    return appendToChain(client, SYSTEM_CHAIN, null, this.clean(events), { now: this.now });
   }
 
-  /** First events of a new run's chain, hashed in memory for a single-statement insert. */
-  genesisForRun(runId: string, events: NewEvent[]) {
-    return buildGenesisEvents(runId, runId, this.clean(events));
+  /**
+   * Redact and hash a run's events onto a head the caller knows (null: a new
+   * chain), without writing: for statements that insert them together with the
+   * state they describe. The caller's statement must hold the chain lock and
+   * check that the head is still the head.
+   */
+  link(runId: string, head: ChainHead | null, events: readonly NewEvent[]): LinkedEvent[] {
+    return linkEvents(runId, runId, head, this.clean(events), this.now);
   }
 }
-export {
-  renderTimeline,
-  buildTimelineView,
-  viewFromEvents,
-  timelineMarkdown,
-  formatDuration,
-  formatOffset,
-  formatUtc,
-  summarise,
-  explain,
-  mdCell,
-  mdCode,
-  type TimelineView,
-  type TimelineDurations,
-  type TimelineOptions,
-  type TimelineOrigin,
-  type TimelineSpan,
-  type TimelineEntry,
-  type SpanKind,
-  type StepSummary,
-  type ApprovalSummary,
-  type StepCategory,
-} from './render.js';

@@ -1,4 +1,4 @@
-import { named } from '../store/index.js';
+import { named, statement } from '../store/index.js';
 
 /** Named SQL for the timeline. */
 
@@ -29,3 +29,15 @@ export const EVENTS_PAGE = `
   limit $3::int`;
 
 export const COUNT_EVENTS = `select count(*)::bigint as n from timeline_events where ($1::text is null or chain_id = $1::text)`;
+
+/**
+ * Events already linked and hashed by the caller (Timeline.link), as one JSON
+ * array: for batches that insert them with the state they describe. The
+ * caller holds the chain lock and checked the head.
+ */
+export const INSERT_EVENT_RECORDS = statement('fb_timeline_insert_event_records', `
+  insert into timeline_events (chain_id, seq, run_id, time, kind, actor, data, prev_hash, hash)
+  select e.chain_id, e.seq, e.run_id, e.time, e.kind, e.actor, e.data, e.prev_hash, e.hash
+  from jsonb_to_recordset($1::jsonb)
+    as e(chain_id text, seq int, run_id uuid, time timestamptz, kind text, actor text, data jsonb, prev_hash text, hash text)
+  order by e.seq`);

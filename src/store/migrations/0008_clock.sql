@@ -1,0 +1,31 @@
+-- One clock: every lease, timer and deadline is computed in SQL from fb_now(),
+-- the database's transaction time plus an offset that is zero in production.
+-- Tests move the database's time forward (firebreak_advance_clock) instead of
+-- sleeping; nothing else ever writes the offset.
+create table firebreak_clock (
+  only_row        boolean  primary key default true check (only_row),
+  offset_interval interval not null default interval '0'
+);
+insert into firebreak_clock default values;
+
+create function fb_now() returns timestamptz
+language sql stable parallel safe as $$
+  select now() + coalesce((select offset_interval from firebreak_clock), interval '0')
+$$;
+
+-- Move this database's clock forward (tests). Returns the new fb_now().
+create function firebreak_advance_clock(by_interval interval) returns timestamptz
+language sql volatile as $$
+  update firebreak_clock set offset_interval = offset_interval + by_interval;
+  select fb_now();
+$$;
+
+-- Column defaults follow the same clock.
+alter table alert_notifications alter column received_at set default fb_now();
+alter table alert_episodes alter column first_seen_at set default fb_now();
+alter table alert_episodes alter column last_seen_at set default fb_now();
+alter table runs alter column created_at set default fb_now();
+alter table runs alter column run_at set default fb_now();
+alter table step_attempts alter column started_at set default fb_now();
+alter table approvals alter column requested_at set default fb_now();
+alter table approval_votes alter column at set default fb_now();

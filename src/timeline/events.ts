@@ -1,0 +1,223 @@
+/**
+ * Every kind of timeline event and the data it carries: the one definition
+ * writers (engine, ingest, Slack) and readers (the postmortem view, the Slack
+ * projector, replay reports, metrics) compile against. Names and fields are
+ * what is stored in timeline_events and read by people and tools: never
+ * rename one; add optional fields, or a new kind.
+ */
+
+/** A failure as stored (step.failed, step.retrying, compensation.failed); secrets already redacted. */
+export interface ErrorInfo {
+  message: string;
+  code: string;
+  retryable?: boolean;
+  details?: unknown;
+  [extra: string]: unknown;
+}
+
+/** The alert fields a run's first event keeps. */
+export interface AlertSummary {
+  source: string;
+  fingerprint: string;
+  status: string;
+  startsAt: string;
+  summary: string;
+  severity: string;
+  labels: Record<string, string>;
+}
+
+/** Who answered an approval and how the approve policy saw it. */
+interface PolicyStamp {
+  bundleHash: string;
+  inputHash: string;
+  error?: string;
+}
+
+type RunEnd = {
+  reason: string;
+  durationMs?: number;
+  /** Steps whose `compensate` ran and succeeded / failed. */
+  compensated?: string[];
+  compensationFailed?: string[];
+};
+
+export interface EventData {
+  'run.created': {
+    playbook: string;
+    playbookHash: string;
+    trigger: string;
+    dryRun: boolean;
+    /** The content revision (playbook_revisions.hash) the run executes. */
+    revision?: string;
+    alert?: AlertSummary;
+    params?: Record<string, unknown>;
+    concurrencyKey?: string;
+    concurrencyLimit?: number;
+    warnings?: string[];
+    /** Dry runs: what a real run would have held. */
+    concurrency?: string;
+    dryRunOptions?: Record<string, unknown>;
+  };
+  'run.queued': { concurrencyKey: string; limit: number; active: number; queuedAhead?: number };
+  'run.started': { worker: string; concurrencyKey?: string };
+  'run.abort_requested': { reason: string };
+  /** Slack's `/firebreak abort` asked the approve policy first. */
+  'run.abort_allowed': { entrypoint: string; allow: boolean; reason: string; approvers: string[] } & PolicyStamp;
+  'run.abort_refused': { entrypoint: string; allow: boolean; reason: string; approvers: string[] } & PolicyStamp;
+  'run.succeeded': RunEnd & { failedSteps?: string[] };
+  'run.failed': RunEnd;
+  'run.aborted': RunEnd & { neverStarted?: boolean };
+  'run.cancelled': RunEnd;
+  'alert.resolved': { fingerprint: string; startsAt: string; runStatus: string; onResolved: string | null };
+  'policy.decision': {
+    stepId: string;
+    entrypoint: string;
+    allow: boolean;
+    requireApproval: boolean;
+    approvers: string[];
+    minApprovals: number;
+    reasons: string[];
+    bundleHash: string;
+    inputHash: string;
+    /** The decision's input (params redacted), so `firebreak policy eval` can replay it. */
+    input?: unknown;
+    error?: string;
+  };
+  'approval.requested': {
+    approvalId: string;
+    stepId: string;
+    action: string;
+    params: unknown;
+    approvers: string[];
+    minApprovals: number;
+    reasons: string[];
+    timeoutMs: number;
+    onTimeout: string;
+    impact?: string;
+    round?: number;
+  };
+  'approval.escalated': { stepId: string; approvalId: string; round: number; approvers: string[] };
+  'approval.vote': ApprovalAnswer;
+  'approval.granted': ApprovalAnswer;
+  'approval.rejected': ApprovalAnswer;
+  'approval.refused': { approvalId: string; stepId: string; decision: string; reason: string } & PolicyStamp;
+  'approval.expired': { approvalId: string; stepId: string; onTimeout: string };
+  'approval.cancelled': { approvalId: string; stepId: string; reason: string };
+  'step.started': { stepId: string; action: string; attempt: number; idempotencyKey: string; params: unknown };
+  'step.resumed': { stepId: string; attempt: number; idempotencyKey: string; reason: string };
+  'step.polled': { stepId: string; attempt: number; progress: string | null; nextPollInMs: number };
+  'step.would_call': { stepId: string; action: string; attempt: number; reason: string; request: unknown; response: unknown };
+  'step.succeeded': { stepId: string; action: string; attempt: number; durationMs: number; output: unknown };
+  'step.retrying': { stepId: string; attempt: number; error: ErrorInfo; nextAttempt: number; nextAttemptAt: string; durationMs?: number };
+  'step.failed': { stepId: string; action: string; attempt: number; error: ErrorInfo; onFailure: string; durationMs?: number };
+  'step.skipped': { stepId: string; reason: string; when?: string; approvalId?: string };
+  'step.denied': { stepId: string; reasons: string[] };
+  'compensation.started': { stepId: string; action: string; idempotencyKey: string };
+  'compensation.succeeded': { stepId: string; action: string; output: unknown };
+  'compensation.failed': { stepId: string; action: string; error: ErrorInfo };
+}
+
+interface ApprovalAnswer extends PolicyStamp {
+  approvalId: string;
+  stepId: string;
+  decision: string;
+  approvals: number;
+  minApprovals: number;
+  reason: string;
+  /** requested -> decided, on the database clock (decisions only). */
+  waitedMs?: number;
+}
+
+export type EventKind = keyof EventData;
+
+/** An event to append: what happened, who did it, and its data. */
+export type NewEvent = { [K in EventKind]: { kind: K; actor: string; data: EventData[K]; time?: Date } }[EventKind];
+
+/** Where an event sits in its chain. */
+export interface EventEnvelope {
+  id: number;
+  chainId: string;
+  seq: number;
+  runId: string | null;
+  /** ISO 8601 UTC. */
+  time: string;
+  actor: string;
+  prevHash: string;
+  hash: string;
+}
+
+/** A recorded event, narrowed by its kind. */
+export type TimelineEvent = { [K in EventKind]: EventEnvelope & { kind: K; data: EventData[K] } }[EventKind];
+
+/** An event of one kind. */
+export type EventOf<K extends EventKind> = Extract<TimelineEvent, { kind: K }>;
+
+export const EVENT_KINDS = [
+  'run.created',
+  'run.queued',
+  'run.started',
+  'run.abort_requested',
+  'run.abort_allowed',
+  'run.abort_refused',
+  'run.succeeded',
+  'run.failed',
+  'run.aborted',
+  'run.cancelled',
+  'alert.resolved',
+  'policy.decision',
+  'approval.requested',
+  'approval.escalated',
+  'approval.vote',
+  'approval.granted',
+  'approval.rejected',
+  'approval.refused',
+  'approval.expired',
+  'approval.cancelled',
+  'step.started',
+  'step.resumed',
+  'step.polled',
+  'step.would_call',
+  'step.succeeded',
+  'step.retrying',
+  'step.failed',
+  'step.skipped',
+  'step.denied',
+  'compensation.started',
+  'compensation.succeeded',
+  'compensation.failed',
+] as const satisfies readonly EventKind[];
+
+// Both directions: every kind is listed, and the list holds nothing else.
+type Listed = (typeof EVENT_KINDS)[number];
+const everyKindListed: [EventKind] extends [Listed] ? true : never = true;
+void everyKindListed;
+
+const KNOWN = new Set<string>(EVENT_KINDS);
+
+export function isEventKind(kind: string): kind is EventKind {
+  return KNOWN.has(kind);
+}
+
+/** The kinds that end a run. */
+export const RUN_END_KINDS = ['run.succeeded', 'run.failed', 'run.aborted', 'run.cancelled'] as const;
+export type RunEndKind = (typeof RUN_END_KINDS)[number];
+
+export function isRunEnd(e: { kind: string }): e is { kind: RunEndKind } {
+  return (RUN_END_KINDS as readonly string[]).includes(e.kind);
+}
+
+/**
+ * The end of an exhaustive switch over event kinds: compiling fails when a
+ * kind is not handled; at run time an event written by a newer version (a kind
+ * this code does not know) gets `fallback`.
+ */
+export function unhandledKind<T>(event: never, fallback: T): T {
+  void event;
+  return fallback;
+}
+
+/** The step an event is about, when it is about one. */
+export function stepIdOf(e: TimelineEvent | NewEvent): string | null {
+  const d = e.data as { stepId?: unknown };
+  return typeof d.stepId === 'string' ? d.stepId : null;
+}
