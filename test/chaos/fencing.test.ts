@@ -55,7 +55,8 @@ steps:
     const timeline = new Timeline();
     const secrets = new Secrets({});
     const engine = new Engine({ pool: db.pool, databaseUrl: db.url, timeline, actions, policy: () => policy, playbooks: () => playbooks, logger, secrets, httpAllow: ['127.0.0.1'], playbooksDir: dir, workers: 0 });
-    const executor = (id: string) => new RunExecutor({ pool: db.pool, timeline, actions, policy, logger, secrets, httpAllow: ['127.0.0.1'], playbooksDir: dir, now: Date.now }, id);
+    const executor = (id: string) => new RunExecutor({ pool: db.pool, timeline, clock: timeline.clock, actions, policy, logger, secrets, httpAllow: ['127.0.0.1'], playbooksDir: dir }, id);
+    const signals = () => ({ lease: new AbortController().signal, abort: new AbortController().signal });
     const { runId } = await engine.startRun({ playbook: 'fence', startedBy: 'test' });
 
     // Worker A claims with a short lease and nobody renews it (no heartbeat here).
@@ -66,20 +67,20 @@ steps:
     // lease check and before its commit.
     const gate = await db.pool.connect();
     target.respond('/fence/one', { status: 200, delayMs: 300 });
-    const a = executor('worker-a').advance(runId, new AbortController().signal);
+    const a = executor('worker-a').advance(runId, signals());
     await eventually(async () => target.count('/fence/one') === 1, 10_000, 10);
     await gate.query('begin');
     await gate.query('select 1 from step_attempts where run_id = $1 for update', [runId]);
     // A is now blocked inside its success transaction; its 1 s lease runs out meanwhile.
     await eventually(async () => {
-      const { rows } = await db.pool.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike '%step_attempts%'`);
+      const { rows } = await db.pool.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike '%finish_attempt%'`);
       return rows[0].n > 0;
     }, 10_000, 20);
     await new Promise((r) => setTimeout(r, 1_200));
 
     // Worker B polls for runnable runs.
     const claimedByB = await db.pool.query(CLAIM_RUNS, ['worker-b', 10, 30_000]);
-    const b = claimedByB.rows.length > 0 ? executor('worker-b').advance(runId, new AbortController().signal) : Promise.resolve();
+    const b = claimedByB.rows.length > 0 ? executor('worker-b').advance(runId, signals()) : Promise.resolve();
     await new Promise((r) => setTimeout(r, 300));
     await gate.query('rollback');
     gate.release();
@@ -111,12 +112,12 @@ steps:
     const worker = new Worker({
       pool: db.pool,
       databaseUrl: db.url,
-      timeline,
+      clock: timeline.clock,
       logger,
       concurrency: 4,
       leaseMs: 60_000,
       pollMs: 50,
-      makeExecutor: (id) => new RunExecutor({ pool: db.pool, timeline, actions, policy, logger, secrets, httpAllow: ['127.0.0.1'], playbooksDir: dir, now: Date.now }, id),
+      makeExecutor: (id) => new RunExecutor({ pool: db.pool, timeline, clock: timeline.clock, actions, policy, logger, secrets, httpAllow: ['127.0.0.1'], playbooksDir: dir }, id),
     });
     target.respond('/again/one', { status: 200, delayMs: 1_500 });
     const { runId } = await engine.startRun({ playbook: 'again', startedBy: 'test' });
