@@ -2,8 +2,10 @@
  * What a (dry) run did, step by step, read back from the API's run and
  * timeline JSON: taken or skipped, the policy decision and its reasons, each
  * "would call" with its rendered request. `firebreak replay` prints it and
- * diffs two of them.
+ * diffs two of them. The per-step facts come from the shared view of the
+ * timeline (src/timeline/view.ts); this module only selects and formats.
  */
+import type { DecisionSummary, TimelineView, WouldCall } from '../timeline/index.js';
 
 /** The parts of GET /api/runs/:id this needs. */
 export interface RunJson {
@@ -19,27 +21,14 @@ export interface RunJson {
   abortReason?: string | null;
 }
 
-/** The parts of GET /api/runs/:id/timeline?format=json this needs. */
+/** The parts of GET /api/runs/:id/timeline?format=json (the shared postmortem view) this needs. */
 export interface TimelineJson {
-  run: { reason: string | null; alert: { summary?: string; fingerprint?: string; source?: string; labels?: Record<string, string> } | null };
-  events: Array<{ seq: number; kind: string; actor: string; data: Record<string, unknown> }>;
+  run: Pick<TimelineView['run'], 'reason' | 'alert'>;
+  steps: TimelineView['steps'];
 }
 
-export interface DecisionReport {
-  allow: boolean;
-  requireApproval: boolean;
-  approvers: string[];
-  minApprovals: number;
-  reasons: string[];
-  error?: string;
-}
-
-export interface WouldCall {
-  /** `side_effect`, or `gather` (with noGather). */
-  reason: string;
-  request: unknown;
-  response?: unknown;
-}
+export type DecisionReport = DecisionSummary;
+export type { WouldCall };
 
 export type StepOutcome = 'taken' | 'failed' | 'skipped' | 'denied' | 'waiting for approval' | 'running' | 'pending' | 'not reached';
 
@@ -87,66 +76,35 @@ export function isSettled(run: Pick<RunJson, 'status' | 'approvals'>): boolean {
 const str = (v: unknown): string => (v === undefined || v === null ? '' : String(v));
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
 
-function errorText(e: unknown): string {
-  if (e && typeof e === 'object' && 'message' in e) return str((e as { message: unknown }).message);
-  return str(e);
-}
-
+/**
+ * A run's report: its steps as the API reports them (status, output), with
+ * what the shared view rebuilt from the timeline for each (the decision, the
+ * rendered request, would-calls, skip reason, compensation).
+ */
 export function buildReport(run: RunJson, timeline: TimelineJson): RunReport {
+  const viewed = new Map((timeline.steps ?? []).map((s) => [s.id, s]));
   const steps = new Map<string, StepReport>();
   for (const s of run.steps) {
+    const v = viewed.get(s.id);
     const result = resultOf(s.output);
-    steps.set(s.id, { id: s.id, action: s.action, status: s.status, outcome: 'pending', wouldCalls: [], ...(result && { result }) });
-  }
-  const skippedByEvent = new Set<string>();
-  for (const e of timeline.events) {
-    const d = e.data ?? {};
-    const stepId = typeof d.stepId === 'string' ? d.stepId : undefined;
-    const step = stepId ? steps.get(stepId) : undefined;
-    if (!step) continue;
-    switch (e.kind) {
-      case 'policy.decision':
-        // An approved step records its decision again when it clears; the first says it all.
-        step.decision ??= {
-          allow: d.allow === true,
-          requireApproval: d.requireApproval === true,
-          approvers: strings(d.approvers),
-          minApprovals: Number(d.minApprovals ?? 0),
-          reasons: strings(d.reasons),
-          ...(d.error !== undefined && { error: str(d.error) }),
-        };
-        break;
-      case 'step.started':
-        step.params ??= d.params;
-        break;
-      case 'approval.requested':
-        step.requested ??= d.params;
-        break;
-      case 'step.would_call':
-        step.wouldCalls.push({ reason: str(d.reason) || 'side_effect', request: d.request, ...(d.response !== undefined && { response: d.response }) });
-        break;
-      case 'step.skipped':
-        skippedByEvent.add(step.id);
-        step.note = str(d.reason);
-        if (d.when) step.when = str(d.when);
-        break;
-      case 'step.denied':
-        step.note = strings(d.reasons).join('; ');
-        break;
-      case 'step.failed':
-        step.note = errorText(d.error);
-        break;
-      case 'compensation.succeeded': {
-        const out = (d.output ?? {}) as { wouldCall?: unknown };
-        step.compensation = { status: 'succeeded', ...(out.wouldCall !== undefined && { wouldCall: out.wouldCall }) };
-        break;
-      }
-      case 'compensation.failed':
-        step.compensation = { status: 'failed', error: errorText(d.error) };
-        break;
-      default:
-        break;
-    }
+    const note = s.status === 'skipped' ? v?.skipReason : s.status === 'denied' ? v?.decision?.reasons.join('; ') : s.status === 'failed' ? (v?.note ?? undefined) : undefined;
+    const compensation = v?.compensation === 'succeeded' || v?.compensation === 'failed'
+      ? { status: v.compensation, ...(v.compensationWouldCall !== undefined && { wouldCall: v.compensationWouldCall }), ...(v.compensationError !== undefined && { error: v.compensationError }) }
+      : undefined;
+    steps.set(s.id, {
+      id: s.id,
+      action: s.action,
+      status: s.status,
+      outcome: 'pending',
+      wouldCalls: v?.wouldCalls ?? [],
+      ...(result && { result }),
+      ...(note !== undefined && { note }),
+      ...(v?.when !== undefined && { when: v.when }),
+      ...(v?.decision && { decision: v.decision }),
+      ...(v?.params !== undefined && { params: v.params }),
+      ...(v?.requested !== undefined && { requested: v.requested }),
+      ...(compensation && { compensation }),
+    });
   }
   const pendingApprovals: RunReport['pendingApprovals'] = [];
   for (const a of run.approvals) {
@@ -154,7 +112,7 @@ export function buildReport(run: RunJson, timeline: TimelineJson): RunReport {
     if (step) step.approval = { id: a.id, status: a.status, approvers: a.approvers, minApprovals: a.minApprovals, decidedBy: a.decidedBy };
     if (a.status === 'pending') pendingApprovals.push({ id: a.id, stepId: a.stepId, approvers: a.approvers, minApprovals: a.minApprovals });
   }
-  for (const step of steps.values()) step.outcome = outcomeOf(step, skippedByEvent.has(step.id));
+  for (const step of steps.values()) step.outcome = outcomeOf(step, viewed.get(step.id)?.skipped ?? false);
   return {
     id: run.id,
     playbook: run.playbook,

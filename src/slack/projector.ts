@@ -8,11 +8,11 @@
 import type { Logger } from 'pino';
 import { coerceError } from '../errors.js';
 import { withTransaction, type Pool, type PoolClient } from '../store/index.js';
+import { applyEvent, createStory, isRunEnd, rowToEvent, unhandledKind, type EventRow, type RunStory, type StoryRun, type TimelineEvent } from '../timeline/index.js';
 import { enqueue, type OutboxItem } from './outbox.js';
 import * as Q from './queries.js';
 import { renderApproval, renderRunMessage, renderThreadLine, type AlertInfo, type ApprovalInfo, type ApprovalState, type RunInfo, type RunOutcome } from './render.js';
 
-const TERMINAL = new Set(['run.succeeded', 'run.failed', 'run.aborted', 'run.cancelled']);
 const BATCH = 200;
 
 export interface ProjectorOptions {
@@ -25,36 +25,19 @@ export interface ProjectorOptions {
   onEnqueued?: () => void;
 }
 
-interface EventRow {
-  seq: number;
-  time: Date;
-  kind: string;
-  actor: string;
-  data: Record<string, unknown>;
-}
-
-interface RunRow {
-  id: string;
-  playbook: string;
-  status: string;
-  trigger: string;
-  started_by: string | null;
-  alert: Record<string, unknown> | null;
+interface RunRow extends StoryRun {
   params: Record<string, unknown> | null;
-  dry_run: boolean;
   channel: string | null;
-  created_at: Date;
 }
 
 interface ApprovalRow {
   id: string;
   step_id: string;
   round: number;
-  status: string;
   approvers: string[];
   min_approvals: number;
   reasons: string[];
-  request: { action?: string; impact?: string; params?: unknown; reasons?: string[] };
+  request: { action?: string; impact?: string; params?: unknown };
   on_timeout: string;
   expires_at: Date | null;
 }
@@ -136,33 +119,48 @@ export class Projector {
     return total;
   }
 
+  /**
+   * The run's story (the shared reducer over its chain) is folded up to the
+   * cursor, then each new event is folded and turned into messages: an
+   * approval message shows the approval as of that event (its votes, who
+   * decided), whichever replica projects it and however late.
+   */
   private async projectBatch(client: PoolClient, runId: string): Promise<{ written: number; more: boolean }> {
     await client.query(Q.ENSURE_THREAD, [runId]);
     const thread = (await client.query<{ last_seq: number; channel: string | null; done: boolean }>(Q.LOCK_THREAD, [runId])).rows[0];
     if (!thread) return { written: 0, more: false };
-    const events = (await client.query<EventRow>(Q.EVENTS_AFTER, [runId, thread.last_seq, BATCH])).rows;
+    const chain = (await client.query<EventRow>(Q.EVENTS_UP_TO, [runId, thread.last_seq + BATCH])).rows.map(rowToEvent);
+    const events = chain.filter((e) => e.seq > thread.last_seq);
     if (events.length === 0) return { written: 0, more: false };
     const run = (await client.query<RunRow>(Q.RUN_FOR_SLACK, [runId])).rows[0];
     const last = events[events.length - 1]!;
-    const done = events.some((e) => TERMINAL.has(e.kind));
+    const done = events.some(isRunEnd);
     const channel = run ? (run.channel ?? this.options.defaultChannel ?? null) : null;
     if (!run || !channel) {
       // Nowhere to post: remember that we looked, post nothing.
       await client.query(Q.ADVANCE_THREAD, [runId, last.seq, null, done]);
       return { written: 0, more: events.length === BATCH };
     }
+    const story = createStory(run);
+    for (const e of chain) if (e.seq <= thread.last_seq) applyEvent(story, e);
     const info = runInfo(run);
     const items: OutboxItem[] = [];
-    for (const event of events) items.push(...(await this.itemsFor(client, info, channel, event)));
+    for (const event of events) {
+      applyEvent(story, event);
+      items.push(...(await this.itemsFor(client, info, channel, event, story)));
+    }
     await enqueue(client, ...items);
     await client.query(Q.ADVANCE_THREAD, [runId, last.seq, channel, done]);
     return { written: items.length, more: events.length === BATCH };
   }
 
-  private async itemsFor(client: PoolClient, run: RunInfo, channel: string, event: EventRow): Promise<OutboxItem[]> {
+  private async itemsFor(client: PoolClient, run: RunInfo, channel: string, event: TimelineEvent, story: RunStory): Promise<OutboxItem[]> {
     const base = { threadKey: run.id, runId: run.id };
     const reply = (text: string): OutboxItem => ({ ...base, kind: 'reply', method: 'chat.postMessage', payload: { channel, text, threadRef: runRef(run.id) } });
-    const d = event.data;
+    const line = (): OutboxItem[] => {
+      const text = renderThreadLine(event, run.dryRun);
+      return text ? [reply(text)] : [];
+    };
     const time = new Date(event.time);
     switch (event.kind) {
       case 'run.created': {
@@ -170,7 +168,7 @@ export class Projector {
         return [{ ...base, kind: 'run', method: 'chat.postMessage', ref: runRef(run.id), payload: { channel, ...message } }];
       }
       case 'approval.requested': {
-        const approval = await this.approval(client, String(d.approvalId), d);
+        const approval = await this.approval(client, story, event.data.approvalId);
         const message = renderApproval(run, approval, { kind: 'pending', votes: [] }, this.options.publicUrl);
         // A thread reply broadcast to the channel: in the run's story, and in front of the approvers.
         return [{ ...base, kind: 'approval', method: 'chat.postMessage', ref: approvalRef(approval.id), payload: { channel, ...message, threadRef: runRef(run.id), broadcast: true } }];
@@ -180,66 +178,99 @@ export class Projector {
       case 'approval.rejected':
       case 'approval.expired':
       case 'approval.cancelled': {
-        const approval = await this.approval(client, String(d.approvalId));
+        const approval = await this.approval(client, story, event.data.approvalId);
+        const summary = story.approvals.get(event.data.approvalId);
         let state: ApprovalState;
-        if (event.kind === 'approval.vote') {
-          const votes = (await client.query<{ voter: string; decision: string }>(Q.APPROVAL_VOTES, [approval.id])).rows;
-          state = { kind: 'pending', votes: votes.filter((v) => v.decision === 'approve').map((v) => v.voter) };
-        } else if (event.kind === 'approval.granted') state = { kind: 'approved', by: event.actor, at: time };
+        if (event.kind === 'approval.vote') state = { kind: 'pending', votes: (summary?.votes ?? []).filter((v) => v.decision === 'approve').map((v) => v.actor) };
+        else if (event.kind === 'approval.granted') state = { kind: 'approved', by: event.actor, at: time };
         else if (event.kind === 'approval.rejected') state = { kind: 'rejected', by: event.actor, at: time };
-        else if (event.kind === 'approval.expired') state = { kind: 'expired', at: time, onTimeout: String(d.onTimeout ?? approval.onTimeout) };
-        else state = { kind: 'cancelled', at: time, by: event.actor, reason: String(d.reason ?? 'cancelled') };
+        else if (event.kind === 'approval.expired') state = { kind: 'expired', at: time, onTimeout: String(event.data.onTimeout ?? approval.onTimeout) };
+        else state = { kind: 'cancelled', at: time, by: event.actor, reason: String(event.data.reason ?? 'cancelled') };
         const message = renderApproval(run, approval, state, this.options.publicUrl);
         return [{ ...base, kind: 'approval-update', method: 'chat.update', payload: { targetRef: approvalRef(approval.id), ...message } }];
       }
       case 'step.succeeded': {
-        const output = d.output as { channel?: unknown; text?: unknown; blocks?: unknown; posted?: unknown } | null;
-        if (d.action === 'slack.message' && output && typeof output.text === 'string' && output.posted === false) {
+        const output = event.data.output as { channel?: unknown; text?: unknown; blocks?: unknown; posted?: unknown } | null;
+        if (event.data.action === 'slack.message' && output && typeof output.text === 'string' && output.posted === false) {
           // The slack.message action only records its message; it is posted from here, through the outbox.
           const target = typeof output.channel === 'string' && output.channel ? output.channel : undefined;
           const payload = { channel: target ?? channel, text: output.text, ...(Array.isArray(output.blocks) && { blocks: output.blocks as never }), ...(!target && { threadRef: runRef(run.id) }) };
           return [{ ...base, kind: 'step-message', method: 'chat.postMessage', payload }];
         }
-        const line = renderThreadLine({ ...event, time }, run.dryRun);
-        return line ? [reply(line)] : [];
+        return line();
       }
       case 'run.succeeded':
       case 'run.failed':
       case 'run.aborted':
       case 'run.cancelled': {
-        const line = renderThreadLine({ ...event, time }, run.dryRun)!;
+        const status = event.kind.slice(4) as NonNullable<RunOutcome>['status'];
         const outcome: RunOutcome = {
-          status: event.kind.slice(4) as 'succeeded',
+          status,
           at: time,
-          ...(typeof d.reason === 'string' && event.kind !== 'run.succeeded' && { reason: d.reason }),
-          ...(typeof d.durationMs === 'number' && { durationMs: d.durationMs }),
+          ...(typeof event.data.reason === 'string' && event.kind !== 'run.succeeded' && { reason: event.data.reason }),
+          ...(typeof event.data.durationMs === 'number' && { durationMs: event.data.durationMs }),
         };
         const root = renderRunMessage(run, this.options.publicUrl, outcome);
-        return [reply(line), { ...base, kind: 'run-update', method: 'chat.update', payload: { targetRef: runRef(run.id), ...root } }];
+        return [...line(), { ...base, kind: 'run-update', method: 'chat.update', payload: { targetRef: runRef(run.id), ...root } }];
       }
-      default: {
-        const line = renderThreadLine({ ...event, time }, run.dryRun);
-        return line ? [reply(line)] : [];
-      }
+      case 'run.queued':
+      case 'run.started':
+      case 'run.abort_requested':
+      case 'run.abort_allowed':
+      case 'run.abort_refused':
+      case 'alert.resolved':
+      case 'policy.decision':
+      case 'approval.escalated':
+      case 'approval.refused':
+      case 'step.started':
+      case 'step.resumed':
+      case 'step.polled':
+      case 'step.would_call':
+      case 'step.retrying':
+      case 'step.failed':
+      case 'step.skipped':
+      case 'step.denied':
+      case 'compensation.started':
+      case 'compensation.succeeded':
+      case 'compensation.failed':
+        return line();
+      default:
+        return unhandledKind(event, []);
     }
   }
 
-  /** The approval as requested: the event's data when given (what was recorded), else its row. */
-  private async approval(client: PoolClient, approvalId: string, requested?: Record<string, unknown>): Promise<ApprovalInfo> {
+  /** The approval as requested, from the story (what the timeline recorded); its row only for what older events lack. */
+  private async approval(client: PoolClient, story: RunStory, approvalId: string): Promise<ApprovalInfo> {
+    const a = story.approvals.get(approvalId);
+    const impact = a ? (story.steps.get(a.stepId)?.impact ?? 'low') : 'low';
+    if (a && a.action) {
+      return {
+        id: a.id,
+        stepId: a.stepId,
+        round: a.round,
+        action: a.action,
+        impact,
+        params: a.params,
+        reasons: a.reasons,
+        approvers: a.approvers,
+        minApprovals: a.minApprovals,
+        onTimeout: a.onTimeout,
+        expiresAt: a.expiresAt ? new Date(a.expiresAt) : null,
+      };
+    }
     const row = (await client.query<ApprovalRow>(Q.APPROVAL_FOR_SLACK, [approvalId])).rows[0];
     if (!row) throw new Error(`approval ${approvalId} not found`);
-    const r = requested ?? {};
     return {
       id: row.id,
       stepId: row.step_id,
       round: row.round,
-      action: str(r.action) ?? row.request.action ?? '?',
+      action: row.request.action ?? '?',
       impact: row.request.impact ?? 'low',
-      params: 'params' in r ? r.params : row.request.params,
-      reasons: (r.reasons as string[] | undefined) ?? row.reasons ?? [],
-      approvers: (r.approvers as string[] | undefined) ?? row.approvers ?? [],
-      minApprovals: (r.minApprovals as number | undefined) ?? row.min_approvals,
-      onTimeout: str(r.onTimeout) ?? row.on_timeout,
+      params: row.request.params,
+      reasons: row.reasons ?? [],
+      approvers: row.approvers ?? [],
+      minApprovals: row.min_approvals,
+      onTimeout: row.on_timeout,
       expiresAt: row.expires_at,
     };
   }

@@ -8,29 +8,29 @@ export const ENSURE_THREAD = `insert into slack_threads (run_id) values ($1::uui
 export const LOCK_THREAD = `select run_id, last_seq, channel, done from slack_threads where run_id = $1::uuid for update`;
 
 /**
- * Events after the cursor. Safe without the chain lock: appends to one chain
+ * The chain up to a point (the projector folds it from the start). Safe without the chain lock: appends to one chain
  * are serialised by that lock and commit in seq order, so what we see is
  * always a gap-free prefix of the chain.
  */
-export const EVENTS_AFTER = `
-  select seq, time, kind, actor, data from timeline_events
-  where chain_id = $1::text and seq > $2::int
-  order by seq limit $3::int`;
+export const EVENTS_UP_TO = `
+  select id, chain_id, seq, run_id, time, kind, actor, data, prev_hash, hash from timeline_events
+  where chain_id = $1::text and seq <= $2::int
+  order by seq`;
 
 export const ADVANCE_THREAD = `
   update slack_threads set last_seq = $2::int, channel = $3::text, done = $4::boolean, updated_at = now()
   where run_id = $1::uuid`;
 
 export const RUN_FOR_SLACK = `
-  select id, playbook, status, trigger, started_by, alert, params, dry_run, channel, created_at, started_at, finished_at
-  from runs where id = $1::uuid`;
+  select r.id, r.playbook, r.status, r.trigger, r.started_by, r.alert, r.params, r.dry_run, r.channel, r.created_at,
+         r.started_at, r.finished_at, r.abort_reason, r.outcome, coalesce(r.definition, pr.definition) as definition
+  from runs r left join playbook_revisions pr on pr.hash = r.revision
+  where r.id = $1::uuid`;
 
 export const APPROVAL_FOR_SLACK = `
   select id, run_id, step_id, round, status, approvers, min_approvals, reasons, request, on_timeout,
          requested_at, expires_at, decided_by, decided_at
   from approvals where id = $1::uuid`;
-
-export const APPROVAL_VOTES = `select voter, decision, at from approval_votes where approval_id = $1::uuid order by at`;
 
 /**
  * Runs whose timeline may be ahead of their projection: active runs, runs

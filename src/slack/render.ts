@@ -4,7 +4,7 @@
  * Pure functions of the recorded data, so the same input renders the same
  * message on any replica, now or after a retry.
  */
-import { formatDuration } from '../timeline/index.js';
+import { formatDuration, unhandledKind, type TimelineEvent } from '../timeline/index.js';
 
 /** Action ids of the approval buttons; each button's value is the approval id. */
 export const APPROVE_ACTION = 'firebreak_approve';
@@ -211,49 +211,66 @@ export function renderApproval(run: RunInfo, approval: ApprovalInfo, state: Appr
 }
 
 /** One thread line per event worth telling people about; null for the rest. */
-export function renderThreadLine(event: { kind: string; actor: string; data: Record<string, unknown>; time: Date }, dryRun: boolean): string | null {
-  const d = event.data;
-  const step = typeof d.stepId === 'string' ? `\`${escapeText(d.stepId)}\`` : '';
+export function renderThreadLine(event: TimelineEvent, dryRun: boolean): string | null {
+  const step = 'stepId' in event.data && typeof event.data.stepId === 'string' ? `\`${escapeText(event.data.stepId)}\`` : '';
   const msg = (e: unknown) => escapeText(String((e as { message?: unknown } | null)?.message ?? e ?? 'unknown error'));
   const dry = dryRun ? '🧪 ' : '';
   switch (event.kind) {
     case 'run.queued':
-      return `⏸ Queued: \`${escapeText(String(d.concurrencyKey))}\` already has ${String(d.active)} active run(s) (limit ${String(d.limit)}).`;
+      return `⏸ Queued: \`${escapeText(String(event.data.concurrencyKey))}\` already has ${String(event.data.active)} active run(s) (limit ${String(event.data.limit)}).`;
     case 'step.succeeded': {
-      const took = typeof d.durationMs === 'number' ? ` in ${formatDuration(d.durationMs)}` : '';
-      return `${dry}✅ ${step} (\`${escapeText(String(d.action))}\`) succeeded${took}${outputSnippet(d.output)}`;
+      const took = typeof event.data.durationMs === 'number' ? ` in ${formatDuration(event.data.durationMs)}` : '';
+      return `${dry}✅ ${step} (\`${escapeText(String(event.data.action))}\`) succeeded${took}${outputSnippet(event.data.output)}`;
     }
     case 'step.failed':
-      return `${dry}❌ ${step} failed (attempt ${String(d.attempt)}): ${msg(d.error)}${d.onFailure === 'continue' ? ' (on_failure: continue)' : ''}`;
+      return `${dry}❌ ${step} failed (attempt ${String(event.data.attempt)}): ${msg(event.data.error)}${event.data.onFailure === 'continue' ? ' (on_failure: continue)' : ''}`;
     case 'step.retrying':
-      return `${dry}🔁 ${step} attempt ${String(d.attempt)} failed: ${msg(d.error)}; next attempt at ${utc(new Date(String(d.nextAttemptAt)))}`;
+      return `${dry}🔁 ${step} attempt ${String(event.data.attempt)} failed: ${msg(event.data.error)}; next attempt at ${utc(new Date(String(event.data.nextAttemptAt)))}`;
     case 'step.skipped':
-      return `⏭ ${step} skipped: ${escapeText(String(d.reason ?? ''))}${d.when ? ` (\`${escapeText(String(d.when))}\`)` : ''}`;
+      return `⏭ ${step} skipped: ${escapeText(String(event.data.reason ?? ''))}${event.data.when ? ` (\`${escapeText(String(event.data.when))}\`)` : ''}`;
     case 'step.denied':
-      return `⛔ ${step} denied by policy: ${escapeText(((d.reasons as string[] | undefined) ?? []).join('; ') || 'no reason given')}`;
+      return `⛔ ${step} denied by policy: ${escapeText((event.data.reasons ?? []).join('; ') || 'no reason given')}`;
     case 'step.would_call':
-      return `🧪 ${step} would call (dry run):\n${codeBlock(d.request, 1_500)}`;
+      return `🧪 ${step} would call (dry run):\n${codeBlock(event.data.request, 1_500)}`;
     case 'compensation.succeeded':
-      return `${dry}↩️ Compensated ${step} (\`${escapeText(String(d.action))}\`)`;
+      return `${dry}↩️ Compensated ${step} (\`${escapeText(String(event.data.action))}\`)`;
     case 'compensation.failed':
-      return `${dry}⚠️ Compensation of ${step} failed: ${msg(d.error)}`;
+      return `${dry}⚠️ Compensation of ${step} failed: ${msg(event.data.error)}`;
     case 'approval.escalated':
-      return `⏫ Approval for ${step} escalated to ${((d.approvers as string[] | undefined) ?? []).map(approverLabel).join(', ')}`;
+      return `⏫ Approval for ${step} escalated to ${(event.data.approvers ?? []).map(approverLabel).join(', ')}`;
     case 'alert.resolved':
-      return `🟢 Alert resolved${d.onResolved === 'abort' ? ': aborting the run (on_resolved: abort)' : ''}`;
+      return `🟢 Alert resolved${event.data.onResolved === 'abort' ? ': aborting the run (on_resolved: abort)' : ''}`;
     case 'run.abort_requested':
-      return `🛑 Abort requested by ${actorLabel(event.actor)}: ${escapeText(String(d.reason ?? ''))}`;
+      return `🛑 Abort requested by ${actorLabel(event.actor)}: ${escapeText(String(event.data.reason ?? ''))}`;
     case 'run.succeeded':
     case 'run.failed':
     case 'run.aborted':
     case 'run.cancelled': {
       const status = event.kind.slice(4);
-      const took = typeof d.durationMs === 'number' ? ` in ${formatDuration(d.durationMs)}` : '';
-      const reason = status !== 'succeeded' && d.reason ? `: ${escapeText(String(d.reason))}` : '';
+      const took = typeof event.data.durationMs === 'number' ? ` in ${formatDuration(event.data.durationMs)}` : '';
+      const reason = status !== 'succeeded' && event.data.reason ? `: ${escapeText(String(event.data.reason))}` : '';
       return `${OUTCOME_ICON[status]} ${dry}*Run ${status}*${took}${reason}`;
     }
-    default:
+    // Shown elsewhere (the run's first message, approval messages) or not worth a line.
+    case 'run.created':
+    case 'run.started':
+    case 'run.abort_allowed':
+    case 'run.abort_refused':
+    case 'policy.decision':
+    case 'approval.requested':
+    case 'approval.vote':
+    case 'approval.granted':
+    case 'approval.rejected':
+    case 'approval.refused':
+    case 'approval.expired':
+    case 'approval.cancelled':
+    case 'step.started':
+    case 'step.resumed':
+    case 'step.polled':
+    case 'compensation.started':
       return null;
+    default:
+      return unhandledKind(event, null);
   }
 }
 

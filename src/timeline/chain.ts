@@ -9,7 +9,7 @@ export const SYSTEM_CHAIN = 'system';
 /** An event hashed onto its chain, ready to insert. */
 export type LinkedEvent = HashedEvent & { hash: string };
 
-interface EventRow {
+export interface EventRow {
   id: number;
   chain_id: string;
   seq: number;

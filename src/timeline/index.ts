@@ -5,7 +5,7 @@ import { createRedactor } from './redact.js';
 import { LOCK_CHAIN } from './queries.js';
 
 export { INSERT_EVENT_RECORDS, CHAIN_HEAD } from './queries.js';
-export { verifyChains, readChain, eventRecords, lockAndReadHeadSql, SYSTEM_CHAIN, type ChainHead, type LinkedEvent, type VerifyReport, type BrokenEvent } from './chain.js';
+export { verifyChains, readChain, rowToEvent, eventRecords, lockAndReadHeadSql, SYSTEM_CHAIN, type EventRow, type ChainHead, type LinkedEvent, type VerifyReport, type BrokenEvent } from './chain.js';
 export * from './events.js';
 export { GENESIS_HASH, canonicalJson, sha256Hex } from './hash.js';
 export { createRedactor, REDACTED } from './redact.js';

@@ -85,8 +85,9 @@ export interface StepSummary {
   params?: unknown;
   /** Rendered params an approval was asked for (what the step calls once approved). */
   requested?: unknown;
-  /** A skip recorded by a step.skipped event (not merely "not reached"), and its `when:`. */
+  /** A skip recorded by a step.skipped event (not merely "not reached"), its reason and its `when:`. */
   skipped: boolean;
+  skipReason?: string;
   when?: string;
   /** Calls a dry run recorded instead of making. */
   wouldCalls: WouldCall[];
@@ -413,6 +414,7 @@ export function applyEvent(story: RunStory, e: TimelineEvent): RunStory {
     case 'step.skipped': {
       const s = stepOf(story, e.data.stepId);
       s.skipped = true;
+      s.skipReason = str(e.data.reason);
       if (e.data.when) s.when = str(e.data.when);
       finishStep(s, 'skipped', e.time, explain(e));
       break;
