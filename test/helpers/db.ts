@@ -46,3 +46,13 @@ export async function createTestDatabase(options: { migrate?: boolean } = {}): P
     },
   };
 }
+
+/**
+ * Move the database's clock forward (fb_now(), migration 0008): every lease,
+ * timer and deadline the engine computes in SQL sees the new time at once.
+ * Tests use it instead of sleeping. Returns the new database time.
+ */
+export async function advanceDatabaseClock(pool: Pool, by: string): Promise<Date> {
+  const { rows } = await pool.query<{ now: Date }>('select firebreak_advance_clock($1::interval) as now', [by]);
+  return rows[0]!.now;
+}

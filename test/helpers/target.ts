@@ -17,12 +17,15 @@ export interface Target {
   count(path: string): number;
   /** Answer this path with a status (and body) from now on; a function decides per call. */
   respond(path: string, answer: { status: number; body?: unknown; delayMs?: number } | ((call: RecordedCall, n: number) => { status: number; body?: unknown; delayMs?: number })): void;
+  /** Hold every answer on this path until the returned function is called (no timing involved). */
+  hold(path: string): () => void;
   close(): Promise<void>;
 }
 
 export async function startTarget(): Promise<Target> {
   const calls: RecordedCall[] = [];
   const answers = new Map<string, Parameters<Target['respond']>[1]>();
+  const gates = new Map<string, Promise<void>>();
   const server: Server = createServer((req, res) => {
     let body = '';
     req.on('data', (d) => (body += d));
@@ -33,11 +36,15 @@ export async function startTarget(): Promise<Target> {
       const n = calls.filter((c) => c.path === path).length;
       const rule = answers.get(path);
       const answer = typeof rule === 'function' ? rule(call, n) : (rule ?? { status: 200, body: { ok: true } });
-      setTimeout(() => {
-        if (res.destroyed) return;
-        res.writeHead(answer.status, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(answer.body ?? {}));
-      }, answer.delayMs ?? 0);
+      const send = () =>
+        setTimeout(() => {
+          if (res.destroyed) return;
+          res.writeHead(answer.status, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(answer.body ?? {}));
+        }, answer.delayMs ?? 0);
+      const gate = gates.get(path);
+      if (gate) void gate.then(send);
+      else send();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -49,6 +56,14 @@ export async function startTarget(): Promise<Target> {
     calls,
     count: (path) => calls.filter((c) => c.path === path).length,
     respond: (path, answer) => void answers.set(path, answer),
+    hold: (path) => {
+      let release!: () => void;
+      gates.set(path, new Promise<void>((resolve) => (release = resolve)));
+      return () => {
+        gates.delete(path);
+        release();
+      };
+    },
     close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
   };
 }
