@@ -26,7 +26,7 @@ import { checkStubStatus, describeSimulated, simulation, stubbedOutput } from '.
 import * as Q from './queries.js';
 import { DefinitionCache, LeaseLostError, RunChangedError, RunSession } from './run-tx.js';
 import { boundedOutput, errorInfo } from './stored.js';
-import { finish, merge, waitForApproval, type Change } from './transitions.js';
+import { beginEnding, finish, merge, waitForApproval, type Change } from './transitions.js';
 import type { RunEnd, RunRow, StepRow } from './types.js';
 
 export interface ExecutorDeps {
@@ -105,8 +105,8 @@ export class RunExecutor {
   private async turn(session: RunSession, signals: RunSignals, log: Logger): Promise<Outcome> {
     const run = session.run;
     if (run.abort_requested_at) {
-      // A run stopped before it ever started (still queued) is cancelled: it did nothing.
-      const status: RunEnd = run.status === 'queued' ? 'cancelled' : 'aborted';
+      // Stopping: the end its worker decided, or (someone asked) aborted; still queued, it did nothing: cancelled.
+      const status: RunEnd = run.ending ?? (run.status === 'queued' ? 'cancelled' : 'aborted');
       await this.abortRun(session, status, run.abort_reason ?? `aborted by ${run.abort_requested_by ?? 'someone'}`, run.abort_requested_by ?? 'system', signals);
       return 'stop';
     }
@@ -321,7 +321,7 @@ export class RunExecutor {
    */
   private async abortRun(session: RunSession, status: RunEnd, reason: string, actor: string, signals: RunSignals): Promise<void> {
     const run = session.run;
-    const first: Change = { events: [], calls: [] };
+    const first: Change = { events: [], calls: [beginEnding(run, status, reason, actor)] };
     const pending = session.approval?.status === 'pending' ? session.approval : null;
     if (pending) {
       first.events.push({ kind: 'approval.cancelled', actor: 'system', data: { approvalId: pending.id, stepId: pending.step_id, reason } });
@@ -339,7 +339,7 @@ export class RunExecutor {
       await this.commit(session, merge(first, finish(run, status, { reason }, actor, session.now())));
       return;
     }
-    if (first.calls.length > 0) await this.commit(session, first);
+    await this.commit(session, first);
     if (pending) pending.status = 'cancelled';
     for (const s of session.steps) if (s.status === 'running') s.status = 'failed';
     const vars = this.variables(run, session.steps, true);

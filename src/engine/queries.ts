@@ -53,7 +53,7 @@ export const RELEASE_ALL = statement('fb_engine_release_all', `
 export const LOAD_RUN = statement('fb_engine_load_run', `
   select r.id, r.playbook, r.revision, r.status, r.trigger, r.started_by, r.episode_id, r.alert, r.params, r.dry_run,
          r.dry_run_options, r.concurrency_key, r.concurrency_limit, r.channel, r.created_at, r.started_at,
-         r.abort_requested_at, r.abort_requested_by, r.abort_reason,
+         r.abort_requested_at, r.abort_requested_by, r.abort_reason, r.ending,
          case when $3::boolean then coalesce(r.definition, pr.definition) end as definition,
          coalesce((
            select json_agg(json_build_object(
@@ -155,6 +155,14 @@ export const ABORT_QUEUED = statement('fb_engine_abort_queued', `
                   abort_requested_by = $2::text, abort_reason = $3::text, lease_owner = null, lease_expires_at = null
   where id = $1::uuid and status = 'queued' and lease_owner is null
   returning id`);
+
+/** The worker decided the run stops, and how it will end: recorded before it compensates. Batch. */
+export const MARK_ENDING = statement('fb_engine_mark_ending', `
+  update runs set abort_requested_at = coalesce(abort_requested_at, fb_now()),
+                  abort_requested_by = coalesce(abort_requested_by, $2::text),
+                  abort_reason = coalesce(abort_reason, $3::text),
+                  ending = coalesce(ending, $4::text)
+  where id = $1::uuid`);
 
 /** Ask a run to stop; its worker compensates and finishes it. */
 export const REQUEST_ABORT = statement('fb_engine_request_abort', `

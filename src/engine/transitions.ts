@@ -130,6 +130,15 @@ export function resumeWaiting(runId: string): Call {
   return call(Q.RESUME_WAITING, runId);
 }
 
+/** The run stops: recorded first, so whoever drives it next finishes the same way. */
+export function beginEnding(run: RunRow, status: RunEnd, reason: string, actor: string): Call {
+  run.abort_requested_at ??= new Date();
+  run.abort_requested_by ??= actor;
+  run.abort_reason ??= reason;
+  run.ending ??= status;
+  return call(Q.MARK_ENDING, run.id, actor, reason, status);
+}
+
 /** The run ends: pending steps skipped, the outcome recorded, and the key woken (a slot is free). */
 export function finish(run: RunRow, status: RunEnd, outcome: { reason: string; [k: string]: unknown }, actor: string, now: number): Change {
   const startedAt = (run.started_at ?? run.created_at).getTime();

@@ -81,6 +81,8 @@ export interface RunRow {
   abort_requested_at: Date | null;
   abort_requested_by: string | null;
   abort_reason: string | null;
+  /** How a stopping run will end (set by its worker before it compensates). */
+  ending: RunEnd | null;
 }
 
 export interface StepRow {

@@ -7,6 +7,8 @@ export interface RecordedCall {
   headers: IncomingMessage['headers'];
   body: string;
   at: number;
+  /** When the caller gave up on the request (closed it) before it was answered. */
+  closedAt?: number;
 }
 
 export interface Target {
@@ -31,8 +33,11 @@ export async function startTarget(): Promise<Target> {
     req.on('data', (d) => (body += d));
     req.on('end', () => {
       const path = (req.url ?? '/').split('?')[0]!;
-      const call = { method: req.method ?? 'GET', path, headers: req.headers, body, at: Date.now() };
+      const call: RecordedCall = { method: req.method ?? 'GET', path, headers: req.headers, body, at: Date.now() };
       calls.push(call);
+      res.on('close', () => {
+        if (!res.writableEnded) call.closedAt = Date.now();
+      });
       const n = calls.filter((c) => c.path === path).length;
       const rule = answers.get(path);
       const answer = typeof rule === 'function' ? rule(call, n) : (rule ?? { status: 200, body: { ok: true } });

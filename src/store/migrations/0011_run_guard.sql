@@ -26,3 +26,10 @@ begin
   return fb_now();
 end
 $$;
+
+-- How a run that is stopping will end. A run decides to stop (a failed step,
+-- a deny, a rejected or expired approval, a person's abort) before it
+-- compensates; the decision is recorded first (abort_requested_*, ending), so
+-- a worker that takes over mid-compensation carries on with the same end
+-- instead of mistaking the run for one with no steps left.
+alter table runs add column ending text check (ending in ('failed', 'aborted', 'cancelled'));
