@@ -17,7 +17,7 @@ import { CLAIM_RUNS } from '../../src/engine/queries.js';
 import { loadPlaybooks } from '../../src/playbooks/index.js';
 import { createPolicyGate, type ReloadingPolicyGate } from '../../src/policy/index.js';
 import { Timeline } from '../../src/timeline/index.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { advanceDatabaseClock, createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { playbooksDir } from '../helpers/playbooks.js';
 import { eventually, ROOT } from '../helpers/server.js';
 import { startTarget, type Target } from '../helpers/target.js';
@@ -76,12 +76,13 @@ steps:
       const { rows } = await db.pool.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike '%finish_attempt%'`);
       return rows[0].n > 0;
     }, 10_000, 20);
-    await new Promise((r) => setTimeout(r, 1_200));
+    // A's lease runs out meanwhile (the database's clock moves past it).
+    await advanceDatabaseClock(db.pool, '2 seconds');
 
-    // Worker B polls for runnable runs.
+    // Worker B polls for runnable runs; it cannot take the row A is committing on.
     const claimedByB = await db.pool.query(CLAIM_RUNS, ['worker-b', 10, 30_000]);
+    expect(claimedByB.rows).toEqual([]);
     const b = claimedByB.rows.length > 0 ? executor('worker-b').advance(runId, signals()) : Promise.resolve();
-    await new Promise((r) => setTimeout(r, 300));
     await gate.query('rollback');
     gate.release();
     await Promise.all([a, b]);

@@ -28,3 +28,66 @@ describe('migrations', () => {
     }
   });
 });
+
+describe('migration integrity', () => {
+  it('records a checksum per file and refuses a file changed after it was applied, naming it', async () => {
+    const { cp, mkdtemp, readFile, rm, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { migrationsDir, readMigrations } = await import('../../src/store/index.js');
+    const dir = await mkdtemp(join(tmpdir(), 'fb-migrations-'));
+    const fresh = await createTestDatabase({ migrate: false });
+    try {
+      await cp(migrationsDir(), dir, { recursive: true });
+      await migrate(fresh.pool, { dir });
+      const files = await readMigrations(dir);
+      const { rows } = await fresh.pool.query('select name, checksum from firebreak_migrations order by version');
+      expect(rows).toEqual(files.map((f) => ({ name: f.name, checksum: f.checksum })));
+
+      // A CRLF checkout is the same file.
+      const second = files[1]!;
+      await writeFile(join(dir, second.name), second.sql.replace(/\n/g, '\r\n'));
+      expect(await migrate(fresh.pool, { dir })).toEqual([]);
+
+      // An edit is not.
+      await writeFile(join(dir, second.name), `${second.sql}\n-- an edit after release\n`);
+      await expect(migrate(fresh.pool, { dir })).rejects.toThrow(new RegExp(`migration ${second.name} changed after it was applied`));
+      await writeFile(join(dir, second.name), second.sql);
+
+      // Databases migrated before checksums existed get theirs recorded on the next start.
+      await fresh.pool.query('update firebreak_migrations set checksum = null');
+      expect(await migrate(fresh.pool, { dir })).toEqual([]);
+      expect((await fresh.pool.query('select count(*)::int as n from firebreak_migrations where checksum is null')).rows[0].n).toBe(0);
+
+      // An applied migration missing from the code: the code is older than the database.
+      const last = files.at(-1)!;
+      await rm(join(dir, last.name));
+      await expect(migrate(fresh.pool, { dir })).rejects.toThrow(new RegExp(`migration ${last.name} was applied to this database but is not in`));
+      expect((await readFile(join(migrationsDir(), last.name), 'utf8')).length).toBeGreaterThan(0);
+    } finally {
+      await fresh.drop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('knows the numbering gaps that shipped (0004, 0006) and reports any other', async () => {
+    const { readMigrations, unexpectedGaps, KNOWN_MIGRATION_GAPS } = await import('../../src/store/index.js');
+    const files = await readMigrations();
+    expect(KNOWN_MIGRATION_GAPS).toEqual([4, 6]);
+    expect(unexpectedGaps(files)).toEqual([]);
+    expect(unexpectedGaps(files.filter((f) => f.version !== 3))).toEqual([3]);
+  });
+
+  it('schema/schema.sql is what the migrations build (regenerate with npm run schema:dump)', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    const { dumpSchema, packageRoot } = await import('../../src/store/index.js');
+    const fresh = await createTestDatabase();
+    try {
+      const committed = await readFile(join(packageRoot(), 'schema', 'schema.sql'), 'utf8');
+      expect(await dumpSchema(fresh.pool), 'schema/schema.sql is stale: run `npm run schema:dump` and commit it').toBe(committed);
+    } finally {
+      await fresh.drop();
+    }
+  });
+});

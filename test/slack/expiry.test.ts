@@ -1,10 +1,12 @@
 /**
- * Approvals that nobody answers expire (node-cron sweep over approvals.expires_at)
- * and the run follows on_timeout: abort, skip, or escalate with a new message.
+ * Approvals that nobody answers expire and the run follows on_timeout: abort,
+ * skip, or escalate with a new message. A waiting run is due at its
+ * approval's deadline (its run_at), so the worker that claims it then expires
+ * it; the test moves the database's clock past the deadline instead of waiting.
  */
 import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { advanceDatabaseClock, createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { playbooksDir } from '../helpers/playbooks.js';
 import { eventually, type ServerProcess } from '../helpers/server.js';
 import { startFakeSlack, type FakeSlack } from './fake-slack.js';
@@ -18,9 +20,9 @@ let policies: string;
 beforeAll(async () => {
   [db, slack, policies] = await Promise.all([createTestDatabase(), startFakeSlack(), testPolicies()]);
   const playbooks = await playbooksDir({
-    'abort.yaml': approvalPlaybook('expire-abort', 'ExpireAbort', { timeout: '2s' }),
-    'skip.yaml': approvalPlaybook('expire-skip', 'ExpireSkip', { timeout: '2s', onTimeout: 'skip' }),
-    'escalate.yaml': approvalPlaybook('expire-escalate', 'ExpireEscalate', { timeout: '4s', onTimeout: 'escalate', escalateTo: [`slack:${ONCALL1}`] }),
+    'abort.yaml': approvalPlaybook('expire-abort', 'ExpireAbort', { timeout: '30m' }),
+    'skip.yaml': approvalPlaybook('expire-skip', 'ExpireSkip', { timeout: '30m', onTimeout: 'skip' }),
+    'escalate.yaml': approvalPlaybook('expire-escalate', 'ExpireEscalate', { timeout: '45m', onTimeout: 'escalate', escalateTo: [`slack:${ONCALL1}`] }),
   });
   server = await startSlackServer({ databaseUrl: db.url, playbooks, policies, slack });
 });
@@ -35,7 +37,7 @@ afterAll(async () => {
 
 async function expiredMessage(approvalId: string) {
   const message = await eventually(async () => slack.approvalMessages(approvalId)[0]);
-  await eventually(async () => JSON.stringify(message.blocks).includes('*Expired*'), 15_000);
+  await eventually(async () => JSON.stringify(message.blocks).includes('*Expired*'));
   expect(JSON.stringify(message.blocks)).not.toContain('firebreak_approve');
   return message;
 }
@@ -48,6 +50,14 @@ describe('approval expiry', () => {
       fireAlert(server, { alertname: 'ExpireEscalate', service: 'exp-escalate' }),
     ]);
     const [abortApproval, skipApproval, firstRound] = await Promise.all([pendingApproval(server, abortRun!), pendingApproval(server, skipRun!), pendingApproval(server, escalateRun!, 1)]);
+    // A waiting run is due exactly at its approval's deadline: no sweep, no second timer.
+    const { rows: due } = await db.pool.query(
+      `select bool_and(r.status = 'waiting' and r.run_at = a.expires_at) as at_deadline from runs r join approvals a on a.run_id = r.id where a.id = any($1::uuid[])`,
+      [[abortApproval.id, skipApproval.id, firstRound.id]],
+    );
+    expect(due[0].at_deadline).toBe(true);
+    // The 30-minute ones expire once the database's clock passes their deadline (the 45-minute one not yet).
+    await advanceDatabaseClock(db.pool, '31 minutes');
 
     // abort (the default): the message says it expired, the run is aborted, the thread says so.
     const abortMessage = await expiredMessage(abortApproval.id);
@@ -69,6 +79,8 @@ describe('approval expiry', () => {
     await eventually(async () => slack.thread(skipRoot.ts).some((m) => m.text.includes('`rollback` skipped')));
 
     // escalate: a new approval message asks the escalation approvers, who can answer it.
+    expect((await pendingApproval(server, escalateRun!, 1)).status).toBe('pending');
+    await advanceDatabaseClock(db.pool, '15 minutes');
     await expiredMessage(firstRound.id);
     const second = await pendingApproval(server, escalateRun!, 2);
     expect(second.approvers).toEqual([`slack:${ONCALL1}`]);

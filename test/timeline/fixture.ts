@@ -22,4 +22,3 @@ export function alertBody(labels: Record<string, string>, extra: Record<string, 
   return { labels, annotations: { summary: `${labels.alertname} on ${labels.service ?? 'a service'}` }, startsAt: new Date().toISOString(), ...extra };
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

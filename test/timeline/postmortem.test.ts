@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatDuration } from '../../src/timeline/index.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { advanceDatabaseClock, createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { eventually, freePort, httpJson, ROOT, runCli, startServer, type ServerProcess } from '../helpers/server.js';
 import { startTarget, type Target } from '../helpers/target.js';
-import { alertBody, sleep, writePlaybooks } from './fixture.js';
+import { alertBody, writePlaybooks } from './fixture.js';
 
 const SECRET = `s3cr3t-${randomBytes(12).toString('hex')}`;
 const ALERT_AGE_MS = 42_000;
@@ -108,8 +108,8 @@ steps:
     const r = (await httpJson('GET', `${server.url}/api/runs/${runId}`)).body;
     return r.status === 'waiting' ? r : undefined;
   });
-  // Let the approval wait long enough to be measurable, then answer as an SRE.
-  await sleep(1_200);
+  // Let the approval wait a measurable while (on the database clock, which the timeline follows), then answer as an SRE.
+  await advanceDatabaseClock(db.pool, '90 seconds');
   const answer = await httpJson('POST', `${server.url}/api/approvals/${waiting.approvals[0].id}`, { decision: 'approve', user: 'alice' });
   expect(answer.status).toBe(200);
   apiRun = await eventually(async () => {
@@ -171,7 +171,7 @@ describe('postmortem export of a run with retries, an approval, a deny and compe
     expect(a).toMatchObject({ stepId: 'rollback', status: 'approved', decidedBy: 'console:alice', approvers: ['group:sre'] });
     expect(a.reasons.length).toBeGreaterThan(0);
     expect(a.waitMs).toBe(at(a.decidedAt) - at(a.requestedAt));
-    expect(a.waitMs).toBeGreaterThanOrEqual(1_000);
+    expect(a.waitMs).toBeGreaterThanOrEqual(90_000);
     const denied = eventOf('step.denied', 'cleanup');
     expect(denied.actor).toBe('policy');
     expect(denied.why).toMatch(/wipe-everything\.sh/);
