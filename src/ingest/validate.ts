@@ -29,6 +29,11 @@ export function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string)
 export const rfc3339 = z
   .string()
   .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i, 'must be an RFC 3339 timestamp')
-  .refine((v) => !Number.isNaN(Date.parse(v)), 'must be a valid date');
+  .refine((v) => !Number.isNaN(Date.parse(v)), 'must be a valid date')
+  // What Postgres stores and every source means: no year 0 or earlier, no five-digit years.
+  .refine((v) => {
+    const year = new Date(v).getUTCFullYear();
+    return Number.isNaN(year) || (year >= 1 && year <= 9999);
+  }, 'must be between the years 0001 and 9999 (UTC)');
 
 export const stringMap = z.record(z.string(), z.string({ message: 'must be a string' }));
