@@ -155,3 +155,69 @@ export async function bareTransitions(
   const commits = options.runs * options.steps;
   return { perS: commits / elapsedS, commits, runP50: pct(sorted, 50), runP99: pct(sorted, 99), pgCpuMs: cpu.pgMs / commits, clientCpuMs: cpu.clientMs / commits };
 }
+
+/**
+ * The bare job queue: what a step transition is compared with. `connections`
+ * clients loop: claim the oldest ready job with FOR UPDATE SKIP LOCKED (one
+ * autocommitted statement that marks it taken), then complete it with its
+ * result (a second one). Two round trips and two commits per job: the least a
+ * durable queue does to hand out work and record that it is done.
+ */
+export async function bareClaimComplete(url: string, options: { connections: number; warmupMs: number; durationMs: number }): Promise<{ jobsPerS: number; jobs: number; pgCpuMs: number; clientCpuMs: number }> {
+  const setup = new pg.Client({ connectionString: url });
+  await setup.connect();
+  await setup.query(`create table if not exists bench_bare_jobs (
+    id bigint generated always as identity primary key, status text not null default 'ready',
+    owner text, result jsonb, claimed_at timestamptz, done_at timestamptz)`);
+  await setup.query(`create index if not exists bench_bare_jobs_ready on bench_bare_jobs (id) where status = 'ready'`);
+  await setup.query(`insert into bench_bare_jobs (status) select 'ready' from generate_series(1, 200000)`);
+  await setup.end();
+  const claim = `with c as (select id from bench_bare_jobs where status = 'ready' order by id limit 1 for update skip locked)
+    update bench_bare_jobs j set status = 'taken', owner = $1::text, claimed_at = now() from c where j.id = c.id returning j.id`;
+  const complete = `update bench_bare_jobs set status = 'done', result = $2::jsonb, done_at = now() where id = $1::bigint`;
+  const clients = await connectAll(url, options.connections);
+  const start = performance.now();
+  const measureFrom = start + options.warmupMs;
+  const stopAt = measureFrom + options.durationMs;
+  let measured = 0;
+  let total = 0;
+  let lastDone = measureFrom;
+  const cpu = await withCpu(url, () =>
+    Promise.all(
+      clients.map(async (c, i) => {
+        const owner = `bare-${i}`;
+        while (performance.now() < stopAt) {
+          const t0 = performance.now();
+          const { rows } = await c.query<{ id: number }>(claim, [owner]);
+          const job = rows[0];
+          if (!job) break;
+          await c.query(complete, [job.id, JSON.stringify({ stepId: 'note', output: { text: `job ${job.id}` } })]);
+          total += 1;
+          const t1 = performance.now();
+          if (t0 >= measureFrom) {
+            measured += 1;
+            lastDone = Math.max(lastDone, t1);
+          }
+        }
+      }),
+    ),
+  );
+  await Promise.all(clients.map((c) => c.end()));
+  return { jobsPerS: measured / ((lastDone - measureFrom) / 1000), jobs: measured, pgCpuMs: cpu.pgMs / total, clientCpuMs: cpu.clientMs / total };
+}
+
+/** `commits` single-row INSERT commits in a row on one connection, `samples` times: the floor of a sequence of durable steps. */
+export async function bareSequentialCommits(url: string, options: { commits: number; samples: number }): Promise<{ p50: number; p99: number }> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  await c.query(`create table if not exists bench_bare_seq (id bigint generated always as identity primary key, at timestamptz not null default now(), data jsonb)`);
+  const latencies: number[] = [];
+  for (let i = 0; i < options.samples; i++) {
+    const t0 = performance.now();
+    for (let k = 0; k < options.commits; k++) await c.query('insert into bench_bare_seq (data) values ($1::jsonb)', [JSON.stringify({ i, k })]);
+    latencies.push(performance.now() - t0);
+  }
+  await c.end();
+  const sorted = sortedCopy(latencies);
+  return { p50: pct(sorted, 50), p99: pct(sorted, 99) };
+}

@@ -197,7 +197,9 @@ function queryLabel(arg: unknown): string {
   const text = typeof arg === 'string' ? arg : typeof arg === 'object' && arg && 'text' in arg ? String((arg as { text: unknown }).text) : '?';
   let label = labels.get(text);
   if (label === undefined) {
-    label = text.replace(/\s+/g, ' ').trim().slice(0, 100);
+    // A batch (one round trip, several prepared statements with their literals): named by what it executes.
+    const executed = [...text.matchAll(/\bexecute (b_\w+)/g)].map((m) => m[1]!.replace(/^b_fb_/, ''));
+    label = executed.length > 0 ? `batch: ${[...new Set(executed)].join(' + ')}` : text.replace(/\s+/g, ' ').trim().slice(0, 100);
     if (labels.size < 10_000) labels.set(text, label);
   }
   return label;

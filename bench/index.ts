@@ -7,8 +7,9 @@
  * postgres://postgres@127.0.0.1:5432/postgres) is only used to create and
  * drop fresh `fb_bench_<random>` databases; nothing is written anywhere else.
  *
- * Tunables (env): BENCH_CONNECTIONS (32), BENCH_INGEST_MS (10000),
- * BENCH_LATENCY_RUNS (50), BENCH_THROUGHPUT_RUNS (300).
+ * Tunables (env): BENCH_CONNECTIONS (32), BENCH_INGEST_MS (8000),
+ * BENCH_LATENCY_RUNS (1000), BENCH_THROUGHPUT_RUNS (300), BENCH_ONLY (a comma list of
+ * ingest, engine, policy; default all: a partial run does not write RESULTS.md).
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -26,16 +27,23 @@ interface Target {
   met: (row: Row) => boolean;
 }
 
-/** PRODUCT.md "Targets", as checks on the rows they apply to. */
+/** PRODUCT.md "Targets" (and issue 15's table), as checks on the rows they apply to: ratios against bare limits of the same run. */
 const TARGETS: Target[] = [
   {
-    match: (r) => r.name.startsWith('ingest: ') && r.unit === 'notifications/s',
-    text: '>= 2,000/s and >= 40% of bare',
-    met: (r) => r.value >= 2_000 && (r.ratio ?? 0) >= 0.4,
+    match: (r) => r.name.startsWith('ingest: ') && r.name.includes('no playbook matches') && r.unit === 'notifications/s',
+    text: '>= 0.50 of bare',
+    met: (r) => (r.ratio ?? 0) >= 0.5,
+  },
+  {
+    match: (r) => r.name.startsWith('ingest: ') && r.name.includes('a playbook matches') && r.unit === 'notifications/s',
+    text: '>= 0.35 of bare',
+    met: (r) => (r.ratio ?? 0) >= 0.35,
   },
   { match: (r) => r.name.startsWith('ingest: ') && r.name.endsWith(' p99'), text: '< 50 ms', met: (r) => r.value < 50 },
-  { match: (r) => r.name.startsWith('engine: 10-step') && r.name.endsWith(' p99'), text: '< 100 ms', met: (r) => r.value < 100 },
-  { match: (r) => r.name.startsWith('engine: step transitions/s'), text: '>= 500/s', met: (r) => r.value >= 500 },
+  { match: (r) => r.name === 'engine: step transitions/s, 4 workers', text: '>= 0.33 of bare', met: (r) => (r.ratio ?? 0) >= 0.33 },
+  { match: (r) => r.name === 'engine: database round trips per note step', text: '<= 4', met: (r) => r.value <= 4 },
+  { match: (r) => r.name === 'engine: 10-step note run end to end p99', text: '< 100 ms', met: (r) => r.value < 100 },
+  { match: (r) => r.name === 'engine: alert received -> first step started, idle p99', text: '<= 20 ms', met: (r) => r.value <= 20 },
   { match: (r) => r.name === 'policy decision p99', text: '< 1 ms', met: (r) => r.value < 1 },
 ];
 
@@ -122,25 +130,31 @@ async function main(): Promise<void> {
     log(`${name} took ${round((performance.now() - t) / 1000, 1)} s`);
   };
 
+  const only = new Set((process.env.BENCH_ONLY ?? 'ingest,engine,policy').split(',').map((x) => x.trim()));
+  const partial = !['ingest', 'engine', 'policy'].every((p) => only.has(p));
   const rows: Row[] = [];
   try {
     // Ingest and its bare INSERTs in one fresh database; the engine in another,
     // so the runs the ingest bench queued never reach the engine's workers.
-    const ingestDb = await createBenchDatabase();
-    databases.push(ingestDb);
-    log(`database ${ingestDb.name} created`);
-    rows.push(...(await benchIngest(ingestDb.url, phase)));
-    await ingestDb.drop();
-
-    const engineDb = await createBenchDatabase();
-    databases.push(engineDb);
-    log(`database ${engineDb.name} created`);
-    rows.push(...(await benchEngine(engineDb.url, engineDb.name, phase)));
-    await engineDb.drop();
-
-    await phase('policy', async () => {
-      rows.push(...(await benchPolicy()));
-    });
+    if (only.has('ingest')) {
+      const ingestDb = await createBenchDatabase();
+      databases.push(ingestDb);
+      log(`database ${ingestDb.name} created`);
+      rows.push(...(await benchIngest(ingestDb.url, phase)));
+      await ingestDb.drop();
+    }
+    if (only.has('engine')) {
+      const engineDb = await createBenchDatabase();
+      databases.push(engineDb);
+      log(`database ${engineDb.name} created`);
+      rows.push(...(await benchEngine(engineDb.url, engineDb.name, phase)));
+      await engineDb.drop();
+    }
+    if (only.has('policy')) {
+      await phase('policy', async () => {
+        rows.push(...(await benchPolicy()));
+      });
+    }
   } finally {
     await dropAll();
   }
@@ -172,7 +186,7 @@ async function main(): Promise<void> {
     '',
     '## Table',
     '',
-    'Ratio = value / bare: for rates higher is better (the ingest target is >= 0.4), for latencies lower is better. Each bare limit is plain `pg` doing the least the feature needs, on the same server: a single-row INSERT commit for a notification, one insert+update commit for a step transition. The notes give database round trips and CPU time per operation (app thread and Postgres backends, read from /proc); unlike wall-clock rates they barely move with other load on the box, and they give the ceiling each figure would reach with every core free.',
+    'Ratio = value / bare: for rates higher is better, for latencies lower is better. Each bare limit is plain `pg` doing the least the feature needs, on the same server, in the same run: single-row INSERT commits at the same concurrency for a notification; a job queue (claim with FOR UPDATE SKIP LOCKED + complete, two commits per job) on as many connections as workers for a step transition; sequential single-row commits for latencies. p99s are taken over at least 1,000 samples. The notes give database round trips and CPU time per operation (app thread and Postgres backends, read from /proc); unlike wall-clock rates they barely move with other load on the box, and they give the ceiling each figure would reach with every core free. The load on the box (other work running on it) is given per phase at the bottom.',
     '',
     out,
     '',
@@ -200,6 +214,10 @@ async function main(): Promise<void> {
     `The whole bench took ${elapsed} s.`,
     '',
   ].join('\n');
+  if (partial) {
+    log(`partial run (BENCH_ONLY=${[...only].join(',')}): bench/RESULTS.md left as it was`);
+    return;
+  }
   await writeFile(join(ROOT, 'bench', 'RESULTS.md'), md);
   log('wrote bench/RESULTS.md');
 }
