@@ -33,6 +33,8 @@ export interface Incarnation {
   startedAt: number;
   readyAt?: number;
   killedAt?: number;
+  /** When it was last continued after a SIGSTOP. */
+  resumedAt?: number;
   exited: Promise<void>;
   /** Last firebreak_lease_takeovers_total scraped from its /metrics. */
   takeovers: number;
@@ -139,6 +141,18 @@ export class Fleet {
     if (this.current.get(inc.slot) === inc) this.current.delete(inc.slot);
     inc.child.kill('SIGKILL');
     await inc.exited;
+  }
+
+  /**
+   * Freeze a process (SIGSTOP) for `ms`, then continue it (SIGCONT); resolves
+   * when it serves /readyz again (undefined if it does not within 30 s).
+   */
+  async pause(inc: Incarnation, ms: number): Promise<number | undefined> {
+    inc.child.kill('SIGSTOP');
+    await sleep(ms);
+    inc.child.kill('SIGCONT');
+    inc.resumedAt = Date.now();
+    return this.untilReady(inc, 30_000);
   }
 
   /** Poll /readyz of one incarnation until it answers 200. */

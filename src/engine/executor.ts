@@ -169,9 +169,11 @@ export class RunExecutor {
           cleared = c;
           break;
         case 'denied': {
-          await this.commit(session, denied(run.id, def.id, c.events, c.reasons));
+          // The deny and the decision to stop commit together: a worker that takes over finishes the same way.
+          const reason = `policy denied step ${def.id}: ${c.reasons.join('; ') || 'no reason given'}`;
+          await this.commit(session, merge(denied(run.id, def.id, c.events, c.reasons), { events: [], calls: [beginEnding(run, 'failed', reason, 'policy')] }));
           step.status = 'denied';
-          await this.abortRun(session, 'failed', `policy denied step ${def.id}: ${c.reasons.join('; ') || 'no reason given'}`, 'policy', signals);
+          await this.abortRun(session, 'failed', reason, 'policy', signals);
           return 'stop';
         }
         case 'ask':
@@ -307,9 +309,11 @@ export class RunExecutor {
       step.status = 'failed';
       return last ? 'stop' : 'next';
     }
-    await this.commit(session, failure);
+    // The failure and the decision to stop commit together: a worker that takes over finishes the same way.
+    const reason = `step ${def.id} failed: ${String(info.message)}`;
+    await this.commit(session, merge(failure, { events: [], calls: [beginEnding(run, 'failed', reason, 'system')] }));
     step.status = 'failed';
-    await this.abortRun(session, 'failed', `step ${def.id} failed: ${String(info.message)}`, 'system', signals);
+    await this.abortRun(session, 'failed', reason, 'system', signals);
     return 'stop';
   }
 

@@ -7,6 +7,9 @@
  * so moving the database's clock (firebreak_advance_clock, in tests) moves the
  * events' times too.
  */
+/** Clocks closer than this (beyond the round trip's own uncertainty) are taken to agree. */
+const AGREEMENT_MS = 25;
+
 export class DatabaseClock {
   /** Database time minus local time, in ms. */
   private offsetMs = 0;
@@ -36,7 +39,9 @@ export class DatabaseClock {
     const db = typeof databaseTime === 'number' ? databaseTime : databaseTime.getTime();
     if (!Number.isFinite(db)) return;
     const half = Math.max(0, receivedAt - sentAt) / 2;
-    const estimate = db - (sentAt + receivedAt) / 2;
+    // When the database agrees with the local clock to within what a round trip can tell, the local
+    // clock is the better reading (no round-trip noise): production, where both follow NTP.
+    const estimate = Math.abs(db - (sentAt + receivedAt) / 2) <= half + AGREEMENT_MS ? 0 : db - (sentAt + receivedAt) / 2;
     // Trust in an old observation fades (drift, a moved clock): 1 ms per second.
     const current = this.uncertaintyMs + (receivedAt - this.observedAt) / 1_000;
     if (half <= current || Math.abs(estimate - this.offsetMs) > half + current) {

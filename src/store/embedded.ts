@@ -17,6 +17,12 @@ const execFileAsync = promisify(execFile);
 export interface EmbeddedPostgresHandle {
   url: string;
   stop(): Promise<void>;
+  /**
+   * Stop like a crash: immediate shutdown (`pg_ctl stop -m immediate`: SIGQUIT
+   * to the postmaster), no checkpoint, so the next start runs crash recovery.
+   * For chaos runs.
+   */
+  crash(): Promise<void>;
 }
 
 interface Credentials {
@@ -167,6 +173,22 @@ export async function startEmbeddedPostgres(options: { dataDir: string; port?: n
       if (stopped) return;
       stopped = true;
       await pg.stop();
+    },
+    async crash() {
+      if (stopped) return;
+      stopped = true;
+      const pid = Number((await readFile(join(clusterDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+      if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no postmaster pid in ${clusterDir}`);
+      process.kill(pid, 'SIGQUIT');
+      for (let i = 0; i < 200; i++) {
+        try {
+          process.kill(pid, 0);
+        } catch {
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`postmaster ${pid} did not exit after SIGQUIT`);
     },
   };
 }
