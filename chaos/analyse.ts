@@ -131,7 +131,9 @@ export async function analyse(input: {
   // ---------- alerts ----------
   const allAlerts = new Map<string, ChaosAlert>();
   for (const n of notifications) for (const a of n.alerts) allAlerts.set(`${a.source}/${a.fingerprint}`, a);
-  const episodes = (await pool.query<{ id: number; source: string; fingerprint: string; deliveries: number }>('select id, source, fingerprint, deliveries from alert_episodes')).rows;
+  const episodes = (await pool.query<{ id: number; source: string; fingerprint: string; deliveries: number; born_resolved: boolean }>(
+    `select id, source, fingerprint, deliveries, resolved_at is not null and resolved_at = first_seen_at as born_resolved from alert_episodes`,
+  )).rows;
   const stored = new Map(episodes.map((e) => [`${e.source}/${e.fingerprint}`, e]));
   const lost = [...sender.accepted].filter((k) => !stored.has(k));
   const originals = notifications.filter((n) => n.repeatOf === undefined).length;
@@ -152,7 +154,8 @@ export async function analyse(input: {
   let expectedRuns = 0;
   const expectedPairs = new Set<string>();
   for (const [key, alert] of allAlerts) {
-    if (!stored.has(key)) continue;
+    // An episode whose resolve was stored before its firing (the firing was retried through an outage) starts nothing.
+    if (!stored.has(key) || stored.get(key)!.born_resolved) continue;
     for (const p of expectedPlaybooks(alert)) {
       expectedRuns++;
       expectedPairs.add(`${key}|${p}`);
@@ -459,4 +462,19 @@ export function markdownTable(checks: Check[]): string {
     lines.push(`| ${cell(c.name)} | ${cell(c.value)}${c.note ? `<br><sub>${cell(c.note)}</sub>` : ''} | ${c.expected ? cell(c.expected) : ''} | ${result} |`);
   }
   return lines.join('\n');
+}
+
+/** Runs the stored episodes should have started: one per matching playbook, unless the episode was first stored resolved. */
+export async function expectedRunCount(pool: Pool, notifications: Notification[]): Promise<number> {
+  const alerts = new Map<string, ChaosAlert>();
+  for (const n of notifications) for (const a of n.alerts) alerts.set(`${a.source}/${a.fingerprint}`, a);
+  const { rows } = await pool.query<{ source: string; fingerprint: string; born_resolved: boolean }>(
+    `select source, fingerprint, resolved_at is not null and resolved_at = first_seen_at as born_resolved from alert_episodes`,
+  );
+  let n = 0;
+  for (const e of rows) {
+    const alert = alerts.get(`${e.source}/${e.fingerprint}`);
+    if (alert && !e.born_resolved) n += expectedPlaybooks(alert).length;
+  }
+  return n;
 }

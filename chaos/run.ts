@@ -17,10 +17,10 @@ import { request } from 'undici';
 import { createActionRegistry } from '../src/actions/index.js';
 import { formatProblem, loadPlaybooks } from '../src/playbooks/index.js';
 import { migrate, packageRoot, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../src/store/index.js';
-import { analyse, markdownTable, type Analysis, type OutageHistory, type SenderStats } from './analyse.js';
+import { analyse, expectedRunCount, markdownTable, type Analysis, type OutageHistory, type SenderStats } from './analyse.js';
 import { Fleet, freePort, sleep, type Incarnation } from './fleet.js';
 import { between, hash01, seededRandom } from './rng.js';
-import { buildNotifications, chaosPlaybooks, expectedPlaybooks, type Notification } from './scenario.js';
+import { buildNotifications, chaosPlaybooks, type Notification } from './scenario.js';
 import { startTarget } from './target.js';
 
 export interface ChaosOptions {
@@ -425,16 +425,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     // ---------- drain ----------
     const drainStart = Date.now();
-    let expectedRuns = 0;
-    for (const note of notifications) {
-      if (note.repeatOf !== undefined) continue;
-      for (const a of note.alerts) if (sender.accepted.has(`${a.source}/${a.fingerprint}`)) expectedRuns += expectedPlaybooks(a).length;
-    }
     for (;;) {
       try {
         const { rows } = await pool.query<{ created: number; finished: number }>(`select count(*)::int as created, (count(*) filter (where status in ${TERMINAL}))::int as finished from runs`);
         lastRuns = rows[0]!;
-        if (lastRuns.created >= expectedRuns && lastRuns.finished === lastRuns.created) break;
+        if (lastRuns.created >= (await expectedRunCount(pool, notifications)) && lastRuns.finished === lastRuns.created) break;
       } catch {
         /* retry */
       }

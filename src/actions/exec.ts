@@ -91,7 +91,8 @@ function killGroup(pid: number | undefined): void {
 export async function runScript(input: ExecInput, ctx: ActionContext): Promise<ExecOutput> {
   refuseInDryRun('exec', ctx);
   const file = await resolveScript(ctx.playbooksDir, input.script);
-  if (ctx.signal.aborted) throw abortError(ctx, input.script);
+  // Frozen and woken up without the lease: the script must not start (another worker may have run it).
+  if (ctx.signal.aborted || ctx.leaseHeld?.() === false) throw abortError(ctx, input.script);
   const stdout = new Capture(input.max_output_bytes);
   const stderr = new Capture(input.max_output_bytes);
 

@@ -1,4 +1,4 @@
-import { request } from 'undici';
+import { getGlobalDispatcher, request, type Dispatcher } from 'undici';
 import { ActionError } from '../errors.js';
 import { isHostAllowed, urlHostPort } from './allow.js';
 import type { ActionContext } from './types.js';
@@ -67,6 +67,31 @@ function withoutHeaders(headers: Record<string, string>, drop: (name: string) =>
 }
 
 /**
+ * The global connection pool, with a last check as each request is written to
+ * its connection: a worker frozen (SIGSTOP, a stalled VM) while a request was
+ * still in its hands must not send it once it wakes up without its lease —
+ * another worker may have run the step meanwhile. The check runs in undici's
+ * onConnect, synchronously before the request's bytes are written.
+ */
+function leaseGuarded(leaseHeld: () => boolean): Dispatcher {
+  return getGlobalDispatcher().compose((dispatch) => (options, handler) => {
+    const guarded = new Proxy(handler, {
+      get(target, prop, receiver) {
+        if (prop === 'onConnect') {
+          return (abort: (err?: Error) => void, context?: unknown) => {
+            if (!leaseHeld()) return abort(new ActionError('not sent: this worker no longer holds the run', { retryable: true }));
+            return (target as { onConnect?: (a: typeof abort, c?: unknown) => void }).onConnect?.(abort, context);
+          };
+        }
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    return dispatch(options, guarded);
+  });
+}
+
+/**
  * One HTTP exchange under the allow list: redirects are followed here (not by
  * undici) so every hop is checked, the body is read under a byte cap, and the
  * step's signal plus a per-request timeout bound the whole call.
@@ -79,11 +104,12 @@ export async function httpCall(call: HttpCall, ctx: ActionContext): Promise<Http
   let headers: Record<string, string> = { ...withoutHeaders(call.headers, (k) => k === 'idempotency-key'), 'Idempotency-Key': ctx.idempotencyKey };
   const timeout = AbortSignal.timeout(call.timeoutMs);
   const signal = AbortSignal.any([ctx.signal, timeout]);
+  const dispatcher = ctx.leaseHeld ? leaseGuarded(ctx.leaseHeld) : undefined;
 
   for (let hop = 0; ; hop++) {
     assertAllowed(url, ctx.httpAllow);
     try {
-      const res = await request(url, { method: method as 'GET', headers, body, signal });
+      const res = await request(url, { method: method as 'GET', headers, body, signal, ...(dispatcher && { dispatcher }) });
       const location = res.headers.location;
       if (REDIRECTS.has(res.statusCode) && typeof location === 'string' && !call.keepStatuses?.(res.statusCode)) {
         await res.body.dump();

@@ -23,6 +23,13 @@ export interface ActionContext {
   now: () => number;
   /** True for a dry run: side-effecting calls must be described, not made. */
   dryRun: boolean;
+  /**
+   * False once this process may no longer hold the run (its lease was lost, or
+   * not renewed in time, e.g. after the process was frozen): a request must
+   * not leave the process then. Checked at the last moment, when the request
+   * is written to its connection. Absent: always true.
+   */
+  leaseHeld?: () => boolean;
 }
 
 /** An action either finishes with an output, or asks to be called again later (a DB timer, not a sleep). */

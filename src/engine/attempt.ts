@@ -114,6 +114,7 @@ export interface ActionEnv {
   playbooksDir: string;
   now: () => number;
   logger: Logger;
+  leaseHeld?: () => boolean;
 }
 
 /**
@@ -147,6 +148,7 @@ export async function callAction(action: ActionDefinition, input: unknown, attem
         stepStartedAt: attempt.stepStartedAt,
         now: env.now,
         dryRun: attempt.dryRun,
+        ...(env.leaseHeld && { leaseHeld: env.leaseHeld }),
       }),
       aborted,
     ]);

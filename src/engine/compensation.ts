@@ -44,7 +44,7 @@ export function toCompensate(session: RunSession): Array<{ row: StepRow; def: Pl
 }
 
 /** Run one step's compensation. True when it succeeded. Throws LeaseLostError when the lease went meanwhile. */
-export async function compensate(deps: CompensationDeps, session: RunSession, row: StepRow, def: PlaybookStep, vars: Record<string, unknown>, lease: AbortSignal): Promise<boolean> {
+export async function compensate(deps: CompensationDeps, session: RunSession, row: StepRow, def: PlaybookStep, vars: Record<string, unknown>, lease: AbortSignal, leaseHeld?: () => boolean): Promise<boolean> {
   const run = session.run;
   const comp = def.compensate!;
   const idempotencyKey = `${run.id}:${def.id}:compensate`;
@@ -67,7 +67,7 @@ export async function compensate(deps: CompensationDeps, session: RunSession, ro
         input,
         { runId: run.id, stepId: def.id, attempt: 1, idempotencyKey, state: undefined, stepStartedAt: session.now(), dryRun: run.dry_run, timeoutMs, timeoutError: () => new StepTimeoutError(def.id, timeoutMs) },
         lease,
-        { httpAllow: deps.httpAllow, playbooksDir: deps.playbooksDir, now: () => session.now(), logger: deps.logger.child({ runId: run.id }) },
+        { httpAllow: deps.httpAllow, playbooksDir: deps.playbooksDir, now: () => session.now(), logger: deps.logger.child({ runId: run.id }), ...(leaseHeld && { leaseHeld }) },
       );
       if (result.kind === 'poll') throw new ActionError('compensation actions cannot wait or poll', { retryable: false });
       output = result.output;
@@ -75,7 +75,7 @@ export async function compensate(deps: CompensationDeps, session: RunSession, ro
     ok = true;
     outcome = { kind: 'compensation.succeeded', actor: 'system', data: { stepId: def.id, action: comp.action, output: boundedOutput(deps.redact(output)) } };
   } catch (err) {
-    if (lease.aborted) throw new LeaseLostError(run.id);
+    if (lease.aborted || leaseHeld?.() === false) throw new LeaseLostError(run.id);
     outcome = { kind: 'compensation.failed', actor: 'system', data: { stepId: def.id, action: comp.action, error: deps.redact(errorInfo(err)) as ReturnType<typeof errorInfo> } };
   }
   await session.commit([outcome], [call(Q.SET_COMPENSATION, run.id, def.id, ok ? 'succeeded' : 'failed')]);

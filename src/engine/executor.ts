@@ -49,6 +49,8 @@ export interface RunSignals {
   lease: AbortSignal;
   /** Someone asked the run to abort: cut the step in flight short; compensation still runs. */
   abort: AbortSignal;
+  /** Checked synchronously as a request leaves the process: false once the lease may be gone (see Worker). */
+  leaseHeld?: () => boolean;
 }
 
 /** How a turn ended: go on with the next, or stop driving the run (parked on a timer or finished). */
@@ -269,11 +271,11 @@ export class RunExecutor {
           input,
           { runId: run.id, stepId: def.id, attempt, idempotencyKey, state: step.poll_state ?? undefined, stepStartedAt, dryRun: run.dry_run, timeoutMs: def.timeoutMs, timeoutError: () => new StepTimeoutError(def.id, def.timeoutMs!) },
           either,
-          { httpAllow: this.deps.httpAllow, playbooksDir: this.deps.playbooksDir, now: () => session.now(), logger: log },
+          { httpAllow: this.deps.httpAllow, playbooksDir: this.deps.playbooksDir, now: () => session.now(), logger: log, ...(signals.leaseHeld && { leaseHeld: signals.leaseHeld }) },
         );
       }
     } catch (err) {
-      if (signals.lease.aborted) throw new LeaseLostError(run.id);
+      if (signals.lease.aborted || signals.leaseHeld?.() === false) throw new LeaseLostError(run.id);
       // Abort requested: the attempt is cut short; the abort turn records it and compensates.
       if (signals.abort.aborted && !(err instanceof StepTimeoutError)) throw new RunChangedError(run.id);
       return this.failStep(session, step, def, err, attempt, signals, session.now() - callStartedAt, wouldCall);
@@ -351,7 +353,7 @@ export class RunExecutor {
     const compensationFailed: string[] = [];
     const deps = { actions: this.deps.actions, redact: this.deps.timeline.redact, httpAllow: this.deps.httpAllow, playbooksDir: this.deps.playbooksDir, logger: this.deps.logger };
     for (const { row, def } of steps) {
-      const ok = await compensate(deps, session, row, def, vars, signals.lease);
+      const ok = await compensate(deps, session, row, def, vars, signals.lease, signals.leaseHeld);
       (ok ? compensated : compensationFailed).push(def.id);
     }
     await this.commit(session, finish(run, status, { reason, ...(compensated.length > 0 && { compensated }), ...(compensationFailed.length > 0 && { compensationFailed }) }, actor, session.now()));

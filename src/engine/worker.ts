@@ -173,7 +173,7 @@ export class Worker {
     const entry: Active = { lease, abort, leaseDeadline: claimSentAt + this.options.leaseMs, done: Promise.resolve() };
     this.active.set(runId, entry);
     entry.done = this.executor
-      .advance(runId, { lease: lease.signal, abort: abort.signal })
+      .advance(runId, { lease: lease.signal, abort: abort.signal, leaseHeld: () => !lease.signal.aborted && Date.now() < entry.leaseDeadline })
       .catch((err) => {
         // The lease stays until it expires, so another worker (or this one) retries the run.
         this.log.error({ runId, err: coerceError(err).message, stack: coerceError(err).stack }, 'run turn failed; it will be retried after its lease expires');
