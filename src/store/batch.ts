@@ -11,7 +11,7 @@
  * before deciding what to do next.
  */
 import type pg from 'pg';
-import { isDatabaseUnavailable } from './errors.js';
+import { withClient } from './transaction.js';
 
 /** A named SQL statement. Every `$n` carries a cast (`$1::uuid`) so PREPARE can infer its type. */
 export interface Statement {
@@ -78,24 +78,5 @@ export async function sendBatch(client: pg.ClientBase, head: readonly string[], 
   return Array.isArray(result) ? result : [result];
 }
 
-/**
- * Check out a client, send one batch, give the client back (destroyed when
- * its connection broke, so the pool does not hand it out again).
- */
-export async function withBatchClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken = false;
-  const onError = () => {
-    broken = true;
-  };
-  client.on('error', onError);
-  try {
-    return await fn(client);
-  } catch (err) {
-    broken = broken || isDatabaseUnavailable(err);
-    throw err;
-  } finally {
-    client.removeListener('error', onError);
-    client.release(broken);
-  }
-}
+/** Check out a client for batches (the one checkout helper: a broken connection is not reused). */
+export const withBatchClient = withClient;

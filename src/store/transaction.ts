@@ -2,16 +2,10 @@ import type pg from 'pg';
 import { isDatabaseUnavailable } from './errors.js';
 
 /**
- * Run fn inside a transaction on one client; rolls back on any error.
- * `begin` may replace the plain BEGIN with a simple-protocol batch that opens
- * the transaction and takes its locks in one round trip (values escaped by the
- * caller); fn receives that batch's results.
+ * Check out a client for `fn` and give it back; a client whose connection died
+ * while we held it is destroyed, not put back in the pool.
  */
-export async function withTransaction<T>(
-  pool: pg.Pool,
-  fn: (client: pg.PoolClient, opened: pg.QueryResult[]) => Promise<T>,
-  options: { begin?: string } = {},
-): Promise<T> {
+export async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken = false;
   // A checked-out client has no pool listener for 'error': a connection that dies while we hold it
@@ -22,17 +16,36 @@ export async function withTransaction<T>(
   };
   client.on('error', onError);
   try {
-    const opened = (await client.query(options.begin ?? 'begin')) as unknown as pg.QueryResult | pg.QueryResult[];
-    const result = await fn(client, Array.isArray(opened) ? opened : [opened]);
-    await client.query('commit');
-    return result;
+    return await fn(client);
   } catch (err) {
     broken = broken || isDatabaseUnavailable(err);
-    if (!broken) await client.query('rollback').catch(() => {});
     throw err;
   } finally {
     client.removeListener('error', onError);
-    // A client whose connection died is destroyed, not put back in the pool.
     client.release(broken);
   }
+}
+
+/**
+ * Run fn inside a transaction on one client; rolls back on any error.
+ * `begin` may replace the plain BEGIN with a simple-protocol batch that opens
+ * the transaction and takes its locks in one round trip (values escaped by the
+ * caller); fn receives that batch's results.
+ */
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient, opened: pg.QueryResult[]) => Promise<T>,
+  options: { begin?: string } = {},
+): Promise<T> {
+  return withClient(pool, async (client) => {
+    try {
+      const opened = (await client.query(options.begin ?? 'begin')) as unknown as pg.QueryResult | pg.QueryResult[];
+      const result = await fn(client, Array.isArray(opened) ? opened : [opened]);
+      await client.query('commit');
+      return result;
+    } catch (err) {
+      if (!isDatabaseUnavailable(err)) await client.query('rollback').catch(() => {});
+      throw err;
+    }
+  });
 }
