@@ -137,39 +137,33 @@ export class Ingestor {
 
   /** One statement for a group of notifications; one result per item (undefined: a duplicate delivery, nothing written). */
   private async storeGroup(db: Queryable, items: readonly PreparedNotification[]): Promise<IngestResult[]> {
-    const redact = this.timeline.redact;
-    const notifications = items.map((item, n) => ({ n, source: item.source, delivery_id: item.deliveryId, alert_count: item.alerts.length, payload: redact(item.payload) }));
-    const alerts = items.flatMap((item, n) =>
-      item.alerts.map((a) => ({
-        n,
-        fingerprint: a.fingerprint,
-        starts_at: a.startsAt,
-        status: a.status,
-        ends_at: a.endsAt,
-        summary: a.summary,
-        severity: a.severity,
-        generator_url: a.generatorURL,
-        alert: redact(a),
-      })),
-    );
-    const runs = items.flatMap((item, n) =>
-      item.planned.map(({ alert, run }) => ({
-        n,
-        run_id: run.runId,
-        fingerprint: alert.fingerprint,
-        starts_at: alert.startsAt,
-        playbook: run.playbook,
-        revision: run.revision,
-        playbook_hash: run.playbookHash,
-        concurrency_key: run.concurrencyKey,
-        concurrency_limit: run.concurrencyLimit,
-        channel: run.channel,
-        alert: redact(alert),
-      })),
-    );
+    // JSON text built around pre-serialised, redacted payloads: the payload and each alert are serialised once.
+    const json = this.timeline.redactJson;
+    const record = (fields: Record<string, unknown>, raw: Record<string, string>) =>
+      `{${[...Object.entries(fields).map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v ?? null)}`), ...Object.entries(raw).map(([k, v]) => `${JSON.stringify(k)}:${v}`)].join(',')}}`;
+    const notifications = `[${items.map((item, n) => record({ n, source: item.source, delivery_id: item.deliveryId, alert_count: item.alerts.length }, { payload: json(item.payload) })).join(',')}]`;
+    const alertJson = new Map<Alert, string>();
+    const alertText = (a: Alert) => alertJson.get(a) ?? alertJson.set(a, json(a)).get(a)!;
+    const alerts = `[${items
+      .flatMap((item, n) =>
+        item.alerts.map((a) =>
+          record({ n, fingerprint: a.fingerprint, starts_at: a.startsAt, status: a.status, ends_at: a.endsAt, summary: a.summary, severity: a.severity, generator_url: a.generatorURL }, { alert: alertText(a) }),
+        ),
+      )
+      .join(',')}]`;
+    const runs = `[${items
+      .flatMap((item, n) =>
+        item.planned.map(({ alert, run }) =>
+          record(
+            { n, run_id: run.runId, fingerprint: alert.fingerprint, starts_at: alert.startsAt, playbook: run.playbook, revision: run.revision, playbook_hash: run.playbookHash, concurrency_key: run.concurrencyKey, concurrency_limit: run.concurrencyLimit, channel: run.channel },
+            { alert: alertText(alert) },
+          ),
+        ),
+      )
+      .join(',')}]`;
     const genesis = items.flatMap((item) => item.planned.flatMap(({ run }) => eventRecords(this.timeline.link(run.runId, null, run.genesis))));
     const sent = Date.now();
-    const { rows } = await runStatement<StoredRow>(db, STORE_NOTIFICATIONS, [JSON.stringify(notifications), JSON.stringify(alerts), JSON.stringify(runs), JSON.stringify(genesis)]);
+    const { rows } = await runStatement<StoredRow>(db, STORE_NOTIFICATIONS, [notifications, alerts, runs, JSON.stringify(genesis)]);
     this.clock.observe(rows[0]?.now, sent, Date.now());
     const byN = new Map(rows.map((r) => [r.n, r]));
     return items.map((_, n) => {

@@ -1,14 +1,14 @@
 import { DatabaseClock, type Queryable } from '../store/index.js';
 import { appendToChain, linkEvents, SYSTEM_CHAIN, type ChainHead, type LinkedEvent } from './chain.js';
 import type { NewEvent, TimelineEvent } from './events.js';
-import { createRedactor } from './redact.js';
+import { createJsonRedactor, createRedactor } from './redact.js';
 import { LOCK_CHAIN } from './queries.js';
 
 export { INSERT_EVENT_RECORDS, CHAIN_HEAD } from './queries.js';
 export { verifyChains, readChain, rowToEvent, eventRecords, lockAndReadHeadSql, SYSTEM_CHAIN, type EventRow, type ChainHead, type LinkedEvent, type VerifyReport, type BrokenEvent } from './chain.js';
 export * from './events.js';
 export { GENESIS_HASH, canonicalJson, sha256Hex } from './hash.js';
-export { createRedactor, REDACTED } from './redact.js';
+export { createRedactor, createJsonRedactor, REDACTED } from './redact.js';
 export * from './view.js';
 export * from './format.js';
 export { timelineMarkdown, mdCell, mdCode } from './markdown.js';
@@ -21,10 +21,13 @@ export { buildTimelineView, renderTimeline } from './render.js';
  */
 export class Timeline {
   readonly redact: (value: unknown) => unknown;
+  /** The same redaction, straight to JSON text (cheap when there is nothing to redact). */
+  readonly redactJson: (value: unknown) => string;
   readonly clock: DatabaseClock;
 
   constructor(secretValues: readonly string[] = [], clock: DatabaseClock = new DatabaseClock()) {
     this.redact = createRedactor(secretValues);
+    this.redactJson = createJsonRedactor(secretValues);
     this.clock = clock;
   }
 

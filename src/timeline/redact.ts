@@ -33,3 +33,28 @@ export function createRedactor(secretValues: readonly string[]): (value: unknown
   };
   return walk;
 }
+
+/** NUL and lone surrogates as JSON.stringify writes them: jsonb refuses both. */
+const UNSAFE_ESCAPE = /\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
+
+/**
+ * The same redaction, straight to JSON text (what a statement parameter needs):
+ * when the serialised value holds no secret and nothing jsonb refuses, the
+ * text is used as is, without walking and copying the value first (the hot
+ * path of ingest: payloads rarely hold either); otherwise the redactor walks it.
+ */
+export function createJsonRedactor(secretValues: readonly string[]): (value: unknown) => string {
+  const redact = createRedactor(secretValues);
+  // How each secret appears inside JSON text: as a substring (long ones), or as a whole string (short ones).
+  const needles = secretValues.filter((s) => s.length > 0).map((s) => (s.length >= 4 ? JSON.stringify(s).slice(1, -1) : JSON.stringify(s)));
+  return (value) => {
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(value ?? null);
+    } catch {
+      text = undefined; // a BigInt or a cycle: the redactor copes
+    }
+    if (text !== undefined && !UNSAFE_ESCAPE.test(text) && !needles.some((n) => text!.includes(n))) return text;
+    return JSON.stringify(redact(value) ?? null);
+  };
+}
