@@ -256,8 +256,10 @@ CREATE INDEX slack_outbox_sent_idx ON public.slack_outbox USING btree (sent_at) 
 CREATE INDEX slack_seen_requests_seen_idx ON public.slack_seen_requests USING btree (seen_at);
 CREATE INDEX slack_threads_open_idx ON public.slack_threads USING btree (run_id) WHERE (NOT done);
 
-create function fb_now() returns timestamp with time zone language sql stable as $$
-  select now() + coalesce((select offset_interval from firebreak_clock), interval '0')
+create function fb_now() returns timestamp with time zone language plpgsql stable as $$
+begin
+  return now() + coalesce((select offset_interval from firebreak_clock), interval '0');
+end
 $$;
 
 create function fb_revision_hash(definition jsonb) returns text language sql immutable as $$

@@ -8,9 +8,14 @@ create table firebreak_clock (
 );
 insert into firebreak_clock default values;
 
+-- plpgsql, not sql: a plpgsql function's query is planned once per session,
+-- while a non-inlinable sql function is planned again in every statement that
+-- calls it, and the hot statements call this several times per step.
 create function fb_now() returns timestamptz
-language sql stable parallel safe as $$
-  select now() + coalesce((select offset_interval from firebreak_clock), interval '0')
+language plpgsql stable parallel safe as $$
+begin
+  return now() + coalesce((select offset_interval from firebreak_clock), interval '0');
+end
 $$;
 
 -- Move this database's clock forward (tests). Returns the new fb_now().
