@@ -16,8 +16,9 @@ export async function admitOrPark(session: RunSession): Promise<boolean> {
   const run = session.run;
   let admitted: boolean;
   if (!run.concurrency_key || !run.concurrency_limit) {
+    // Nothing to decide under a lock: the admission commits with the first step's start.
     const change = admit(run, session.workerId);
-    await session.commit(change.events, change.calls);
+    session.defer(change.events, change.calls);
     admitted = true;
   } else {
     const limit = run.concurrency_limit;

@@ -18,13 +18,13 @@ import type { PolicyGate } from '../policy/types.js';
 import { call, type DatabaseClock, type Pool } from '../store/index.js';
 import type { NewEvent, Timeline } from '../timeline/index.js';
 import { admitOrPark } from './admission.js';
-import { callAction, denied, failed, planAttempt, polled, retrying, skipped, succeeded } from './attempt.js';
+import { callAction, denied, failed, planAttempt, polled, retrying, skipped, succeeded, type AttemptPlan } from './attempt.js';
 import { backoffDelay } from './backoff.js';
 import { clearStep } from './clearance.js';
 import { compensate, toCompensate } from './compensation.js';
 import { checkStubStatus, describeSimulated, simulation, stubbedOutput } from './dry-run.js';
 import * as Q from './queries.js';
-import { DefinitionCache, LeaseLostError, RunChangedError, RunSession } from './run-tx.js';
+import { DefinitionCache, LeaseLostError, RunChangedError, RunSession, type LoadedRow } from './run-tx.js';
 import { boundedOutput, errorInfo } from './stored.js';
 import { beginEnding, finish, merge, waitForApproval, type Change } from './transitions.js';
 import type { RunEnd, RunRow, StepRow } from './types.js';
@@ -75,10 +75,10 @@ export class RunExecutor {
     return RunSession.load(this.deps, this.definitions, runId, this.workerId);
   }
 
-  /** Advance a run this worker has leased, until it parks or finishes (or the lease goes). */
-  async advance(runId: string, signals: RunSignals): Promise<void> {
+  /** Advance a run this worker has leased, until it parks or finishes (or the lease goes). `claimed`: the row its claim loaded. */
+  async advance(runId: string, signals: RunSignals, claimed?: LoadedRow): Promise<void> {
     const log = this.deps.logger.child({ runId });
-    let session = await this.load(runId);
+    let session = claimed ? await RunSession.from(this.deps, this.definitions, claimed, this.workerId) : await this.load(runId);
     let knownAbort = false;
     for (let turn = 0; turn < MAX_TURNS; turn++) {
       if (!session || signals.lease.aborted) return;
@@ -238,18 +238,27 @@ export class RunExecutor {
     signals: RunSignals,
     log: Logger,
   ): Promise<Outcome> {
-    const run = session.run;
-    const plan = planAttempt(run, step, def, this.workerId, this.deps.timeline.redact(input), cleared);
-    const { attempt, idempotencyKey } = plan;
+    const plan = planAttempt(session.run, step, def, this.workerId, this.deps.timeline.redact(input), cleared);
     if (plan.change.calls.length > 0) {
       // The decision that cleared the step (if it was just made) commits with the attempt's start.
       const results = await this.commit(session, plan.change);
-      const startedAt = results[1]?.rows[0]?.started_at as Date | undefined;
-      step.status = 'running';
-      step.attempts = attempt;
-      step.started_at = startedAt ?? step.started_at ?? new Date(session.now());
-      if (cleared) step.cleared_at = new Date(session.now());
+      this.started(session, step, plan, results[1], cleared !== null);
     }
+    return this.runAttempt(session, step, def, action, input, plan, signals, log);
+  }
+
+  /** The cached step after its attempt's start committed (UPDATE_STEP returns the database's started_at). */
+  private started(session: RunSession, step: StepRow, plan: AttemptPlan, updated: { rows: Array<Record<string, unknown>> } | undefined, cleared: boolean): void {
+    step.status = 'running';
+    step.attempts = plan.attempt;
+    step.started_at = (updated?.rows[0]?.started_at as Date | undefined) ?? step.started_at ?? new Date(session.now());
+    if (cleared) step.cleared_at = new Date(session.now());
+  }
+
+  /** Call the action of a started attempt and commit its result (with the next step's start when it can go at once). */
+  private async runAttempt(session: RunSession, step: StepRow, def: PlaybookStep, action: ActionDefinition, input: unknown, plan: AttemptPlan, signals: RunSignals, log: Logger): Promise<Outcome> {
+    const run = session.run;
+    const { attempt, idempotencyKey } = plan;
     const stepStartedAt = step.started_at?.getTime() ?? session.now();
     const callStartedAt = session.now();
 
@@ -286,12 +295,45 @@ export class RunExecutor {
       return 'stop';
     }
     const output = boundedOutput(this.deps.timeline.redact(result.output));
-    const { change, last } = this.withFinishIfLast(session, def.id, merge({ events: wouldCall, calls: [] }, succeeded(run.id, def, attempt, output, session.now() - stepStartedAt)));
-    await this.commit(session, change);
+    const success = merge({ events: wouldCall, calls: [] }, succeeded(run.id, def, attempt, output, session.now() - stepStartedAt));
+    const { change, last } = this.withFinishIfLast(session, def.id, success);
+    // The cache sees the success now, so the next step renders with this output; a failed commit reloads the run.
     step.status = 'succeeded';
     step.output = output;
     step.poll_state = null;
-    return last ? 'stop' : 'next';
+    const next = last ? undefined : await this.readyToStart(session, signals);
+    const results = await this.commit(session, next ? merge(change, next.plan.change) : change);
+    if (!next) return last ? 'stop' : 'next';
+    this.started(session, next.step, next.plan, results[change.calls.length + 1], true);
+    return this.runAttempt(session, next.step, next.def, next.action, next.input, next.plan, signals, log);
+  }
+
+  /**
+   * The next step, when it can start in the same batch as the success before
+   * it: a fresh step whose inputs render, whose `when:` holds, that needs no
+   * database read to be decided (no target, so no `history`) and that the
+   * policy clears without an approval. Anything else takes its own turn.
+   */
+  private async readyToStart(session: RunSession, signals: RunSignals): Promise<{ step: StepRow; def: PlaybookStep; action: ActionDefinition; input: unknown; plan: AttemptPlan } | undefined> {
+    const run = session.run;
+    if (run.abort_requested_at || signals.abort.aborted || signals.lease.aborted) return undefined;
+    const step = session.steps.find((s) => s.status === 'pending' || s.status === 'running');
+    if (!step || step.status !== 'pending' || step.cleared_at || step.attempts > 0) return undefined;
+    const def = run.definition.steps.find((d) => d.id === step.step_id);
+    const action = def && this.deps.actions.get(def.action);
+    if (!def || !action) return undefined;
+    const vars = this.variables(run, session.steps, true);
+    let input: unknown;
+    try {
+      input = renderInput(action, def, vars);
+      if (def.when && !evaluateCondition(def.when, vars)) return undefined;
+      if (action.target?.(input)) return undefined;
+    } catch {
+      return undefined;
+    }
+    const c = await clearStep({ pool: this.deps.pool, policy: this.deps.policy, redact: this.deps.timeline.redact }, session, def, action, input);
+    if (c.kind !== 'cleared') return undefined;
+    return { step, def, action, input, plan: planAttempt(run, step, def, this.workerId, this.deps.timeline.redact(input), c) };
   }
 
   private async failStep(session: RunSession, step: StepRow, def: PlaybookStep, err: unknown, attempt: number, signals: RunSignals, durationMs?: number, before: NewEvent[] = []): Promise<Outcome> {

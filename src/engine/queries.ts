@@ -10,11 +10,36 @@ import { statement } from '../store/index.js';
 // ---------- the worker: claims, leases, loading a run ----------
 
 /**
- * Claim due runs. SKIP LOCKED lets several workers (and replicas) claim
- * concurrently without blocking on each other's candidates; the lease makes a
- * claim survive the transaction, and an expired lease (dead worker) makes the
- * run claimable again. A waiting run is due when its approval's deadline
- * passes (its run_at). Oldest first: run_at, then creation.
+ * Everything a turn needs about a run (alias `r`): the row, its steps, its
+ * latest approval (and whether its deadline passed), its chain head. The
+ * definition is read by revision, once per process (revisions never change).
+ */
+const TURN_STATE = (r: string) => `
+  ${r}.id, ${r}.playbook, ${r}.revision, ${r}.status, ${r}.trigger, ${r}.started_by, ${r}.episode_id, ${r}.alert, ${r}.params,
+  ${r}.dry_run, ${r}.dry_run_options, ${r}.concurrency_key, ${r}.concurrency_limit, ${r}.channel, ${r}.created_at,
+  ${r}.started_at, ${r}.abort_requested_at, ${r}.abort_requested_by, ${r}.abort_reason, ${r}.ending,
+  coalesce((
+    select json_agg(json_build_object(
+      'step_id', s.step_id, 'position', s.position, 'action', s.action, 'target', s.target, 'status', s.status,
+      'attempts', s.attempts, 'started_at', s.started_at, 'finished_at', s.finished_at, 'output', s.output,
+      'error', s.error, 'poll_state', s.poll_state, 'cleared_at', s.cleared_at,
+      'compensation_status', s.compensation_status) order by s.position)
+    from run_steps s where s.run_id = ${r}.id), '[]'::json) as steps,
+  (select json_build_object('id', a.id, 'step_id', a.step_id, 'round', a.round, 'status', a.status,
+                            'decided_by', a.decided_by, 'approvers', a.approvers, 'on_timeout', a.on_timeout,
+                            'expires_at', a.expires_at, 'due', a.expires_at <= fb_now())
+   from approvals a where a.run_id = ${r}.id order by a.requested_at desc, a.round desc limit 1) as approval,
+  (select json_build_object('seq', e.seq, 'hash', e.hash)
+   from timeline_events e where e.chain_id = ${r}.id::text order by e.seq desc limit 1) as head,
+  fb_now() as now`;
+
+/**
+ * Claim due runs, and load them in the same round trip. SKIP LOCKED lets
+ * several workers (and replicas) claim concurrently without blocking on each
+ * other's candidates; the lease makes a claim survive the transaction, and an
+ * expired lease (dead worker) makes the run claimable again. A waiting run is
+ * due when its approval's deadline passes (its run_at). Oldest first: run_at,
+ * then creation. previous_owner counts takeovers.
  */
 export const CLAIM_RUNS = statement('fb_engine_claim_runs', `
 with candidates as (
@@ -26,12 +51,15 @@ with candidates as (
   order by run_at, created_at
   limit $2::int
   for update skip locked
+),
+claimed as (
+  update runs r
+  set lease_owner = $1::text, lease_expires_at = fb_now() + ($3::int * interval '1 millisecond')
+  from candidates c
+  where r.id = c.id
+  returning r.*, c.previous_owner
 )
-update runs r
-set lease_owner = $1::text, lease_expires_at = fb_now() + ($3::int * interval '1 millisecond')
-from candidates c
-where r.id = c.id
-returning r.id, c.previous_owner, fb_now() as now`);
+select r.previous_owner, ${TURN_STATE('r')} from claimed r`);
 
 /** Renew leases; returns the runs still held and whether someone asked them to abort. */
 export const HEARTBEAT = statement('fb_engine_heartbeat', `
@@ -44,33 +72,13 @@ export const RELEASE_ALL = statement('fb_engine_release_all', `
   update runs set lease_owner = null, lease_expires_at = null
   where lease_owner = $1::text`);
 
-/**
- * Everything a turn needs, in one round trip: the run (if this worker holds
- * it), its steps, its latest approval (and whether its deadline passed), its
- * chain head, and the database's time. The definition only when asked ($3):
- * revisions never change, so the worker caches them.
- */
+/** A run this worker leases, as a turn needs it (see TURN_STATE); no row when the lease is gone. */
 export const LOAD_RUN = statement('fb_engine_load_run', `
-  select r.id, r.playbook, r.revision, r.status, r.trigger, r.started_by, r.episode_id, r.alert, r.params, r.dry_run,
-         r.dry_run_options, r.concurrency_key, r.concurrency_limit, r.channel, r.created_at, r.started_at,
-         r.abort_requested_at, r.abort_requested_by, r.abort_reason, r.ending,
-         case when $3::boolean then coalesce(r.definition, pr.definition) end as definition,
-         coalesce((
-           select json_agg(json_build_object(
-             'step_id', s.step_id, 'position', s.position, 'action', s.action, 'target', s.target, 'status', s.status,
-             'attempts', s.attempts, 'started_at', s.started_at, 'finished_at', s.finished_at, 'output', s.output,
-             'error', s.error, 'poll_state', s.poll_state, 'cleared_at', s.cleared_at,
-             'compensation_status', s.compensation_status) order by s.position)
-           from run_steps s where s.run_id = r.id), '[]'::json) as steps,
-         (select json_build_object('id', a.id, 'step_id', a.step_id, 'round', a.round, 'status', a.status,
-                                   'decided_by', a.decided_by, 'approvers', a.approvers, 'on_timeout', a.on_timeout,
-                                   'expires_at', a.expires_at, 'due', a.expires_at <= fb_now())
-          from approvals a where a.run_id = r.id order by a.requested_at desc, a.round desc limit 1) as approval,
-         (select json_build_object('seq', e.seq, 'hash', e.hash)
-          from timeline_events e where e.chain_id = r.id::text order by e.seq desc limit 1) as head,
-         fb_now() as now
-  from runs r left join playbook_revisions pr on $3::boolean and pr.hash = r.revision
-  where r.id = $1::uuid and r.lease_owner = $2::text`);
+  select ${TURN_STATE('r')} from runs r where r.id = $1::uuid and r.lease_owner = $2::text`);
+
+/** A revision's definition (read once per process and revision). */
+export const REVISION_DEFINITION = statement('fb_engine_revision_definition', `
+  select definition from playbook_revisions where hash = $1::text`);
 
 /** The fence every worker batch starts with (migration 0011): chain lock, key lock, leased row, unchanged head. Batch. */
 export const RUN_GUARD = statement('fb_engine_run_guard', `select fb_run_guard($1::uuid, $2::text, $3::int, $4::text) as now`);

@@ -43,8 +43,8 @@ export interface SessionDeps {
   onEvent?: (runId: string, events: NewEvent[]) => void;
 }
 
-interface LoadedRow extends Omit<RunRow, 'definition'> {
-  definition: RunDefinition | null;
+/** A run as CLAIM_RUNS / LOAD_RUN return it (dates inside the JSON columns come as text). */
+export interface LoadedRow extends Omit<RunRow, 'definition'> {
   steps: Array<Omit<StepRow, 'started_at' | 'finished_at' | 'cleared_at'> & { started_at: string | null; finished_at: string | null; cleared_at: string | null }>;
   approval: (Omit<ApprovalRow, 'expires_at'> & { expires_at: string | null }) | null;
   head: ChainHead | null;
@@ -79,18 +79,22 @@ export class RunSession {
   /** Load a run this worker leases (one round trip); undefined when the lease is gone. */
   static async load(deps: SessionDeps, definitions: DefinitionCache, runId: string, workerId: string): Promise<RunSession | undefined> {
     const sent = Date.now();
-    let { rows } = await runStatement<LoadedRow>(deps.pool, Q.LOAD_RUN, [runId, workerId, false]);
-    let row = rows[0];
-    if (row && !definitions.get(row.revision)) {
-      ({ rows } = await runStatement<LoadedRow>(deps.pool, Q.LOAD_RUN, [runId, workerId, true]));
-      row = rows[0];
-      if (row?.definition) definitions.set(row.revision, row.definition);
+    const { rows } = await runStatement<LoadedRow>(deps.pool, Q.LOAD_RUN, [runId, workerId]);
+    deps.clock.observe(rows[0]?.now, sent, Date.now());
+    return rows[0] ? RunSession.from(deps, definitions, rows[0], workerId) : undefined;
+  }
+
+  /** A session from a row the claim already loaded (its definition read once per revision). */
+  static async from(deps: SessionDeps, definitions: DefinitionCache, row: LoadedRow, workerId: string): Promise<RunSession> {
+    let definition = definitions.get(row.revision);
+    if (!definition) {
+      const found = (await runStatement<{ definition: RunDefinition }>(deps.pool, Q.REVISION_DEFINITION, [row.revision])).rows[0]?.definition;
+      if (!found) throw new Error(`run ${row.id}: revision ${row.revision} has no definition`);
+      definitions.set(row.revision, found);
+      definition = found;
     }
-    deps.clock.observe(row?.now, sent, Date.now());
-    if (!row) return undefined;
-    const definition = definitions.get(row.revision) ?? row.definition;
-    if (!definition) throw new Error(`run ${runId}: revision ${row.revision} has no definition`);
-    const { steps, approval, head, now: _now, ...run } = row;
+    const { steps, approval, head, now: _now, ...run } = row as LoadedRow & { previous_owner?: unknown };
+    delete (run as { previous_owner?: unknown }).previous_owner;
     return new RunSession(
       deps,
       workerId,
@@ -99,6 +103,15 @@ export class RunSession {
       approval ? { ...approval, expires_at: date(approval.expires_at) } : null,
       head,
     );
+  }
+
+  /** Events and statements held for the next commit (an admission goes with the first step's start). */
+  private deferred: { events: NewEvent[]; calls: Call[] } = { events: [], calls: [] };
+
+  /** Commit `events` and `calls` with the next batch instead of on their own (they must not need a round trip now). */
+  defer(events: readonly NewEvent[], calls: readonly Call[]): void {
+    this.deferred.events.push(...events);
+    this.deferred.calls.push(...calls);
   }
 
   /** The step row, to update the cached copy after a commit. */
@@ -115,6 +128,17 @@ export class RunSession {
    * refuses; then nothing was written.
    */
   async commit(events: readonly NewEvent[], calls: readonly Call[], options: { byKey?: boolean } = {}): Promise<pg.QueryResult[]> {
+    const deferred = this.deferred;
+    if (deferred.calls.length > 0 || deferred.events.length > 0) {
+      this.deferred = { events: [], calls: [] };
+      try {
+        const results = await this.commit([...deferred.events, ...events], [...deferred.calls, ...calls], options);
+        return results.slice(deferred.calls.length);
+      } catch (err) {
+        if (!(err instanceof RunChangedError) && !(err instanceof LeaseLostError)) this.deferred = deferred;
+        throw err;
+      }
+    }
     const key = options.byKey ? this.run.concurrency_key : null;
     const linked = this.deps.timeline.link(this.run.id, this.head, events);
     const batch: Call[] = [call(Q.RUN_GUARD, this.run.id, this.workerId, this.head?.seq ?? 0, key)];

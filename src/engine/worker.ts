@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { coerceError } from '../errors.js';
 import { isDatabaseUnavailable, runStatement, type DatabaseClock, type Pool } from '../store/index.js';
 import type { RunExecutor } from './executor.js';
+import type { LoadedRow } from './run-tx.js';
 import * as Q from './queries.js';
 
 export interface WorkerOptions {
@@ -146,7 +147,7 @@ export class Worker {
 
   private async claim(limit: number): Promise<number> {
     const sent = Date.now();
-    const { rows } = await runStatement<{ id: string; previous_owner: string | null; now: Date }>(this.options.pool, Q.CLAIM_RUNS, [this.id, limit, this.options.leaseMs]);
+    const { rows } = await runStatement<LoadedRow & { previous_owner: string | null }>(this.options.pool, Q.CLAIM_RUNS, [this.id, limit, this.options.leaseMs]);
     const claimedAt = Date.now();
     this.options.clock.observe(rows[0]?.now, sent, claimedAt);
     for (const row of rows) {
@@ -162,18 +163,19 @@ export class Worker {
         this.log.info({ runId: row.id, previousOwner: row.previous_owner }, 'took over a run whose lease expired');
         this.options.onTakeover?.();
       }
-      this.drive(row.id, sent);
+      this.drive(row, sent);
     }
     return rows.length;
   }
 
-  private drive(runId: string, claimSentAt: number): void {
+  private drive(claimed: LoadedRow, claimSentAt: number): void {
+    const runId = claimed.id;
     const lease = new AbortController();
     const abort = new AbortController();
     const entry: Active = { lease, abort, leaseDeadline: claimSentAt + this.options.leaseMs, done: Promise.resolve() };
     this.active.set(runId, entry);
     entry.done = this.executor
-      .advance(runId, { lease: lease.signal, abort: abort.signal, leaseHeld: () => !lease.signal.aborted && Date.now() < entry.leaseDeadline })
+      .advance(runId, { lease: lease.signal, abort: abort.signal, leaseHeld: () => !lease.signal.aborted && Date.now() < entry.leaseDeadline }, claimed)
       .catch((err) => {
         // The lease stays until it expires, so another worker (or this one) retries the run.
         this.log.error({ runId, err: coerceError(err).message, stack: coerceError(err).stack }, 'run turn failed; it will be retried after its lease expires');

@@ -73,7 +73,7 @@ steps:
     await gate.query('select 1 from step_attempts where run_id = $1 for update', [runId]);
     // A is now blocked inside its success transaction; its 1 s lease runs out meanwhile.
     await eventually(async () => {
-      const { rows } = await db.pool.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike '%finish_attempt%'`);
+      const { rows } = await db.pool.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike 'execute b_fb_engine_run_guard%'`);
       return rows[0].n > 0;
     }, 10_000, 20);
     // A's lease runs out meanwhile (the database's clock moves past it).
