@@ -63,8 +63,8 @@ select r.previous_owner, ${TURN_STATE('r')} from claimed r`);
 
 /** Renew leases; returns the runs still held and whether someone asked them to abort. */
 export const HEARTBEAT = statement('fb_engine_heartbeat', `
-  update runs set lease_expires_at = fb_now() + ($3::int * interval '1 millisecond')
-  where id = any($1::uuid[]) and lease_owner = $2::text
+  update runs set lease_expires_at = fb_now() + ($2::int * interval '1 millisecond')
+  where id in (select jsonb_array_elements_text($3::jsonb)::uuid) and lease_owner = $1::text
   returning id, abort_requested_at is not null as abort_requested`);
 
 /** Give back every lease this worker holds (clean shutdown) so others resume at once. */
