@@ -65,6 +65,14 @@ export class PolicyDeniedError extends FirebreakError {
   }
 }
 
+/** `firebreak/authorize` (or a fixed rule) refused an act. Never retried; HTTP 403. */
+export class AccessDeniedError extends FirebreakError {
+  readonly code = 'access_denied';
+  constructor(readonly action: string, readonly actor: string, readonly reasons: string[]) {
+    super(`${actor} may not ${action}: ${reasons.join('; ') || 'no rule allows it'}`);
+  }
+}
+
 /** Something named by id does not exist (run, approval, playbook). */
 export class NotFoundError extends FirebreakError {
   readonly code = 'not_found';

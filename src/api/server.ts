@@ -1,5 +1,7 @@
+import fastifyCookie from '@fastify/cookie';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { installGuard } from '../access/index.js';
 import type { Config } from '../config/index.js';
 import type { Ingestor } from '../ingest/index.js';
 import type { Pool } from '../store/index.js';
@@ -53,8 +55,13 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody(`no route for ${request.method} ${request.url.split('?')[0]}`)));
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_request, reply) => {
+  // Cookies parsed by a well-kept plugin (signing is not needed: session ids are random and checked in Postgres).
+  await app.register(fastifyCookie);
+  // First, before any route: Host allow-list, each route's declared access rule, who is asking, CSRF.
+  installGuard(app, { config: deps.config, pool: deps.pool });
+
+  app.get('/healthz', { config: { access: 'public' } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { config: { access: 'public' } }, async (_request, reply) => {
     const checks: Record<string, { ok: boolean; detail?: string }> = {};
     checks.database = await deps.pool
       .query('select 1')

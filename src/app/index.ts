@@ -6,10 +6,11 @@ import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
+import { Access, OidcLogin } from '../access/index.js';
 import { createActionRegistry, loadCustomActions, type ActionRegistry } from '../actions/index.js';
 import { registerApi } from '../api/routes.js';
 import { buildServer } from '../api/server.js';
-import type { Config } from '../config/index.js';
+import { isLocalMode, type Config } from '../config/index.js';
 import { registerConsole } from '../console/index.js';
 import { Engine } from '../engine/index.js';
 import { Ingestor } from '../ingest/index.js';
@@ -123,7 +124,10 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
     });
     engine.onEvent((runId, events) => metrics.runEvents(runId, events));
     const ingestor = new Ingestor(store.pool, timeline, engine.planAlertRuns, logger);
-    const slack = await createSlack({ config, logger, pool: store.pool, engine, timeline, policy: () => policy });
+    // Every act (start, abort, answer, tokens) is asked of firebreak/authorize and recorded, whatever the channel.
+    const access = new Access({ pool: store.pool, timeline, policy: () => policy, mode: isLocalMode(config) ? 'local' : 'authenticated', logger: logger.child({ component: 'access' }) });
+    const oidc = config.oidc ? new OidcLogin({ config: config.oidc, publicUrl: config.publicUrl, pool: store.pool, logger }) : undefined;
+    const slack = await createSlack({ config, logger, pool: store.pool, engine, timeline, policy: () => policy, access });
     ingestor.onStored((notification, result) => {
       metrics.alertsReceived(notification.source, notification.alerts, result.stored ? result.episodes.filter((e) => e.deliveries === 1).length : 0);
       if (result.startedRuns.length > 0) engine.poke();
@@ -137,15 +141,20 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
         { name: 'playbooks', check: () => ({ ok: catalog.playbooks.length > 0 || catalog.problems.length === 0, detail: `${catalog.playbooks.length} loaded, ${catalog.problems.length} problems` }) },
         { name: 'policy', check: () => { const s = policy.status(); return { ok: s.ready, detail: s.reason ?? `bundle ${s.bundleHash.slice(0, 12)}` }; } },
       ],
-      extend: (app) => {
-        app.get('/metrics', async (_request, reply) => {
+      extend: async (app) => {
+        app.get('/metrics', { config: { access: 'metrics' } }, async (_request, reply) => {
           const { contentType, body } = await metrics.render();
           return reply.type(contentType).send(body);
         });
-        // Console first: its CSRF check (onRequest) then guards the API's writes too.
-        registerConsole(app, { config, pool: store.pool, engine, logger });
-        registerApi(app, { config, pool: store.pool, engine });
-        slack.registerRoutes(app);
+        registerConsole(app, { config, pool: store.pool, engine, access, ...(oidc && { oidc }), logger });
+        registerApi(app, { config, pool: store.pool, engine, access });
+        // Slack's routes are public to the guard: Bolt verifies every request's signature itself.
+        await app.register(async (scope) => {
+          scope.addHook('onRoute', (route) => {
+            route.config = { access: 'public', ...route.config };
+          });
+          slack.registerRoutes(scope);
+        });
       },
     });
     engine.start();

@@ -4,16 +4,19 @@
  * Slack click); audit and read commands can also open the database directly.
  */
 import { readFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import pino from 'pino';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
-import { loadConfig, type Config } from '../config/index.js';
-import { ValidationError } from '../errors.js';
+import { Access, AS_HEADER, identity, isValidName, parseTtl, type Identity } from '../access/index.js';
+import { isLocalMode, loadConfig, type Config } from '../config/index.js';
+import { AccessDeniedError, NotFoundError, ValidationError } from '../errors.js';
 import { createActionRegistry, loadCustomActions } from '../actions/index.js';
 import { formatProblem, validatePlaybooks } from '../playbooks/index.js';
-import { evaluatePolicy, runPolicyTests } from '../policy/index.js';
+import { createPolicyGate, evaluatePolicy, runPolicyTests } from '../policy/index.js';
 import { replayCommand } from '../replay/index.js';
-import { createPool, isDatabaseUnavailable, runningEmbeddedUrl, startEmbeddedPostgres } from '../store/index.js';
-import { formatDuration, renderTimeline, verifyChains, type TimelineView } from '../timeline/index.js';
+import { createPool, isDatabaseUnavailable, migrate, runningEmbeddedUrl, startEmbeddedPostgres } from '../store/index.js';
+import { formatDuration, renderTimeline, Timeline, verifyChains, type TimelineView } from '../timeline/index.js';
 import { join } from 'node:path';
 
 const HELP = `firebreak — incident-response playbook bot
@@ -24,18 +27,29 @@ Usage:
   firebreak fire <alert.json> [--source alertmanager]   post a sample alert to the running server
   firebreak runs [--status s] [--playbook p] [--limit n]
   firebreak run <id>                               show one run
-  firebreak run-playbook <name> [key=value...] [--as user] [--dry-run]
+  firebreak run-playbook <name> [key=value...] [--dry-run] [--as name]
   firebreak replay <alert.json | episode-id> [--playbook p] [--no-gather] [--source alertmanager] [--diff <playbooks-dir>]
                                                    dry-run an alert; print each step, decision and "would call"
-  firebreak approve <approval-id> --as <user>      approve without Slack
-  firebreak reject <approval-id> --as <user>
-  firebreak abort <run-id> [--as user] [--reason text]
+  firebreak approve <approval-id> [--comment text] approve without Slack, as the identity of FIREBREAK_TOKEN
+  firebreak reject <approval-id> [--comment text]
+  firebreak abort <run-id> [--reason text]
+  firebreak whoami                                 who the server takes you for
+  firebreak token create <user> [--ttl 30d] [--group g]... [--description text]
+                                                   a personal API token (printed once, on stdout)
+  firebreak token list [--all] [--json]            tokens (--all: also revoked and expired)
+  firebreak token revoke <id>                      revoke; ends console sessions opened with it
   firebreak timeline <run> [--format md|json]      the postmortem timeline
   firebreak audit verify [run]                     recompute hash chains; exit 1 if any is broken
   firebreak policy test                            Rego unit tests (needs opa) + bundle freshness
   firebreak policy eval --entrypoint e --input f   what-if: print a policy decision
 
-Environment: see README (DATABASE_URL, PORT, HOST, FIREBREAK_API_TOKEN, FIREBREAK_URL ...).`;
+Identity: commands that call the server send FIREBREAK_TOKEN (a personal token) as
+Authorization: Bearer, else FIREBREAK_API_TOKEN (the service: start runs, read; it
+cannot answer approvals). --as <name> names you in local mode only (no authentication
+configured); it is recorded as unverified. Without FIREBREAK_TOKEN, "token" commands
+work on the database directly (DATABASE_URL or the embedded one) as the operator.
+
+Environment: see README (DATABASE_URL, PORT, HOST, FIREBREAK_TOKEN, FIREBREAK_API_TOKEN, FIREBREAK_URL ...).`;
 
 function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
@@ -60,10 +74,25 @@ interface ApiResponse {
   text: string;
 }
 
-async function api(config: Config, method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> {
+/** The Bearer credential the CLI sends: a personal token (FIREBREAK_TOKEN), else the service token. */
+function credential(config: Config): string | undefined {
+  return process.env.FIREBREAK_TOKEN?.trim() || config.apiToken;
+}
+
+/** Headers naming who acts: `--as` is a local-mode claim, refused with a token (the token already says who). */
+function asHeaders(config: Config, as: string | undefined): Record<string, string> {
+  if (as === undefined) return {};
+  if (credential(config)) {
+    throw new CliError(`--as is only for local mode (no authentication configured); ${process.env.FIREBREAK_TOKEN ? 'FIREBREAK_TOKEN' : 'FIREBREAK_API_TOKEN'} already says who you are`, 2);
+  }
+  return { [AS_HEADER]: as };
+}
+
+async function api(config: Config, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> {
   const url = `${serverUrl(config)}${path}`;
   const auth: Record<string, string> = {};
-  if (path.startsWith('/api/') && config.apiToken) auth.authorization = `Bearer ${config.apiToken}`;
+  const bearer = credential(config);
+  if (path.startsWith('/api/') && bearer) auth.authorization = `Bearer ${bearer}`;
   let response;
   try {
     response = await request(url, {
@@ -200,36 +229,139 @@ async function cmdRun(args: string[]): Promise<number> {
 async function cmdRunPlaybook(args: string[]): Promise<number> {
   const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { as: { type: 'string' }, 'dry-run': { type: 'boolean' } } });
   const [playbook, ...pairs] = positionals;
-  if (!playbook) throw new CliError('usage: firebreak run-playbook <name> [key=value...] [--as user] [--dry-run]');
+  if (!playbook) throw new CliError('usage: firebreak run-playbook <name> [key=value...] [--dry-run] [--as name]');
   const params: Record<string, string> = {};
   for (const pair of pairs) {
     const eq = pair.indexOf('=');
     if (eq <= 0) throw new CliError(`parameter "${pair}" must be key=value`);
     params[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
-  const user = values.as ?? process.env.USER ?? 'cli';
-  const run = expectOk(await api(cliConfig(), 'POST', '/api/runs', { playbook, params, user, via: 'cli', dryRun: values['dry-run'] ?? false }), 'start run') as RunJson;
+  const config = cliConfig();
+  const run = expectOk(await api(config, 'POST', '/api/runs', { playbook, params, dryRun: values['dry-run'] ?? false }, asHeaders(config, values.as)), 'start run') as RunJson;
   out(`started run ${run.id} (${run.playbook})${run.dryRun ? ' [DRY RUN]' : ''}`);
   return 0;
 }
 
 async function cmdAnswer(decision: 'approve' | 'reject', args: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { as: { type: 'string' } } });
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { as: { type: 'string' }, comment: { type: 'string' } } });
   const id = positionals[0];
-  if (!id || !values.as) throw new CliError(`usage: firebreak ${decision} <approval-id> --as <user>`);
-  const res = await api(cliConfig(), 'POST', `/api/approvals/${encodeURIComponent(id)}`, { decision, user: values.as, via: 'cli' });
-  if (res.status === 403) throw new CliError(`refused: ${(res.body as { reason?: string }).reason ?? res.text}`);
-  const result = expectOk(res, decision) as { outcome: string; approvals: number; minApprovals: number; runId: string };
-  out(`${result.outcome}: approval ${id} (${result.approvals}/${result.minApprovals} approvals) for run ${result.runId}`);
+  if (!id) throw new CliError(`usage: firebreak ${decision} <approval-id> [--comment text]   (as FIREBREAK_TOKEN's identity; --as <name> in local mode)`);
+  const config = cliConfig();
+  const res = await api(config, 'POST', `/api/approvals/${encodeURIComponent(id)}`, { decision, ...(values.comment && { comment: values.comment }) }, asHeaders(config, values.as));
+  if (res.status === 403) {
+    const body = res.body as { reason?: string; reasons?: string[]; error?: string };
+    throw new CliError(`refused: ${body.reason ?? body.reasons?.join('; ') ?? body.error ?? res.text}`);
+  }
+  const result = expectOk(res, decision) as { outcome: string; approvals: number; minApprovals: number; runId: string; actor: string };
+  out(`${result.outcome}: approval ${id} (${result.approvals}/${result.minApprovals} approvals) for run ${result.runId}, as ${result.actor}`);
   return 0;
 }
 
 async function cmdAbort(args: string[]): Promise<number> {
   const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { as: { type: 'string' }, reason: { type: 'string' } } });
-  if (!positionals[0]) throw new CliError('usage: firebreak abort <run-id> [--as user] [--reason text]');
-  const result = expectOk(await api(cliConfig(), 'POST', `/api/runs/${encodeURIComponent(positionals[0])}/abort`, { user: values.as ?? process.env.USER ?? 'cli', reason: values.reason, via: 'cli' }), 'abort') as { status: string };
+  if (!positionals[0]) throw new CliError('usage: firebreak abort <run-id> [--reason text]');
+  const config = cliConfig();
+  const result = expectOk(await api(config, 'POST', `/api/runs/${encodeURIComponent(positionals[0])}/abort`, { ...(values.reason && { reason: values.reason }) }, asHeaders(config, values.as)), 'abort') as { status: string };
   out(`${result.status}: run ${positionals[0]}`);
   return 0;
+}
+
+async function cmdWhoami(): Promise<number> {
+  const who = expectOk(await api(cliConfig(), 'GET', '/api/whoami'), 'whoami') as { id: string; method: string; verified: boolean; groups: string[]; mode: string };
+  out(`${who.id} (${who.method}${who.verified ? '' : ', unverified'}; groups: ${who.groups.join(', ') || 'none from the credential'}; server in ${who.mode} mode)`);
+  return 0;
+}
+
+interface TokenJson {
+  id: string;
+  user: string;
+  groups: string[];
+  description: string | null;
+  createdAt: string;
+  createdBy: string;
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+  state: string;
+}
+
+/**
+ * The operator: whoever runs the CLI with the database credentials and no
+ * FIREBREAK_TOKEN. How the first token is made (see docs/security.md).
+ */
+async function asOperator<T>(config: Config, fn: (access: Access, who: Identity, pool: ReturnType<typeof createPool>) => Promise<T>): Promise<T> {
+  const name = (() => {
+    try {
+      const n = userInfo().username;
+      return isValidName(n) ? n : 'unknown';
+    } catch {
+      return 'unknown';
+    }
+  })();
+  const who = identity('operator', name);
+  const policy = await createPolicyGate({ dir: config.policiesDir, logger: pino({ level: 'silent' }), watch: false });
+  try {
+    return await withDatabase(config, async (pool) => {
+      await migrate(pool);
+      const access = new Access({ pool, timeline: new Timeline(config.secrets.values()), policy: () => policy, mode: isLocalMode(config) ? 'local' : 'authenticated', logger: pino({ level: 'silent' }) });
+      return fn(access, who, pool);
+    });
+  } finally {
+    await policy.close();
+  }
+}
+
+function printTokens(items: TokenJson[]): void {
+  if (items.length === 0) return out('no tokens');
+  out(table([['id', 'user', 'groups', 'state', 'expires', 'last used', 'created by'], ...items.map((t) => [t.id, t.user, t.groups.join(',') || '-', t.state, t.expiresAt ?? 'never', t.lastUsedAt ?? '-', t.createdBy])]));
+}
+
+async function cmdToken(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  const config = cliConfig();
+  const viaApi = Boolean(process.env.FIREBREAK_TOKEN?.trim());
+  if (sub === 'create') {
+    const { positionals, values } = parseArgs({ args: rest, allowPositionals: true, options: { ttl: { type: 'string' }, group: { type: 'string', multiple: true }, description: { type: 'string' } } });
+    const user = positionals[0];
+    if (!user || positionals.length > 1) throw new CliError('usage: firebreak token create <user> [--ttl 30d] [--group g]... [--description text]');
+    const request = { user, groups: values.group ?? [], ...(values.ttl && { ttl: values.ttl }), ...(values.description && { description: values.description }) };
+    const created = viaApi
+      ? (expectOk(await api(config, 'POST', '/api/tokens', request), 'token create') as TokenJson & { token: string })
+      : await asOperator(config, async (access, who) => {
+          const { token, record } = await access.createToken(who, { user, groups: request.groups, ...(values.ttl && { ttlSeconds: parseTtl(values.ttl) }), ...(values.description && { description: values.description }) });
+          return { token, ...record };
+        });
+    // The token alone on stdout (TOKEN=$(firebreak token create alice)); the rest on stderr.
+    out(created.token);
+    err(`created token ${created.id} for ${created.user}${created.groups.length ? ` (groups: ${created.groups.join(', ')})` : ''}, ${created.expiresAt ? `expires ${created.expiresAt}` : 'never expires'}, by ${created.createdBy}.`);
+    err('It is shown only now: store it (e.g. as FIREBREAK_TOKEN). firebreak token revoke ' + created.id + ' ends it.');
+    return 0;
+  }
+  if (sub === 'list') {
+    const { values } = parseArgs({ args: rest, options: { all: { type: 'boolean' }, json: { type: 'boolean' }, user: { type: 'string' } } });
+    const q = new URLSearchParams();
+    if (values.all) q.set('all', 'true');
+    if (values.user) q.set('user', values.user);
+    const items = viaApi
+      ? (expectOk(await api(config, 'GET', `/api/tokens?${q}`), 'token list') as { items: TokenJson[] }).items
+      : await asOperator(config, (access, who) => access.listTokens(who, { includeInactive: values.all ?? false, ...(values.user && { user: values.user }) }));
+    if (values.json) out(JSON.stringify({ items }, null, 2));
+    else printTokens(items);
+    return 0;
+  }
+  if (sub === 'revoke') {
+    const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
+    const id = positionals[0];
+    if (!id) throw new CliError('usage: firebreak token revoke <id>');
+    const revoked = viaApi
+      ? (expectOk(await api(config, 'DELETE', `/api/tokens/${encodeURIComponent(id)}`), 'token revoke') as TokenJson & { sessionsEnded: number })
+      : await asOperator(config, async (access, who) => {
+          const r = await access.revokeToken(who, id);
+          return { ...r.record, sessionsEnded: r.sessionsEnded };
+        });
+    out(`revoked token ${revoked.id} of ${revoked.user}${revoked.sessionsEnded ? `; ${revoked.sessionsEnded} console session(s) ended` : ''}`);
+    return 0;
+  }
+  throw new CliError('usage: firebreak token create <user> [--ttl 30d] [--group g]... | token list [--all] | token revoke <id>');
 }
 
 async function cmdTimeline(args: string[]): Promise<number> {
@@ -341,7 +473,7 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdRunPlaybook(args);
       case 'replay': {
         const config = cliConfig();
-        return await replayCommand(args, { api: (method, path, body) => api(config, method, path, body), expectOk, fail: (m) => new CliError(m), out, err });
+        return await replayCommand(args, { api: (method, path, body, as) => api(config, method, path, body, asHeaders(config, as)), expectOk, fail: (m) => new CliError(m), out, err });
       }
       case 'approve':
       case 'reject':
@@ -352,6 +484,10 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdTimeline(args);
       case 'audit':
         return await cmdAudit(args);
+      case 'token':
+        return await cmdToken(args);
+      case 'whoami':
+        return await cmdWhoami();
       case 'policy':
         return await cmdPolicy(args);
       case undefined:
@@ -373,6 +509,10 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CliError) {
       err(e.message);
       return e.exitCode;
+    }
+    if (e instanceof AccessDeniedError || e instanceof NotFoundError) {
+      err(e.message);
+      return 1;
     }
     if (isDatabaseUnavailable(e)) {
       err(`database unavailable: ${(e as Error).message}`);

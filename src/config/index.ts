@@ -76,6 +76,26 @@ const envSchema = z.object({
   SLACK_API_URL: urlString('http(s)').optional(),
   SLACK_CHANNEL: optionalString,
   FIREBREAK_API_TOKEN: optionalString,
+  FIREBREAK_OIDC_ISSUER: urlString('http(s)').optional(),
+  FIREBREAK_OIDC_CLIENT_ID: optionalString,
+  FIREBREAK_OIDC_CLIENT_SECRET: optionalString,
+  FIREBREAK_OIDC_GROUPS_CLAIM: z.string().trim().min(1).max(200).default('groups'),
+  FIREBREAK_OIDC_SCOPES: z
+    .string()
+    .trim()
+    .default('openid profile email')
+    .refine((v) => v.split(/\s+/).includes('openid'), 'must include openid'),
+  FIREBREAK_METRICS_TOKEN: optionalString,
+  FIREBREAK_ALLOWED_HOSTS: z
+    .string()
+    .default('')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((h) => h.trim().toLowerCase())
+        .filter(Boolean),
+    )
+    .refine((hosts) => hosts.every((h) => hostPattern.test(h) && !h.startsWith('*.')), 'must be a comma list of host or host:port'),
   FIREBREAK_INSECURE: z
     .enum(['', '0', '1', 'true', 'false'], { message: 'must be 1 or 0' })
     .optional()
@@ -106,12 +126,36 @@ export interface Config {
     defaultChannel: string | undefined;
   };
   apiToken: string | undefined;
+  /** Console single sign-on; undefined when FIREBREAK_OIDC_ISSUER is unset. */
+  oidc: OidcConfig | undefined;
+  /** When set, GET /metrics needs `Authorization: Bearer <token>`. */
+  metricsToken: string | undefined;
+  /** Host names (host or host:port) accepted besides the public URL's and loopback (FIREBREAK_ALLOWED_HOSTS). */
+  allowedHosts: string[];
   insecure: boolean;
   logLevel: string;
   workers: number;
   leaseMs: number;
   pollMs: number;
   secrets: Secrets;
+}
+
+export interface OidcConfig {
+  issuer: string;
+  clientId: string;
+  clientSecret: string | undefined;
+  /** The ID token / userinfo claim holding the user's groups. */
+  groupsClaim: string;
+  scopes: string;
+}
+
+/**
+ * Local mode: no authentication configured (no FIREBREAK_API_TOKEN, no
+ * OpenID Connect). Names are then claims, recorded as unverified; start-up
+ * allows it on loopback only (or with FIREBREAK_INSECURE=1).
+ */
+export function isLocalMode(config: Pick<Config, 'apiToken' | 'oidc'>): boolean {
+  return !config.apiToken && !config.oidc;
 }
 
 const SECRET_PREFIX = 'FIREBREAK_SECRET_';
@@ -154,6 +198,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       if (!e.FIREBREAK_API_TOKEN)
         problems.push({ path: 'FIREBREAK_API_TOKEN', message: `required when HOST (${e.HOST}) is not loopback; set it, or FIREBREAK_INSECURE=1 to run open` });
     }
+    if (e.FIREBREAK_OIDC_ISSUER) {
+      if (!e.FIREBREAK_OIDC_CLIENT_ID) problems.push({ path: 'FIREBREAK_OIDC_CLIENT_ID', message: 'required with FIREBREAK_OIDC_ISSUER (the client id registered at the provider)' });
+      const issuer = new URL(e.FIREBREAK_OIDC_ISSUER);
+      if (issuer.protocol !== 'https:' && !(issuer.protocol === 'http:' && isLoopbackHost(issuer.hostname)))
+        problems.push({ path: 'FIREBREAK_OIDC_ISSUER', message: `must be an https URL (http only for a provider on loopback), got ${issuer.protocol}//${issuer.host}` });
+    } else if (e.FIREBREAK_OIDC_CLIENT_ID || e.FIREBREAK_OIDC_CLIENT_SECRET) {
+      problems.push({ path: 'FIREBREAK_OIDC_ISSUER', message: 'required when FIREBREAK_OIDC_CLIENT_ID or FIREBREAK_OIDC_CLIENT_SECRET is set' });
+    }
     if (e.SLACK_BOT_TOKEN && !e.SLACK_SIGNING_SECRET && !e.SLACK_APP_TOKEN)
       problems.push({ path: 'SLACK_SIGNING_SECRET', message: 'required with SLACK_BOT_TOKEN (HTTP mode verifies every Slack request)' });
     if (!e.SLACK_BOT_TOKEN && (e.SLACK_SIGNING_SECRET || e.SLACK_APP_TOKEN))
@@ -184,6 +236,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       defaultChannel: e.SLACK_CHANNEL,
     },
     apiToken: e.FIREBREAK_API_TOKEN,
+    oidc: e.FIREBREAK_OIDC_ISSUER
+      ? {
+          issuer: e.FIREBREAK_OIDC_ISSUER,
+          clientId: e.FIREBREAK_OIDC_CLIENT_ID!,
+          clientSecret: e.FIREBREAK_OIDC_CLIENT_SECRET,
+          groupsClaim: e.FIREBREAK_OIDC_GROUPS_CLAIM,
+          scopes: e.FIREBREAK_OIDC_SCOPES.split(/\s+/).join(' '),
+        }
+      : undefined,
+    metricsToken: e.FIREBREAK_METRICS_TOKEN,
+    allowedHosts: e.FIREBREAK_ALLOWED_HOSTS,
     insecure: e.FIREBREAK_INSECURE,
     logLevel: e.LOG_LEVEL,
     workers: e.FIREBREAK_WORKERS,

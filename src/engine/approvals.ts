@@ -1,5 +1,5 @@
 import { ConflictError, NotFoundError } from '../errors.js';
-import type { PolicyGate } from '../policy/types.js';
+import type { AccessMode, PolicyGate, PolicyUser } from '../policy/types.js';
 import { withTransaction, type Pool } from '../store/index.js';
 import type { NewEvent, Timeline } from '../timeline/index.js';
 import * as Q from './queries.js';
@@ -7,8 +7,12 @@ import * as Q from './queries.js';
 export interface AnswerInput {
   approvalId: string;
   decision: 'approve' | 'reject';
-  /** Actor string: `slack:U123`, `console:alice`, `cli:bob`. */
-  user: string;
+  /** Who answers: the authenticated identity (its `id` is the actor recorded: `slack:U123`, `oidc:alice`, `token:bob`). */
+  user: PolicyUser;
+  /** Local mode (names unverified) or not; `firebreak/approve` sees it. */
+  mode: AccessMode;
+  /** Why, in the answerer's words (kept in the timeline). */
+  comment?: string;
 }
 
 export type AnswerResult =
@@ -51,8 +55,9 @@ export async function answerApproval(deps: { pool: Pool; timeline: Timeline; pol
     if (approval.status !== 'pending') {
       throw new ConflictError(`approval ${approval.id} is already ${approval.status}${approval.decided_by ? ` by ${approval.decided_by}` : ''}${approval.decided_at ? ` at ${approval.decided_at.toISOString()}` : ''}`);
     }
+    const actor = input.user.id;
     const votes = (await client.query<{ voter: string; decision: string }>(Q.APPROVAL_VOTES, [approval.id])).rows;
-    if (votes.some((v) => v.voter === input.user)) throw new ConflictError(`${input.user} has already answered approval ${approval.id}`);
+    if (votes.some((v) => v.voter === actor)) throw new ConflictError(`${actor} has already answered approval ${approval.id}`);
     const approvedBy = votes.filter((v) => v.decision === 'approve').map((v) => v.voter);
     const verdict = await deps.policy.approve({
       approval: {
@@ -69,22 +74,29 @@ export async function answerApproval(deps: { pool: Pool; timeline: Timeline; pol
         already_approved_by: approvedBy,
       },
       user: input.user,
+      mode: input.mode,
       now: new Date(deps.now()).toISOString(),
     });
-    const policyData = { bundleHash: verdict.bundleHash, inputHash: verdict.inputHash, ...(verdict.error && { error: verdict.error }) };
+    const policyData = {
+      bundleHash: verdict.bundleHash,
+      inputHash: verdict.inputHash,
+      ...(verdict.error && { error: verdict.error }),
+      ...(!input.user.verified && { verified: false }),
+      ...(input.comment && { comment: input.comment }),
+    };
     if (!verdict.result.allow) {
-      events.push({ kind: 'approval.refused', actor: input.user, data: { approvalId: approval.id, stepId: approval.step_id, decision: input.decision, reason: verdict.result.reason, ...policyData } });
+      events.push({ kind: 'approval.refused', actor, data: { approvalId: approval.id, stepId: approval.step_id, decision: input.decision, reason: verdict.result.reason, ...policyData } });
       await deps.timeline.appendToRun(client, approval.run_id, ...events);
       return { outcome: 'refused', reason: verdict.result.reason, approvalId: approval.id, runId: approval.run_id };
     }
-    await client.query(Q.INSERT_VOTE, [approval.id, input.user, input.decision]);
+    await client.query(Q.INSERT_VOTE, [approval.id, actor, input.decision]);
     const approvals = approvedBy.length + (input.decision === 'approve' ? 1 : 0);
     let outcome: 'approved' | 'rejected' | 'recorded' = 'recorded';
     if (input.decision === 'reject') outcome = 'rejected';
     else if (approvals >= approval.min_approvals) outcome = 'approved';
     let decidedAt: string | null = null;
     if (outcome !== 'recorded') {
-      await client.query(Q.DECIDE_APPROVAL, [approval.id, outcome, input.user]);
+      await client.query(Q.DECIDE_APPROVAL, [approval.id, outcome, actor]);
       await client.query(Q.RESUME_RUN, [approval.run_id]);
       await client.query(Q.NOTIFY_RUNNABLE, ['approval']);
       decidedAt = new Date(deps.now()).toISOString();
@@ -92,7 +104,7 @@ export async function answerApproval(deps: { pool: Pool; timeline: Timeline; pol
     const kind = outcome === 'approved' ? 'approval.granted' : outcome === 'rejected' ? 'approval.rejected' : 'approval.vote';
     events.push({
       kind,
-      actor: input.user,
+      actor,
       data: {
         approvalId: approval.id,
         stepId: approval.step_id,

@@ -15,7 +15,7 @@ import * as Q from './queries.js';
 import type { DryRunOptions } from './types.js';
 import { Worker } from './worker.js';
 
-export { getRun, listRuns, listAlerts, listPendingApprovals, type RunView, type StepView, type ApprovalView } from './read.js';
+export { getRun, listRuns, listAlerts, listPendingApprovals, approvalRunId, type RunView, type StepView, type ApprovalView } from './read.js';
 export { planRun, runDefinition } from './plan.js';
 export { backoffDelay } from './backoff.js';
 export type { AnswerInput, AnswerResult } from './approvals.js';
@@ -80,6 +80,7 @@ export class Engine {
     this.policyProxy = {
       decide: (input) => current().decide(input),
       approve: (input) => current().approve(input),
+      authorize: (input) => current().authorize(input),
       status: () => current().status(),
       close: () => current().close(),
     };

@@ -58,9 +58,10 @@ export const dryRunFields = {
 export const startRunBody = z.object({
   playbook: z.string().min(1).optional(),
   params: z.record(z.string(), z.unknown()).default({}),
+  // Never an identity: when given it must name who authenticated (else 400); see src/access.
   user: z.string().trim().min(1).max(200).optional(),
-  // Names the client in the actor string: `cli:bob` for `firebreak run-playbook`, `api:bob` by default.
-  via: z.enum(['api', 'cli', 'console']).default('api'),
+  // Accepted from older clients and ignored: the actor says how the request authenticated.
+  via: z.enum(['api', 'cli', 'console']).optional(),
   dryRun: z.boolean().default(false),
   idempotencyKey: z.string().min(1).max(200).optional(),
   ...dryRunFields,
@@ -194,9 +195,10 @@ export interface DryRunsResult {
  * Start the dry runs a request asks for: one per (firing alert, matching
  * playbook), or of the named playbook. Runs of an alert run as the alert's
  * run would (trigger `alert`, no starter), so the policy sees the same input;
- * who asked is kept in the dry-run options and the first event's actor.
+ * who asked (`requestedBy`, the authenticated actor) is kept in the dry-run
+ * options and the first event's actor.
  */
-export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body: StartRunBody): Promise<DryRunsResult> {
+export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body: StartRunBody, requestedBy: string): Promise<DryRunsResult> {
   const { engine, db } = deps;
   if (!body.dryRun) {
     throw new ValidationError('alert, episodeId, playbooks, stub, stubs and noGather are for dry runs', [{ path: 'dryRun', message: 'must be true' }]);
@@ -207,7 +209,6 @@ export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body
   if (body.source && body.alert === undefined) {
     throw new ValidationError('source names the sender of an alert payload', [{ path: 'alert', message: 'required with source' }]);
   }
-  const requestedBy = `${body.via}:${body.user ?? 'anonymous'}`;
   const sent = body.playbooks ? parseSentPlaybooks(engine, body.playbooks) : undefined;
   const catalog = sent ?? undefined;
   const lookup = (name: string): Playbook => {

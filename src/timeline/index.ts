@@ -7,6 +7,9 @@ export { verifyChains, readChain, lockAndReadHeadSql, SYSTEM_CHAIN, type ChainHe
 export { GENESIS_HASH, canonicalJson, sha256Hex } from './hash.js';
 export { createRedactor, REDACTED } from './redact.js';
 
+/** The chain holding access decisions, token and session events that belong to no run. */
+export const ACCESS_CHAIN = 'access';
+
 /**
  * The one way events are written: every `data` passes through the secret
  * redactor before it is hashed and stored.
@@ -43,6 +46,14 @@ export class Timeline {
   /** Append to the chain of events that belong to no run. */
   appendSystem(client: Queryable, ...events: NewEvent[]): Promise<TimelineEvent[]> {
     return appendToChain(client, SYSTEM_CHAIN, null, this.clean(events));
+  }
+
+  /**
+   * Append to the access chain: authorization decisions, tokens and console
+   * sessions that concern no run (decisions about a run go to its chain).
+   */
+  appendAccess(client: Queryable, ...events: NewEvent[]): Promise<TimelineEvent[]> {
+    return appendToChain(client, ACCESS_CHAIN, null, this.clean(events));
   }
 
   /** First events of a new run's chain, hashed in memory for a single-statement insert. */
