@@ -11,7 +11,7 @@ import type { Config } from '../config/index.js';
 import { ValidationError } from '../errors.js';
 import { getRun, listAlerts, listPendingApprovals, listRuns, type Engine } from '../engine/index.js';
 import { parseJsonBody, parseWith } from '../ingest/index.js';
-import { isReplayRequest, startDryRuns, startRunBody } from '../replay/index.js';
+import { checkDryRunBody, isReplayRequest, startDryRuns, startRunBody } from '../replay/index.js';
 import type { Pool } from '../store/index.js';
 import { createRedactor, renderTimeline } from '../timeline/index.js';
 import { errorBody, sendError } from './http.js';
@@ -95,6 +95,7 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
       const replay = isReplayRequest(body);
       if (body.dryRun || replay || body.stub || body.stubs || body.noGather !== undefined) {
         // Dry runs (and replays of an alert or episode): see src/replay. Asked as run.start with dry_run.
+        checkDryRunBody(body);
         await access.require(who, 'run.start', { playbook: body.playbook ?? null, dry_run: body.dryRun, replay });
         const started = await startDryRuns({ engine, db: pool }, body, who.id);
         const created = started.runs.some((r) => r.created);

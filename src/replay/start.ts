@@ -191,15 +191,8 @@ export interface DryRunsResult {
   alerts: AlertOutcome[];
 }
 
-/**
- * Start the dry runs a request asks for: one per (firing alert, matching
- * playbook), or of the named playbook. Runs of an alert run as the alert's
- * run would (trigger `alert`, no starter), so the policy sees the same input;
- * who asked (`requestedBy`, the authenticated actor) is kept in the dry-run
- * options and the first event's actor.
- */
-export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body: StartRunBody, requestedBy: string): Promise<DryRunsResult> {
-  const { engine, db } = deps;
+/** The shape checks of a dry-run request, before anyone is asked whether it may run (400s first). */
+export function checkDryRunBody(body: StartRunBody): void {
   if (!body.dryRun) {
     throw new ValidationError('alert, episodeId, playbooks, stub, stubs and noGather are for dry runs', [{ path: 'dryRun', message: 'must be true' }]);
   }
@@ -209,6 +202,18 @@ export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body
   if (body.source && body.alert === undefined) {
     throw new ValidationError('source names the sender of an alert payload', [{ path: 'alert', message: 'required with source' }]);
   }
+}
+
+/**
+ * Start the dry runs a request asks for: one per (firing alert, matching
+ * playbook), or of the named playbook. Runs of an alert run as the alert's
+ * run would (trigger `alert`, no starter), so the policy sees the same input;
+ * who asked (`requestedBy`, the authenticated actor) is kept in the dry-run
+ * options and the first event's actor.
+ */
+export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body: StartRunBody, requestedBy: string): Promise<DryRunsResult> {
+  const { engine, db } = deps;
+  checkDryRunBody(body);
   const sent = body.playbooks ? parseSentPlaybooks(engine, body.playbooks) : undefined;
   const catalog = sent ?? undefined;
   const lookup = (name: string): Playbook => {
