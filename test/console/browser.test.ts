@@ -1,9 +1,11 @@
 /**
  * The console in a real browser: playwright-core driving Debian's Chromium
- * against the real server. Log in, see a waiting run, approve it (asked for
- * a name once), watch it finish through live updates, look at the run's
- * picture; a refused answer, an approval from another channel arriving live,
- * and an abort from the keyboard. Screenshots go to test-artifacts/.
+ * against the real server, signing in through a real OpenID provider
+ * (oidc-provider) with the authorization code flow. Sign in as alice, see a
+ * waiting run, approve it as oidc:alice, watch it finish through live
+ * updates, look at the run's picture; sign out and in as carol for a refused
+ * answer, an approval from another channel arriving live, and an abort from
+ * the keyboard. Screenshots go to test-artifacts/.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
@@ -12,7 +14,8 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alertBody, writePlaybooks } from '../timeline/fixture.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { eventually, httpJson, ROOT, startServer, type ServerProcess } from '../helpers/server.js';
+import { startOidcProvider, type TestProvider } from '../helpers/oidc.js';
+import { eventually, freePort, httpJson, ROOT, runCli, startServer, type ServerProcess } from '../helpers/server.js';
 import { startTarget, type Target } from '../helpers/target.js';
 
 const CHROMIUM = process.env.FIREBREAK_CHROMIUM ?? '/usr/bin/chromium';
@@ -24,6 +27,7 @@ const BEARER = { authorization: `Bearer ${TOKEN}` };
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 
 let db: TestDatabase;
+let idp: TestProvider;
 let target: Target;
 let server: ServerProcess;
 let dir: string;
@@ -42,6 +46,18 @@ async function waitingRun(alertname: string) {
     return r.status === 'waiting' ? r : undefined;
   });
   return { runId, approvalId: run.approvals[0].id as string };
+}
+
+/** Sign in through the provider's own login page, as a person would. */
+async function signIn(login: string, next = '/'): Promise<void> {
+  await page.goto(`${server.url}${next}`);
+  await page.waitForURL(/\/login\?next=/);
+  await page.click('#sso');
+  await page.waitForURL(new RegExp(`^${idp.issuer}/`));
+  await page.fill('input[name=login]', login);
+  await page.fill('input[name=password]', 'correct horse');
+  await page.click('button[type=submit]');
+  await page.waitForURL(`${server.url}${next}`);
 }
 
 describe.skipIf(!hasChromium)(`console in headless Chromium (${CHROMIUM})`, () => {
@@ -86,7 +102,22 @@ steps:
       'cleanup-disk.sh': '#!/bin/sh\nmarker="$(dirname "$0")/.cleaned-$1"\nif [ ! -e "$marker" ]; then touch "$marker"; echo "disk busy, try again" >&2; exit 1; fi\necho cleaned\n',
       'restore-disk.sh': '#!/bin/sh\necho restored\n',
     });
-    server = await startServer({ DATABASE_URL: db.url, FIREBREAK_PLAYBOOKS: dir, FIREBREAK_HTTP_ALLOW: target.host, FIREBREAK_API_TOKEN: TOKEN });
+    const port = await freePort();
+    // alice (SRE) and carol (on-call) by their names in policies/data.json; the provider says so too.
+    idp = await startOidcProvider({
+      redirectUris: [`http://127.0.0.1:${port}/auth/oidc/callback`],
+      accounts: { alice: { preferred_username: 'alice', groups: ['sre'] }, carol: { preferred_username: 'carol', groups: ['oncall'] } },
+    });
+    server = await startServer({
+      PORT: String(port),
+      DATABASE_URL: db.url,
+      FIREBREAK_PLAYBOOKS: dir,
+      FIREBREAK_HTTP_ALLOW: target.host,
+      FIREBREAK_API_TOKEN: TOKEN,
+      FIREBREAK_OIDC_ISSUER: idp.issuer,
+      FIREBREAK_OIDC_CLIENT_ID: idp.clientId,
+      FIREBREAK_OIDC_CLIENT_SECRET: idp.clientSecret,
+    });
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
     context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, timezoneId: 'Europe/Berlin' });
@@ -100,6 +131,7 @@ steps:
   afterAll(async () => {
     await browser?.close();
     await server?.stop();
+    await idp?.close();
     await target?.close();
     await db?.drop();
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -108,14 +140,10 @@ steps:
   it('logs in, shows the waiting run, approves it and watches it finish', async () => {
     const { runId, approvalId } = await waitingRun('CheckoutErrors');
 
-    await page.goto(server.url);
-    await page.waitForURL(/\/login\?next=/);
-    await page.fill('#token', TOKEN);
-    await page.click('button[type=submit]');
-    await page.waitForURL(`${server.url}/`);
+    await signIn('alice');
     const session = (await context.cookies()).find((c) => c.name === 'firebreak_session');
     expect(session).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
-    expect(session!.value).not.toContain(TOKEN);
+    expect(await page.textContent('#whoami')).toBe('oidc:alice');
 
     const row = page.locator(`tr.run-row[data-run="${runId}"]`);
     await expect.poll(() => row.getAttribute('data-status')).toBe('waiting');
@@ -126,15 +154,10 @@ steps:
     expect(await page.locator('time').first().textContent()).toMatch(/UTC$/);
     await page.screenshot({ path: join(ARTIFACTS, 'console-runs-waiting.png'), fullPage: true });
 
-    // First answer: the console asks who we are, once.
+    // The session says who answers: no name to type, nothing kept in the browser.
     await approve.click();
-    const dialog = page.locator('#user-dialog');
-    await dialog.waitFor({ state: 'visible' });
-    await page.fill('#user-name', 'alice');
-    await page.click('#user-dialog button[value=ok]');
-    await page.locator('#flash', { hasText: 'Approved as console:alice.' }).waitFor();
-    expect(await page.evaluate(() => localStorage.getItem('firebreak.user'))).toBe('alice');
-    expect(await page.textContent('#whoami')).toBe('console:alice');
+    await page.locator('#flash', { hasText: 'Approved as oidc:alice.' }).waitFor();
+    expect(await page.evaluate(() => localStorage.length)).toBe(0);
 
     // No reload: the server-sent event brings the change.
     await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
@@ -144,7 +167,7 @@ steps:
     await page.screenshot({ path: join(ARTIFACTS, 'console-runs-finished.png'), fullPage: true });
 
     const run = (await httpJson('GET', `${server.url}/api/runs/${runId}`, undefined, BEARER)).body;
-    expect(run.approvals[0]).toMatchObject({ status: 'approved', decidedBy: 'console:alice' });
+    expect(run.approvals[0]).toMatchObject({ status: 'approved', decidedBy: 'oidc:alice' });
     expect(target.count('/rollback')).toBe(1);
 
     // The run page: steps on a time axis beside the event table.
@@ -156,32 +179,37 @@ steps:
     expect(await svg.locator('g.span.mitigation.failed[data-step="cleanup"]').count()).toBe(1);
     // A decision before every step (and again for the approved step when it resumes).
     expect(await svg.locator('path.span.policy').count()).toBeGreaterThanOrEqual(4);
-    expect(await svg.locator('g.span.approval title').textContent()).toMatch(/approved by console:alice/);
+    expect(await svg.locator('g.span.approval title').textContent()).toMatch(/approved by oidc:alice/);
     const events = page.locator('table.events tbody tr');
     expect(await events.count()).toBeGreaterThan(10);
-    expect(await page.locator('table.events').textContent()).toContain('step rollback approved by console:alice');
+    expect(await page.locator('table.events').textContent()).toContain('step rollback approved by oidc:alice');
     expect(await page.locator('.durations').textContent()).toMatch(/Alert → first action/);
     await page.screenshot({ path: join(ARTIFACTS, 'console-run.png'), fullPage: true });
   });
 
   it('shows a refused answer, then an approval from another channel arrives live', async () => {
     const { runId, approvalId } = await waitingRun('CheckoutLatency');
-    await page.goto(`${server.url}/runs/${runId}`);
+    // Log out (the session ends on the server), sign in as carol: on-call, not SRE.
+    await page.click('form.logout button');
+    await page.waitForURL(/\/login/);
+    expect((await context.cookies()).find((c) => c.name === 'firebreak_session')).toBeUndefined();
+    // Logging out of Firebreak does not log out of the provider: forget its session too (as a shared machine would).
+    await context.clearCookies({ name: /^_(session|interaction)/ });
+    await signIn('carol', `/runs/${runId}`);
     await page.locator('#live-status', { hasText: 'live' }).waitFor();
-    // carol is on-call, not SRE: the approve policy says no, and the page says why.
-    await page.click('#change-user');
-    await page.fill('#user-name', 'carol');
-    await page.click('#user-dialog button[value=ok]');
+    expect(await page.textContent('#whoami')).toBe('oidc:carol');
+    // The approve policy says no, and the page says why.
     await page.click(`#approve-${approvalId}`);
     await page.locator('#flash.error', { hasText: 'Not allowed' }).waitFor();
     await page.screenshot({ path: join(ARTIFACTS, 'console-run-waiting.png'), fullPage: true });
 
     await page.evaluate(() => ((window as unknown as { marker: number }).marker = 7));
-    const answer = await httpJson('POST', `${server.url}/api/approvals/${approvalId}`, { decision: 'approve', user: 'bob' }, BEARER);
+    const bob = (await runCli(['token', 'create', 'bob'], { DATABASE_URL: db.url })).stdout.trim();
+    const answer = await httpJson('POST', `${server.url}/api/approvals/${approvalId}`, { decision: 'approve' }, { authorization: `Bearer ${bob}` });
     expect(answer.status).toBe(200);
     await page.locator('.run-status .badge.status-succeeded').waitFor({ timeout: 20_000 });
     expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(7);
-    expect(await page.locator('table.events').textContent()).toContain('console:carol may not approve step rollback');
+    expect(await page.locator('table.events').textContent()).toContain('oidc:carol may not approve step rollback');
   });
 
   it('aborts a waiting run from the keyboard', async () => {
@@ -198,5 +226,68 @@ steps:
     await page.locator('svg.time-axis g.span.compensation[data-step="cleanup"]').waitFor({ timeout: 20_000 });
     await page.screenshot({ path: join(ARTIFACTS, 'console-run-aborted.png'), fullPage: true });
     expect(pageErrors).toEqual([]);
+  });
+});
+
+describe.skipIf(!hasChromium)('local mode in Chromium: the console asks for a name and the server keeps it', () => {
+  let localDb: TestDatabase;
+  let local: ServerProcess;
+  let localDir: string;
+  let localBrowser: Browser;
+
+  beforeAll(async () => {
+    localDb = await createTestDatabase();
+    localDir = await writePlaybooks({
+      'local-approve.yaml': `
+name: local-approve
+triggers:
+  - matchers: ['alertname="LocalApprove"']
+steps:
+  - id: change
+    action: note
+    impact: high
+    with: { text: "changing" }
+`,
+    });
+    local = await startServer({ DATABASE_URL: localDb.url, FIREBREAK_PLAYBOOKS: localDir });
+    const { chromium } = await import('playwright-core');
+    localBrowser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  });
+
+  afterAll(async () => {
+    await localBrowser?.close();
+    await local?.stop();
+    await localDb?.drop();
+    if (localDir) await rm(localDir, { recursive: true, force: true });
+  });
+
+  it('asks once, records local:<name> as unverified, and keeps nothing in the browser but the session cookie', async () => {
+    const fired = await httpJson('POST', `${local.url}/hooks/generic`, alertBody({ alertname: 'LocalApprove', service: 'x' }));
+    const runId: string = fired.body.runs[0];
+    const run = await eventually(async () => {
+      const r = (await httpJson('GET', `${local.url}/api/runs/${runId}`)).body;
+      return r.status === 'waiting' ? r : undefined;
+    });
+    const ctx = await localBrowser.newContext();
+    const p = await ctx.newPage();
+    const errors: string[] = [];
+    p.on('pageerror', (err) => errors.push(err.message));
+    await p.goto(`${local.url}/runs/${runId}`);
+    expect(await p.textContent('#whoami')).toBe('nobody yet');
+    await p.click(`#approve-${run.approvals[0].id}`);
+    await p.locator('#user-dialog').waitFor({ state: 'visible' });
+    await p.fill('#user-name', 'alice');
+    await p.click('#user-dialog button[value=ok]');
+    await p.locator('#flash', { hasText: 'Approved as local:alice.' }).waitFor();
+    expect(await p.textContent('#whoami')).toBe('local:alice');
+    expect(await p.evaluate(() => localStorage.length)).toBe(0);
+    expect((await ctx.cookies()).map((c) => c.name)).toEqual(['firebreak_session']);
+    // A reload still knows the name: it lives in the server-side session.
+    await p.reload();
+    expect(await p.textContent('#whoami')).toBe('local:alice');
+    const { rows } = await localDb.pool.query("select actor, data->>'verified' as verified from timeline_events where run_id = $1 and kind = 'approval.granted'", [runId]);
+    expect(rows).toEqual([{ actor: 'local:alice', verified: 'false' }]);
+    expect(errors).toEqual([]);
+    await ctx.close();
   });
 });
