@@ -10,6 +10,7 @@
  * `firebreak/authorize` with the identity found here.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { BlockList, isIP } from 'node:net';
 import type {} from '@fastify/cookie';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isLocalMode, isLoopbackHost, type Config } from '../config/index.js';
@@ -91,6 +92,28 @@ function parseHost(value: string): HostPort | undefined {
   return { hostname: m[1]!.toLowerCase(), port: m[2] ? Number(m[2]) : undefined };
 }
 
+/** An IP literal (brackets off for v6), or undefined for a name. */
+function ipOf(hostname: string): { ip: string; family: 'ipv4' | 'ipv6' } | undefined {
+  const bare = hostname.replace(/^\[|\]$/g, '');
+  const v = isIP(bare);
+  return v === 4 ? { ip: bare, family: 'ipv4' } : v === 6 ? { ip: bare, family: 'ipv6' } : undefined;
+}
+
+/** FIREBREAK_ALLOWED_HOSTS entries: `name`, `name:port`, or an address range `10.0.0.0/8` (pod IPs for probes and scrapes). */
+function allowedByEntry(entry: string, host: HostPort): boolean {
+  const cidr = /^([0-9a-f.:]+)\/(\d{1,3})$/i.exec(entry);
+  if (cidr) {
+    const ip = ipOf(host.hostname);
+    const family = isIP(cidr[1]!) === 6 ? 'ipv6' : 'ipv4';
+    if (!ip || ip.family !== family) return false;
+    const list = new BlockList();
+    list.addSubnet(cidr[1]!, Number(cidr[2]), family);
+    return list.check(ip.ip, family);
+  }
+  const allowed = parseHost(entry);
+  return allowed !== undefined && allowed.hostname === host.hostname && (allowed.port === undefined || allowed.port === (host.port ?? 80));
+}
+
 /**
  * The names this server answers to: the public URL's host, loopback names
  * (localhost, 127.0.0.0/8, [::1]) with the listening port, and
@@ -104,10 +127,7 @@ export function hostAllowed(hostHeader: string | undefined, config: Pick<Config,
   const publicDefault = publicUrl.protocol === 'https:' ? 443 : 80;
   if (host.hostname === publicUrl.hostname.toLowerCase() && (host.port ?? publicDefault) === (publicUrl.port ? Number(publicUrl.port) : publicDefault)) return true;
   if (isLoopbackHost(host.hostname) && (host.port ?? 80) === config.port) return true;
-  return config.allowedHosts.some((entry) => {
-    const allowed = parseHost(entry);
-    return allowed !== undefined && allowed.hostname === host.hostname && (allowed.port === undefined || allowed.port === (host.port ?? 80));
-  });
+  return config.allowedHosts.some((entry) => allowedByEntry(entry, host));
 }
 
 // ---- CSRF -------------------------------------------------------------------------
@@ -132,17 +152,20 @@ function isOwnOrigin(origin: string, request: FastifyRequest, config: Config): b
 /**
  * Why a state-changing request must be refused as a possible CSRF, or
  * undefined when it is fine. Applies to routes whose rule is `act` or `login`
- * (and `read`/`page` if one ever takes a POST). Scripts with a Bearer token
- * send no cookie and are unaffected by the console-header rule.
+ * (and `read`/`page` if one ever takes a POST), and to webhooks: alert
+ * senders are servers, which send neither Origin nor Sec-Fetch-Site, while a
+ * web page posting to a loopback server without a webhook token would start
+ * runs. Scripts with a Bearer token send no cookie and are unaffected by the
+ * console-header rule.
  */
 export function csrfProblem(request: FastifyRequest, rule: AccessRule, config: Config): string | undefined {
   if (SAFE_METHODS.has(request.method)) return undefined;
-  if (rule === 'public' || rule === 'webhook' || rule === 'metrics') return undefined;
+  if (rule === 'public' || rule === 'metrics') return undefined;
   const origin = request.headers.origin;
   if (origin !== undefined && !isOwnOrigin(origin, request, config)) return `cross-origin request refused (Origin ${origin})`;
   const site = request.headers['sec-fetch-site'];
   if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return `cross-site request refused (Sec-Fetch-Site: ${site})`;
-  if (rule !== 'login' && request.authVia === 'session' && request.headers[CONSOLE_HEADER] !== '1') {
+  if ((rule === 'act' || rule === 'read' || rule === 'page') && request.authVia === 'session' && request.headers[CONSOLE_HEADER] !== '1') {
     return `console requests must carry the ${CONSOLE_HEADER} header`;
   }
   return undefined;

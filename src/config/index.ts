@@ -47,6 +47,14 @@ const urlString = (what: string) =>
     }
   }, `must be a valid ${what} URL`);
 
+/** `10.0.0.0/8`, `fd00::/8`: an address range (FIREBREAK_ALLOWED_HOSTS, for pod IPs). */
+function isCidr(value: string): boolean {
+  const m = /^([0-9a-f.:]+)\/(\d{1,3})$/i.exec(value);
+  if (!m) return false;
+  const family = isIP(m[1]!);
+  return family !== 0 && Number(m[2]) <= (family === 4 ? 32 : 128);
+}
+
 const hostPattern = /^(\*\.)?[a-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-f:]+\](:\d{1,5})?$/i;
 
 const envSchema = z.object({
@@ -95,7 +103,7 @@ const envSchema = z.object({
         .map((h) => h.trim().toLowerCase())
         .filter(Boolean),
     )
-    .refine((hosts) => hosts.every((h) => hostPattern.test(h) && !h.startsWith('*.')), 'must be a comma list of host or host:port'),
+    .refine((hosts) => hosts.every((h) => (hostPattern.test(h) && !h.startsWith('*.')) || isCidr(h)), 'must be a comma list of host, host:port or address/prefix (10.0.0.0/8)'),
   FIREBREAK_INSECURE: z
     .enum(['', '0', '1', 'true', 'false'], { message: 'must be 1 or 0' })
     .optional()

@@ -259,6 +259,19 @@ export function summarise(e: Pick<TimelineEvent, 'kind' | 'data' | 'actor'> & { 
     case 'run.aborted':
     case 'run.cancelled':
       return `run ${e.kind.slice(4)}${list(d.compensated).length ? `; compensated ${list(d.compensated).join(', ')}` : ''}${list(d.compensationFailed).length ? `; compensation FAILED for ${list(d.compensationFailed).join(', ')}` : ''}`;
+    case 'access.allowed':
+    case 'access.denied': {
+      const user = (d.user ?? {}) as { verified?: boolean };
+      return `${e.actor}${user.verified === false ? ' (unverified)' : ''} ${e.kind === 'access.allowed' ? 'may' : 'may NOT'} ${str(d.action)}`;
+    }
+    case 'session.started':
+      return `${e.actor} signed in to the console (${str(d.via)})`;
+    case 'session.ended':
+      return `${e.actor} signed out`;
+    case 'token.created':
+      return `personal token ${str(d.tokenId)} created for ${str(d.user)} by ${e.actor}`;
+    case 'token.revoked':
+      return `personal token ${str(d.tokenId)} of ${str(d.user)} revoked by ${e.actor}`;
     default:
       if (e.kind.startsWith('run.')) return `run ${e.kind.slice(4)}`;
       return `${e.kind}${step ? ` ${step}` : ''}`;
@@ -273,6 +286,8 @@ export function explain(e: Pick<TimelineEvent, 'kind' | 'data'>): string | null 
     case 'policy.decision':
     case 'approval.requested':
     case 'step.denied':
+    case 'access.allowed':
+    case 'access.denied':
       return reasons.length ? reasons.join('; ') : d.error ? str(d.error) : null;
     case 'approval.granted':
     case 'approval.rejected':

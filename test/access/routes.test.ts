@@ -54,7 +54,7 @@ steps:
     FIREBREAK_API_TOKEN: API_TOKEN,
     FIREBREAK_WEBHOOK_TOKEN: WEBHOOK_TOKEN,
     FIREBREAK_METRICS_TOKEN: METRICS_TOKEN,
-    FIREBREAK_ALLOWED_HOSTS: 'firebreak.internal:9000,alerts.internal',
+    FIREBREAK_ALLOWED_HOSTS: 'firebreak.internal:9000,alerts.internal,10.20.0.0/16',
   });
   const created = await runCli(['token', 'create', 'alice'], { DATABASE_URL: db.url });
   expect(created.code).toBe(0);
@@ -116,10 +116,14 @@ describe('no spelling of a path reaches a handler unchecked', () => {
     }
   });
 
-  it('webhooks need their token on the decoded route too', async () => {
+  it('webhooks need their token on the decoded route too, and refuse what only a browser sends cross-site', async () => {
     const body = JSON.stringify(alertBody({ alertname: 'Nothing' }));
+    const hook = { authorization: `Bearer ${WEBHOOK_TOKEN}` };
     expect((await raw('POST', '/%68ooks/generic', {}, body)).status).toBe(401);
-    expect((await raw('POST', '/%68ooks/generic', { authorization: `Bearer ${WEBHOOK_TOKEN}` }, body)).status).toBe(202);
+    expect((await raw('POST', '/%68ooks/generic', hook, body)).status).toBe(202);
+    // Alertmanager, Grafana, PagerDuty and Datadog are servers: they send no Origin or Sec-Fetch-Site.
+    expect((await raw('POST', '/hooks/generic', { ...hook, origin: 'https://evil.example' }, body)).status).toBe(403);
+    expect((await raw('POST', '/hooks/generic', { ...hook, 'sec-fetch-site': 'cross-site' }, body)).status).toBe(403);
   });
 });
 
@@ -137,10 +141,12 @@ describe('Host allow-list (DNS rebinding)', () => {
   });
 
   it('accepts the public URL’s host, loopback names with the listening port, and FIREBREAK_ALLOWED_HOSTS', async () => {
-    for (const host of [`127.0.0.1:${server.port}`, `localhost:${server.port}`, `LOCALHOST:${server.port}`, `127.0.0.2:${server.port}`, `[::1]:${server.port}`, 'firebreak.internal:9000', 'alerts.internal', 'alerts.internal:1234']) {
+    for (const host of [`127.0.0.1:${server.port}`, `localhost:${server.port}`, `LOCALHOST:${server.port}`, `127.0.0.2:${server.port}`, `[::1]:${server.port}`, 'firebreak.internal:9000', 'alerts.internal', 'alerts.internal:1234', '10.20.3.4:8080']) {
       expect((await raw('GET', '/api/runs', { ...SERVICE, host })).status, `Host: ${host}`).toBe(200);
     }
-    expect((await raw('GET', '/api/runs', { ...SERVICE, host: 'firebreak.internal:9001' })).status).toBe(421);
+    for (const host of ['firebreak.internal:9001', '10.21.0.1:8080', '10.20.3.4.nip.io:8080']) {
+      expect((await raw('GET', '/api/runs', { ...SERVICE, host })).status, `Host: ${host}`).toBe(421);
+    }
   });
 });
 
