@@ -256,21 +256,14 @@ export function installGuard(app: FastifyInstance, options: GuardOptions): void 
       case 'login':
         break;
       case 'webhook':
-        if (!tokenMatches(request, config.webhookToken)) {
-          return reply
-            .code(401)
-            .header('www-authenticate', 'Bearer')
-            .send({ error: 'missing or invalid bearer token', details: [{ path: 'Authorization', message: 'expected Authorization: Bearer <FIREBREAK_WEBHOOK_TOKEN>' }] });
+      case 'metrics': {
+        const [expected, name] = rule === 'webhook' ? [config.webhookToken, 'FIREBREAK_WEBHOOK_TOKEN'] : [config.metricsToken, 'FIREBREAK_METRICS_TOKEN'];
+        if (!tokenMatches(request, expected)) {
+          reply.header('www-authenticate', 'Bearer');
+          return problem(reply, 401, `missing or invalid bearer token (${name})`, [{ path: 'Authorization', message: `expected Authorization: Bearer <${name}>` }]);
         }
         break;
-      case 'metrics':
-        if (!tokenMatches(request, config.metricsToken)) {
-          return reply
-            .code(401)
-            .header('www-authenticate', 'Bearer')
-            .send({ error: 'missing or invalid metrics token', details: [{ path: 'Authorization', message: 'expected Authorization: Bearer <FIREBREAK_METRICS_TOKEN>' }] });
-        }
-        break;
+      }
       case 'read':
       case 'act':
       case 'page': {

@@ -8,7 +8,7 @@ import { userInfo } from 'node:os';
 import pino from 'pino';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
-import { Access, AS_HEADER, identity, isValidName, parseTtl, type Identity } from '../access/index.js';
+import { Access, AS_HEADER, identity, isValidName, parseTtl, type Identity, type TokenRecord } from '../access/index.js';
 import { isLocalMode, loadConfig, type Config } from '../config/index.js';
 import { AccessDeniedError, NotFoundError, ValidationError } from '../errors.js';
 import { createActionRegistry, loadCustomActions } from '../actions/index.js';
@@ -272,17 +272,7 @@ async function cmdWhoami(): Promise<number> {
   return 0;
 }
 
-interface TokenJson {
-  id: string;
-  user: string;
-  groups: string[];
-  description: string | null;
-  createdAt: string;
-  createdBy: string;
-  expiresAt: string | null;
-  lastUsedAt: string | null;
-  state: string;
-}
+type TokenJson = TokenRecord;
 
 /**
  * The operator: whoever runs the CLI with the database credentials and no

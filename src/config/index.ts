@@ -57,6 +57,17 @@ function isCidr(value: string): boolean {
 
 const hostPattern = /^(\*\.)?[a-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-f:]+\](:\d{1,5})?$/i;
 
+/** A comma list of host names, lower-cased, empty entries dropped. */
+const hostList = z
+  .string()
+  .default('')
+  .transform((v) =>
+    v
+      .split(',')
+      .map((h) => h.trim().toLowerCase())
+      .filter(Boolean),
+  );
+
 const envSchema = z.object({
   DATABASE_URL: urlString('postgres').optional(),
   FIREBREAK_DATA_DIR: z.string().min(1).default('.firebreak'),
@@ -66,15 +77,7 @@ const envSchema = z.object({
   FIREBREAK_POLICIES: z.string().min(1).default('policies'),
   FIREBREAK_WEBHOOK_TOKEN: optionalString,
   FIREBREAK_PUBLIC_URL: urlString('http(s)').optional(),
-  FIREBREAK_HTTP_ALLOW: z
-    .string()
-    .default('')
-    .transform((v) =>
-      v
-        .split(',')
-        .map((h) => h.trim().toLowerCase())
-        .filter(Boolean),
-    )
+  FIREBREAK_HTTP_ALLOW: hostList
     .refine((hosts) => hosts.every((h) => hostPattern.test(h)), 'must be a comma list of host or host:port (*.suffix allowed)'),
   FIREBREAK_GRAFANA_SECRET: optionalString,
   FIREBREAK_PAGERDUTY_SECRET: optionalString,
@@ -94,15 +97,7 @@ const envSchema = z.object({
     .default('openid profile email')
     .refine((v) => v.split(/\s+/).includes('openid'), 'must include openid'),
   FIREBREAK_METRICS_TOKEN: optionalString,
-  FIREBREAK_ALLOWED_HOSTS: z
-    .string()
-    .default('')
-    .transform((v) =>
-      v
-        .split(',')
-        .map((h) => h.trim().toLowerCase())
-        .filter(Boolean),
-    )
+  FIREBREAK_ALLOWED_HOSTS: hostList
     .refine((hosts) => hosts.every((h) => (hostPattern.test(h) && !h.startsWith('*.')) || isCidr(h)), 'must be a comma list of host, host:port or address/prefix (10.0.0.0/8)'),
   FIREBREAK_INSECURE: z
     .enum(['', '0', '1', 'true', 'false'], { message: 'must be 1 or 0' })
