@@ -248,11 +248,10 @@ class Verifier {
   /** What the legacy boundary, stored checkpoints, exported checkpoints and `runs` say about these chains. */
   private async contextFor(chainIds: string[]): Promise<Map<string, ChainContext>> {
     const context = new Map<string, ChainContext>(chainIds.map((id) => [id, { expected: [] }]));
-    const [legacy, checkpointed, runs] = await Promise.all([
-      this.db.query<{ chain_id: string; seq: number; hash: string }>(LEGACY_HEADS_OF, [chainIds]),
-      this.db.query<{ chain_id: string; checkpoint: number; seq: number; hash: string; time: Date }>(CHECKPOINTED_HEADS_OF, [chainIds]),
-      this.db.query<{ id: string; status: string }>(RUN_STATUS_OF, [chainIds.filter((id) => UUID.test(id))]),
-    ]);
+    // One client, one snapshot: these run one after another.
+    const legacy = await this.db.query<{ chain_id: string; seq: number; hash: string }>(LEGACY_HEADS_OF, [chainIds]);
+    const checkpointed = await this.db.query<{ chain_id: string; checkpoint: number; seq: number; hash: string; time: Date }>(CHECKPOINTED_HEADS_OF, [chainIds]);
+    const runs = await this.db.query<{ id: string; status: string }>(RUN_STATUS_OF, [chainIds.filter((id) => UUID.test(id))]);
     for (const r of legacy.rows) context.get(r.chain_id)!.legacy = { seq: r.seq, hash: r.hash };
     for (const r of checkpointed.rows) {
       if (await this.isTrusted(r.checkpoint)) context.get(r.chain_id)!.expected.push({ seq: r.seq, hash: r.hash, label: checkpointLabel(r.checkpoint, r.time.toISOString()) });
