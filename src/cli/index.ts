@@ -51,7 +51,7 @@ function err(text: string): void {
 
 /** Config for CLI commands: same validation as serve, but a client need not satisfy server-only rules. */
 function cliConfig(): Config {
-  return loadConfig({ ...process.env, FIREBREAK_INSECURE: process.env.FIREBREAK_INSECURE ?? '1' });
+  return loadConfig({ ...process.env, FIREBREAK_INSECURE: process.env.FIREBREAK_INSECURE ?? '1' }, { client: true });
 }
 
 function serverUrl(config: Config): string {

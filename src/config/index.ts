@@ -168,10 +168,11 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /**
- * Parse and validate the environment once at start-up. Throws a ValidationError
+ * Parse and validate the environment once at start-up. `client` (CLI
+ * commands other than serve) skips rules that only bind a listening server. Throws a ValidationError
  * whose details name each bad variable; the CLI prints them one per line.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: { client?: boolean } = {}): Config {
   const parsed = envSchema.safeParse(env);
   const problems: FieldProblem[] = [];
   if (!parsed.success) {
@@ -199,7 +200,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         problems.push({ path: 'FIREBREAK_API_TOKEN', message: `required when HOST (${e.HOST}) is not loopback; set it, or FIREBREAK_INSECURE=1 to run open` });
     }
     // Off loopback the chain's key must be shared by every replica and kept by the operator; a key file on one pod's disk would be neither.
-    if (!isLoopbackHost(e.HOST) && !e.FIREBREAK_AUDIT_KEY)
+    if (!options.client && !isLoopbackHost(e.HOST) && !e.FIREBREAK_AUDIT_KEY)
       problems.push({ path: 'FIREBREAK_AUDIT_KEY', message: `required when HOST (${e.HOST}) is not loopback: the key that signs the timeline, the same on every replica (generate one with: openssl rand -hex 32)` });
     if (e.SLACK_BOT_TOKEN && !e.SLACK_SIGNING_SECRET && !e.SLACK_APP_TOKEN)
       problems.push({ path: 'SLACK_SIGNING_SECRET', message: 'required with SLACK_BOT_TOKEN (HTTP mode verifies every Slack request)' });
