@@ -83,17 +83,22 @@ async function readKeyFile(file: string): Promise<AuditKey | undefined> {
  * replicas (or a CLI) starting at once end with one key: the loser re-reads
  * the winner's. File systems without hard links fall back to O_EXCL.
  */
-async function createKeyFile(dir: string, file: string): Promise<boolean> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const content = `${randomBytes(32).toString('hex')}\n`;
-  const temp = join(dir, `.${AUDIT_KEY_FILE}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temp, 'wx', 0o600);
+/** Write a new file readable by its owner only; fails if it exists. */
+async function writeNewPrivateFile(path: string, content: string): Promise<void> {
+  const handle = await open(path, 'wx', 0o600);
   try {
     await handle.writeFile(content);
     await handle.sync();
   } finally {
     await handle.close();
   }
+}
+
+async function createKeyFile(dir: string, file: string): Promise<boolean> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const content = `${randomBytes(32).toString('hex')}\n`;
+  const temp = join(dir, `.${AUDIT_KEY_FILE}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  await writeNewPrivateFile(temp, content);
   try {
     await link(temp, file);
     return true;
@@ -101,13 +106,7 @@ async function createKeyFile(dir: string, file: string): Promise<boolean> {
     if (errno(err) === 'EEXIST') return false;
     if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes(errno(err) ?? '')) throw err;
     try {
-      const direct = await open(file, 'wx', 0o600);
-      try {
-        await direct.writeFile(content);
-        await direct.sync();
-      } finally {
-        await direct.close();
-      }
+      await writeNewPrivateFile(file, content);
       return true;
     } catch (e) {
       if (errno(e) === 'EEXIST') return false;

@@ -47,13 +47,22 @@ async function rehashWithSha256(chainId: string, fromSeq: number): Promise<void>
   }
 }
 
-async function asOwner(table: string, sql: string, params: unknown[] = []): Promise<void> {
+/** As the table's owner: its triggers off while fn runs (a statement, or any steps). */
+async function asOwner(table: string, fn: string | (() => Promise<unknown>), params: unknown[] = []): Promise<void> {
   await db.pool.query(`alter table ${table} disable trigger user`);
   try {
-    await db.pool.query(sql, params);
+    await (typeof fn === 'string' ? db.pool.query(fn, params) : fn());
   } finally {
     await db.pool.query(`alter table ${table} enable trigger user`);
   }
+}
+
+/** As the owner: change one event, then re-hash the chain from `fromSeq` with the old function, as an attacker without the key would. */
+async function editAndRehashWithSha256(chainId: string, seq: number, assignment: string, fromSeq: number): Promise<void> {
+  await asOwner('timeline_events', async () => {
+    await db.pool.query(`update timeline_events set ${assignment} where chain_id = $1 and seq = $2`, [chainId, seq]);
+    await rehashWithSha256(chainId, fromSeq);
+  });
 }
 
 beforeAll(async () => {
@@ -96,10 +105,7 @@ describe('chains written before keyed hashing', () => {
   it('a chain begun after the upgrade and re-hashed with SHA-256 is not legacy: it fails', async () => {
     const d = randomUUID();
     await withTransaction(db.pool, (client) => timeline.appendToRun(client, d, { kind: 'run.created', actor: 'system' }, { kind: 'run.started', actor: 'system' }));
-    await asOwner('timeline_events', `update timeline_events set actor = 'mallory' where chain_id = $1 and seq = 2`, [d]);
-    await db.pool.query('alter table timeline_events disable trigger user');
-    await rehashWithSha256(d, 1);
-    await db.pool.query('alter table timeline_events enable trigger user');
+    await editAndRehashWithSha256(d, 2, `actor = 'mallory'`, 1);
     const res = await runCli(['audit', 'verify', d], env);
     expect(res.code).toBe(1);
     expect(res.stdout).toContain(`BROKEN chain ${d}: first broken event seq 1`);
@@ -112,9 +118,7 @@ describe('chains written before keyed hashing', () => {
     expect(all.code).toBe(1);
     expect(all.stdout).toContain('BROKEN legacy boundary: timeline_legacy_heads no longer matches the seal written at upgrade');
     // Nor does re-sealing it: the signed checkpoints name the old seal.
-    await db.pool.query('alter table timeline_legacy_seal disable trigger user');
-    await db.pool.query(`update timeline_legacy_seal set chains = 4, digest = (select encode(sha256(convert_to(string_agg(chain_id || ' ' || seq || ' ' || hash, E'\\n' order by chain_id), 'UTF8')), 'hex') from timeline_legacy_heads)`);
-    await db.pool.query('alter table timeline_legacy_seal enable trigger user');
+    await asOwner('timeline_legacy_seal', `update timeline_legacy_seal set chains = 4, digest = (select encode(sha256(convert_to(string_agg(chain_id || ' ' || seq || ' ' || hash, E'\\n' order by chain_id), 'UTF8')), 'hex') from timeline_legacy_heads)`);
     const resealed = await runCli(['audit', 'verify'], env);
     expect(resealed.code).toBe(1);
     expect(resealed.stdout).not.toContain('BROKEN legacy boundary');
@@ -122,10 +126,7 @@ describe('chains written before keyed hashing', () => {
   });
 
   it('an edited legacy event fails even when the legacy prefix is re-hashed to match', async () => {
-    await db.pool.query('alter table timeline_events disable trigger user');
-    await db.pool.query(`update timeline_events set data = '{"i":0,"note":"added later"}' where chain_id = $1 and seq = 1`, [b]);
-    await rehashWithSha256(b, 1);
-    await db.pool.query('alter table timeline_events enable trigger user');
+    await editAndRehashWithSha256(b, 1, `data = '{"i":0,"note":"added later"}'`, 1);
     const res = await runCli(['audit', 'verify', b], env);
     expect(res.code).toBe(1);
     expect(res.stdout).toContain(`BROKEN chain ${b}: first broken event seq 2`);

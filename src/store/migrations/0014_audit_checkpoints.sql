@@ -37,19 +37,6 @@ insert into timeline_legacy_seal (chains, digest)
          encode(sha256(convert_to(coalesce(string_agg(chain_id || ' ' || seq || ' ' || hash, E'\n' order by chain_id), ''), 'UTF8')), 'hex')
   from timeline_legacy_heads;
 
-create trigger timeline_legacy_heads_frozen
-  before insert or update or delete on timeline_legacy_heads
-  for each row execute function firebreak_append_only();
-create trigger timeline_legacy_heads_no_truncate
-  before truncate on timeline_legacy_heads
-  for each statement execute function firebreak_append_only();
-create trigger timeline_legacy_seal_frozen
-  before insert or update or delete on timeline_legacy_seal
-  for each row execute function firebreak_append_only();
-create trigger timeline_legacy_seal_no_truncate
-  before truncate on timeline_legacy_seal
-  for each statement execute function firebreak_append_only();
-
 -- Signed checkpoints: each fixes the heads of the chains that moved since the
 -- one before, at a time, and names the previous checkpoint's signature, so
 -- the checkpoints form a chain of their own. A copy kept outside the
@@ -78,15 +65,18 @@ create table audit_checkpoint_heads (
 -- The latest checkpointed head of a chain, for the writer and for `audit verify`.
 create index audit_checkpoint_heads_chain_idx on audit_checkpoint_heads (chain_id, checkpoint desc);
 
-create trigger audit_checkpoints_append_only
-  before update or delete on audit_checkpoints
-  for each row execute function firebreak_append_only();
-create trigger audit_checkpoints_no_truncate
-  before truncate on audit_checkpoints
-  for each statement execute function firebreak_append_only();
-create trigger audit_checkpoint_heads_append_only
-  before update or delete on audit_checkpoint_heads
-  for each row execute function firebreak_append_only();
-create trigger audit_checkpoint_heads_no_truncate
-  before truncate on audit_checkpoint_heads
-  for each statement execute function firebreak_append_only();
+-- The guards: the legacy tables are frozen (no insert either); the checkpoint
+-- tables take inserts only. TRUNCATE skips row triggers, so it gets its own.
+do $$
+declare
+  t text;
+begin
+  foreach t in array array['timeline_legacy_heads', 'timeline_legacy_seal', 'audit_checkpoints', 'audit_checkpoint_heads'] loop
+    execute format('create trigger %I before %s on %I for each row execute function firebreak_append_only()',
+                   t || '_append_only',
+                   case when t like 'timeline_legacy_%' then 'insert or update or delete' else 'update or delete' end,
+                   t);
+    execute format('create trigger %I before truncate on %I for each statement execute function firebreak_append_only()', t || '_no_truncate', t);
+  end loop;
+end;
+$$;
