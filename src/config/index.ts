@@ -112,7 +112,7 @@ const envSchema = z.object({
     const decoded = value === undefined ? undefined : decodeAuditKey(value);
     if (typeof decoded === 'string') ctx.addIssue({ code: 'custom', message: decoded });
   }),
-  FIREBREAK_AUDIT_CHECKPOINT_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(60_000),
+  FIREBREAK_AUDIT_CHECKPOINT_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(10_000),
   FIREBREAK_INSECURE: z
     .enum(['', '0', '1', 'true', 'false'], { message: 'must be 1 or 0' })
     .optional()
