@@ -24,7 +24,11 @@ export const SERVICE_CANNOT_APPROVE = 'the service token (FIREBREAK_API_TOKEN) c
 
 export interface AccessDeps {
   pool: Pool;
-  timeline: Timeline;
+  /**
+   * Where decisions are written. Only the CLI's operator path may lack it
+   * (it does not hold the server's audit key); it then says so.
+   */
+  timeline?: Timeline;
   policy: () => PolicyGate;
   mode: AccessMode;
   logger: Logger;
@@ -57,6 +61,8 @@ function decisionEvent(who: Identity, action: Action, resource: Record<string, u
 
 export class Access {
   readonly mode: AccessMode;
+  /** Events that could not be written for want of a timeline (see AccessDeps.timeline). */
+  unrecorded = 0;
   private readonly now: () => number;
 
   constructor(private readonly deps: AccessDeps) {
@@ -100,12 +106,17 @@ export class Access {
 
   /** Write events to a run's chain, or to the access chain when they concern no run. */
   private async append(runId: string | undefined, ...events: NewEvent[]): Promise<void> {
+    const timeline = this.deps.timeline;
+    if (!timeline) {
+      this.unrecorded += events.length;
+      return;
+    }
     await withTransaction(this.deps.pool, async (client) => {
       if (runId) {
-        await this.deps.timeline.lockRun(client, runId);
-        await this.deps.timeline.appendToRun(client, runId, ...events);
+        await timeline.lockRun(client, runId);
+        await timeline.appendToRun(client, runId, ...events);
       } else {
-        await this.deps.timeline.appendAccess(client, ...events);
+        await timeline.appendAccess(client, ...events);
       }
     });
   }
