@@ -109,8 +109,25 @@ test_unverified_identities_do_nothing_outside_local_mode if {
 	not allowed(ask(object.union(token("alice", []), {"verified": "yes"}), "run.start", {"playbook": "p"}))
 }
 
-test_local_names_still_need_a_group if {
-	not allowed(ask_local(local("erin"), "run.start", {"playbook": "p"}))
+test_local_mode_lets_whoever_is_at_the_machine_run_things if {
+	authorize == {
+		"allow": true,
+		"reasons": ["local mode: no authentication is configured, so whoever is at this machine may (recorded unverified)"],
+	} with input as ask_local(local("anonymous"), "run.start", {"playbook": "p"})
+	every action in ["run.abort", "run.retry", "run.cancel", "automation.pause", "automation.resume", "silence.create", "silence.expire"] {
+		allowed(ask_local(local("erin"), action, run_resource))
+	}
+}
+
+test_local_mode_never_mints_tokens_from_a_claimed_name if {
+	every action in ["token.create", "token.list", "token.revoke"] {
+		not allowed(ask_local(local("alice"), action, {"user": "alice"}))
+	}
+}
+
+test_local_mode_does_not_widen_other_identities if {
+	not allowed(ask_local(token("erin", []), "run.start", {"playbook": "p"}))
+	not allowed(ask_local(service, "automation.resume", {}))
 }
 
 # ---- tokens -----------------------------------------------------------------------------

@@ -131,6 +131,7 @@ permits contains "the operator (database access) manages personal tokens" if {
 permits contains "anyone may revoke their own token" if {
 	action == "token.revoke"
 	owns_token
+	user.verified == true
 }
 
 # Brakes are safe: anyone who authenticated may pull them.
@@ -147,6 +148,22 @@ permits contains "only SRE may resume automation" if {
 permits contains "on-call and SRE manage silences" if {
 	action in {"silence.create", "silence.expire"}
 	responders
+}
+
+# Local mode is one laptop with no authentication set up: whoever is at it
+# runs the show (recorded as unverified local:<name>). Approvals still go to
+# firebreak/approve, which wants an approver's name; tokens are never minted
+# from a claimed name.
+local_acts := {
+	"run.start", "run.abort", "run.retry", "run.cancel",
+	"automation.pause", "automation.resume",
+	"silence.create", "silence.expire",
+}
+
+permits contains "local mode: no authentication is configured, so whoever is at this machine may (recorded unverified)" if {
+	lib.local_mode
+	user.method == "local"
+	action in local_acts
 }
 
 # ---- the output fields --------------------------------------------------------------
