@@ -2,8 +2,9 @@
  * Authorization by policy: before every act, `firebreak/authorize` is asked
  * with `{ user, action, resource, mode, now }`, and its answer (allow or
  * deny, with reasons and the bundle hash) is written to the timeline: on the
- * run's chain when the act concerns a run, else on the access chain. Then
- * the act is done as that identity, which is also its recorded actor.
+ * run's chain when the act concerns a run (an allowed start goes on the new
+ * run's chain), else on the access chain. Then the act is done as that
+ * identity, which is also its recorded actor.
  *
  * The acts every channel shares (API, console, CLI, Slack) live here, so a
  * Slack `/firebreak abort` and a `POST /api/runs/:id/abort` are checked and
@@ -71,11 +72,11 @@ export class Access {
   }
 
   /**
-   * Ask `firebreak/authorize` and record the answer. Fails closed: a policy
-   * that throws, is missing or answers nonsense is a deny (the gate does that),
-   * and a decision that cannot be recorded is not acted on.
+   * Ask `firebreak/authorize`, without recording: the answer and the event
+   * that records it. Fails closed: a policy that throws, is missing or
+   * answers nonsense is a deny (the gate does that).
    */
-  async authorize(who: Identity, action: Action, resource: Record<string, unknown>, options: { runId?: string; extraEvents?: NewEvent[] } = {}): Promise<Verdict> {
+  async decide(who: Identity, action: Action, resource: Record<string, unknown>): Promise<{ verdict: Verdict; event: NewEvent }> {
     let verdict: Evaluated<AuthorizeResult>;
     try {
       verdict = await this.deps.policy().authorize({ user: policyUser(who), action, resource, mode: this.mode, now: new Date(this.now()).toISOString() });
@@ -83,13 +84,22 @@ export class Access {
       const message = coerceError(err).message;
       verdict = { result: { allow: false, reasons: [`policy error, denied: ${message}`] }, bundleHash: 'none', inputHash: 'none', error: message };
     }
-    await this.append(options.runId, decisionEvent(who, action, resource, verdict), ...(verdict.result.allow ? (options.extraEvents ?? []) : []));
     if (!verdict.result.allow) this.deps.logger.info({ actor: who.id, action, reasons: verdict.result.reasons }, 'access denied by policy');
-    return verdict.result;
+    return { verdict: verdict.result, event: decisionEvent(who, action, resource, verdict) };
+  }
+
+  /**
+   * Ask `firebreak/authorize` and record the answer (on the run's chain, or
+   * the access chain). A decision that cannot be recorded is not acted on.
+   */
+  async authorize(who: Identity, action: Action, resource: Record<string, unknown>, options: { runId?: string } = {}): Promise<Verdict> {
+    const { verdict, event } = await this.decide(who, action, resource);
+    await this.append(options.runId, event);
+    return verdict;
   }
 
   /** authorize, throwing AccessDeniedError (HTTP 403) on a deny. */
-  async require(who: Identity, action: Action, resource: Record<string, unknown>, options: { runId?: string; extraEvents?: NewEvent[] } = {}): Promise<void> {
+  async require(who: Identity, action: Action, resource: Record<string, unknown>, options: { runId?: string } = {}): Promise<void> {
     const verdict = await this.authorize(who, action, resource, options);
     if (!verdict.allow) throw new AccessDeniedError(action, who.id, verdict.reasons);
   }
@@ -128,10 +138,34 @@ export class Access {
 
   // ---- acts every channel shares ------------------------------------------------------------
 
+  /**
+   * Authorize `run.start` and start: `start` creates the run(s) with the
+   * given events after their first ones, so an allowed decision lives on the
+   * chain of the run it let start, written in the same transaction. A deny,
+   * or a start that created no run (a replay nothing matched), is recorded on
+   * the access chain; a retried request that found its run, on that run's.
+   */
+  async authorizeStart<T extends { runs: Array<{ runId: string; created: boolean }> }>(
+    who: Identity,
+    resource: Record<string, unknown>,
+    start: (events: NewEvent[]) => Promise<T>,
+  ): Promise<T> {
+    const { verdict, event } = await this.decide(who, 'run.start', resource);
+    if (!verdict.allow) {
+      await this.append(undefined, event);
+      throw new AccessDeniedError('run.start', who.id, verdict.reasons);
+    }
+    const started = await start([event]);
+    if (started.runs.length === 0) await this.append(undefined, event);
+    for (const run of started.runs) if (!run.created) await this.append(run.runId, event);
+    return started;
+  }
+
   /** Start a run as `who` (API, CLI, console, Slack `/firebreak run`). The actor is who.id. */
-  async startRun(engine: Engine, who: Identity, input: Omit<StartRunInput, 'startedBy'>): Promise<{ runId: string; created: boolean }> {
-    await this.require(who, 'run.start', { playbook: input.playbook, dry_run: input.dryRun ?? false, trigger: input.trigger ?? 'manual' });
-    return engine.startRun({ ...input, startedBy: who.id });
+  async startRun(engine: Engine, who: Identity, input: Omit<StartRunInput, 'startedBy' | 'events'>): Promise<{ runId: string; created: boolean }> {
+    const resource = { playbook: input.playbook, dry_run: input.dryRun ?? false, trigger: input.trigger ?? 'manual' };
+    const { runs } = await this.authorizeStart(who, resource, async (events) => ({ runs: [await engine.startRun({ ...input, startedBy: who.id, events })] }));
+    return runs[0]!;
   }
 
   /** Abort a run as `who`; the decision is written to the run's own chain. */

@@ -100,8 +100,7 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
       if (body.dryRun || replay || body.stub || body.stubs || body.noGather !== undefined) {
         // Dry runs (and replays of an alert or episode): see src/replay. Asked as run.start with dry_run.
         checkDryRunBody(body);
-        await access.require(who, 'run.start', { playbook: body.playbook ?? null, dry_run: body.dryRun, replay });
-        const started = await startDryRuns({ engine, db: pool }, body, who.id);
+        const started = await access.authorizeStart(who, { playbook: body.playbook ?? null, dry_run: body.dryRun, replay }, (events) => startDryRuns({ engine, db: pool }, body, who.id, events));
         const created = started.runs.some((r) => r.created);
         if (!replay) return reply.code(created ? 201 : 200).send({ ...(await getRun(pool, started.runs[0]!.runId)), created });
         const items = await Promise.all(started.runs.map(async (r) => ({ ...(await getRun(pool, r.runId)), created: r.created, matched: r.matched, fingerprint: r.fingerprint })));

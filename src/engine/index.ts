@@ -62,6 +62,8 @@ export interface StartRunInput {
   dedupKey?: string;
   /** Dry runs only: how to simulate (stub, noGather, who asked). */
   dryRunOptions?: DryRunOptions;
+  /** Written after the run's first events, in the transaction that creates it (the access decision that let it start). */
+  events?: NewEvent[];
   /** Dry runs only: this playbook (sent with the request, e.g. `replay --diff`) instead of the catalog's. */
   definition?: Playbook;
 }
@@ -219,11 +221,11 @@ export class Engine {
         const existing = await client.query<{ id: string }>(Q.RUN_BY_DEDUP_KEY, [input.dedupKey]);
         return { runId: existing.rows[0]!.id, created: false };
       }
-      await this.options.timeline.appendToRun(client, plan.runId, ...plan.genesis);
+      await this.options.timeline.appendToRun(client, plan.runId, ...plan.genesis, ...(input.events ?? []));
       await client.query(Q.NOTIFY_RUNNABLE, ['manual']);
       return { runId: plan.runId, created: true };
     });
-    if (result.created) this.emit(result.runId, plan.genesis);
+    if (result.created) this.emit(result.runId, [...plan.genesis, ...(input.events ?? [])]);
     this.poke();
     return result;
   }

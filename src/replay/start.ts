@@ -26,6 +26,7 @@ import {
 } from '../ingest/index.js';
 import { formatProblem, parsePlaybookSource, type Playbook, type Problem } from '../playbooks/index.js';
 import type { Queryable } from '../store/index.js';
+import type { NewEvent } from '../timeline/index.js';
 
 const MAX_PLAYBOOK_SOURCE = 256 * 1024;
 
@@ -209,9 +210,10 @@ export function checkDryRunBody(body: StartRunBody): void {
  * playbook), or of the named playbook. Runs of an alert run as the alert's
  * run would (trigger `alert`, no starter), so the policy sees the same input;
  * who asked (`requestedBy`, the authenticated actor) is kept in the dry-run
- * options and the first event's actor.
+ * options and the first event's actor; `events` (the access decision) follow
+ * the first events of every run created.
  */
-export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body: StartRunBody, requestedBy: string): Promise<DryRunsResult> {
+export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body: StartRunBody, requestedBy: string, events: NewEvent[] = []): Promise<DryRunsResult> {
   const { engine, db } = deps;
   checkDryRunBody(body);
   const sent = body.playbooks ? parseSentPlaybooks(engine, body.playbooks) : undefined;
@@ -252,6 +254,7 @@ export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body
       startedBy: requestedBy,
       dryRun: true,
       dryRunOptions: options,
+      events,
       ...(body.idempotencyKey && { dedupKey: `api:${body.idempotencyKey}` }),
     });
     runs.push({ runId: r.runId, created: r.created, playbook: playbook.name, matched: true, fingerprint: null });
@@ -286,6 +289,7 @@ export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body
         alert,
         dryRun: true,
         dryRunOptions: options,
+        events,
         ...(body.idempotencyKey && { dedupKey: `api:${body.idempotencyKey}:${alert.source}:${alert.fingerprint}:${alert.startsAt}:${playbook.name}` }),
       });
       runs.push({ runId: r.runId, created: r.created, playbook: playbook.name, matched, fingerprint: alert.fingerprint });

@@ -234,7 +234,7 @@ describe('the actor is who authenticated', () => {
 });
 
 describe('firebreak/authorize for every act, every decision in the timeline', () => {
-  it('run.start: on-call and SRE may, others may not (a dry run is anyone’s); decisions on the access chain', async () => {
+  it('run.start: on-call and SRE may, others may not (a dry run is anyone’s); an allowed start is on the run’s chain, a deny on the access chain', async () => {
     const byCarol = await httpJson('POST', `${server.url}/api/runs`, { playbook: 'identity-flow' }, bearer(tokens.carol!));
     expect(byCarol.status).toBe(201);
     expect(byCarol.body.startedBy).toBe('token:carol');
@@ -244,16 +244,24 @@ describe('firebreak/authorize for every act, every decision in the timeline', ()
     const dry = await httpJson('POST', `${server.url}/api/runs`, { playbook: 'identity-flow', dryRun: true }, bearer(tokens.erin!));
     expect(dry.status).toBe(201);
     expect(dry.body.startedBy).toBe('token:erin');
-    const { rows } = await db.pool.query(
-      "select kind, actor, data from timeline_events where chain_id = 'access' and data->>'action' = 'run.start' and actor in ('token:carol', 'token:erin') order by seq",
-    );
-    expect(rows.map((r) => [r.kind, r.actor, r.data.resource.dry_run])).toEqual([
-      ['access.allowed', 'token:carol', false],
-      ['access.denied', 'token:erin', false],
-      ['access.allowed', 'token:erin', true],
-    ]);
-    expect(rows[1].data).toMatchObject({ entrypoint: 'firebreak/authorize', allow: false, reasons: ['no rule lets token:erin run.start'], user: { id: 'token:erin', method: 'token', verified: true } });
-    expect(rows[1].data.bundleHash).toMatch(/^[0-9a-f]{64}$/);
+    // Allowed: written with the run's first events, in the transaction that created it.
+    for (const [run, actor, dryRun] of [[byCarol.body.id, 'token:carol', false], [dry.body.id, 'token:erin', true]] as const) {
+      const first = (await events(run)).slice(0, 2).map((e) => [e.kind, e.actor, e.data.action ?? null, e.data.resource?.dry_run ?? null]);
+      expect(first).toEqual([
+        ['run.created', actor, null, null],
+        ['access.allowed', actor, 'run.start', dryRun],
+      ]);
+    }
+    const { rows } = await db.pool.query("select kind, actor, data from timeline_events where chain_id = 'access' and data->>'action' = 'run.start' and actor = 'token:erin'");
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ kind: 'access.denied', actor: 'token:erin' });
+    expect(rows[0].data).toMatchObject({ entrypoint: 'firebreak/authorize', allow: false, reasons: ['no rule lets token:erin run.start'], user: { id: 'token:erin', method: 'token', verified: true } });
+    expect(rows[0].data.bundleHash).toMatch(/^[0-9a-f]{64}$/);
+    // A retried request that finds its run records the decision on that run.
+    const again = await httpJson('POST', `${server.url}/api/runs`, { playbook: 'identity-flow', idempotencyKey: 'retry-1' }, bearer(tokens.carol!));
+    const retried = await httpJson('POST', `${server.url}/api/runs`, { playbook: 'identity-flow', idempotencyKey: 'retry-1' }, bearer(tokens.carol!));
+    expect(retried.body).toMatchObject({ id: again.body.id, created: false });
+    expect((await events(again.body.id)).filter((e) => e.kind === 'access.allowed')).toHaveLength(2);
   });
 
   it('run.abort: the decision is on the run’s own chain; who started it may abort it', async () => {
@@ -265,7 +273,7 @@ describe('firebreak/authorize for every act, every decision in the timeline', ()
     expect(denied.status).toBe(403);
     const ok = await httpJson('POST', `${server.url}/api/runs/${started.runId}/abort`, { reason: 'mine' }, bearer(tokens.carol!));
     expect(ok.status).toBe(202);
-    const kinds = (await events(started.runId)).filter((e) => e.kind.startsWith('access.') || e.kind === 'run.abort_requested').map((e) => [e.kind, e.actor, e.data.action ?? null]);
+    const kinds = (await events(started.runId)).filter((e) => e.data.action === 'run.abort' || e.kind === 'run.abort_requested').map((e) => [e.kind, e.actor, e.data.action ?? null]);
     expect(kinds).toEqual([
       ['access.denied', 'token:erin', 'run.abort'],
       ['access.allowed', 'token:carol', 'run.abort'],

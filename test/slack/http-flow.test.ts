@@ -219,10 +219,10 @@ describe('Slack over HTTP', () => {
     // Someone in no group may not start a run; the decision is on the access chain.
     const notStarted = await postSlack(server, { body: commandBody('run manual-wait', 'UNOBODY1'), contentType: FORM });
     expect(notStarted.body.text).toContain('may not start that playbook');
-    const startDecisions = await db.pool.query("select kind, actor, data from timeline_events where chain_id = 'access' and data->>'action' = 'run.start' order by seq");
-    expect(startDecisions.rows.map((r) => [r.kind, r.actor])).toEqual([
-      ['access.allowed', `slack:${SRE1}`],
-      ['access.denied', 'slack:UNOBODY1'],
+    const startDecisions = await db.pool.query("select chain_id, kind, actor, data from timeline_events where data->>'action' = 'run.start' order by id");
+    expect(startDecisions.rows.map((r) => [r.chain_id, r.kind, r.actor])).toEqual([
+      [runId, 'access.allowed', `slack:${SRE1}`],
+      ['access', 'access.denied', 'slack:UNOBODY1'],
     ]);
     expect(startDecisions.rows[0].data.user).toMatchObject({ id: `slack:${SRE1}`, method: 'slack', verified: true });
 
@@ -236,7 +236,7 @@ describe('Slack over HTTP', () => {
     const finished = await waitForRun(server, runId!, 'aborted');
     expect(finished.abortReason).toBe('enough testing');
     const events = await timeline(server, runId!);
-    expect(events.find((e) => e.kind === 'access.allowed')?.actor).toBe(`slack:${ONCALL1}`);
+    expect(events.find((e) => e.kind === 'access.allowed' && e.data.action === 'run.abort')?.actor).toBe(`slack:${ONCALL1}`);
     expect(events.find((e) => e.kind === 'run.abort_requested')?.actor).toBe(`slack:${ONCALL1}`);
   });
 
