@@ -120,13 +120,13 @@ function allowedByEntry(entry: string, host: HostPort): boolean {
  * FIREBREAK_ALLOWED_HOSTS. Anything else is a request meant for another
  * site (DNS rebinding points a hostile name at a loopback address): 421.
  */
-export function hostAllowed(hostHeader: string | undefined, config: Pick<Config, 'publicUrl' | 'port' | 'allowedHosts'>): boolean {
+export function hostAllowed(hostHeader: string | undefined, config: Pick<Config, 'publicUrl' | 'port' | 'allowedHosts'>, listeningPort: number = config.port): boolean {
   const host = hostHeader ? parseHost(hostHeader) : undefined;
   if (!host) return false;
   const publicUrl = new URL(config.publicUrl);
   const publicDefault = publicUrl.protocol === 'https:' ? 443 : 80;
   if (host.hostname === publicUrl.hostname.toLowerCase() && (host.port ?? publicDefault) === (publicUrl.port ? Number(publicUrl.port) : publicDefault)) return true;
-  if (isLoopbackHost(host.hostname) && (host.port ?? 80) === config.port) return true;
+  if (isLoopbackHost(host.hostname) && (host.port ?? 80) === listeningPort) return true;
   return config.allowedHosts.some((entry) => allowedByEntry(entry, host));
 }
 
@@ -239,9 +239,11 @@ export function installGuard(app: FastifyInstance, options: GuardOptions): void 
   app.decorateRequest('authVia', null);
 
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-    if (!hostAllowed(request.headers.host, config)) {
+    // The port the connection really arrived on (PORT=0 picks one at listen time).
+    const listening = request.socket?.localPort || config.port;
+    if (!hostAllowed(request.headers.host, config, listening)) {
       return problem(reply, 421, `this server does not answer for host ${JSON.stringify(request.headers.host ?? '')}`, [
-        { path: 'Host', message: `expected ${new URL(config.publicUrl).host} (FIREBREAK_PUBLIC_URL), a loopback name with port ${config.port}, or one of FIREBREAK_ALLOWED_HOSTS` },
+        { path: 'Host', message: `expected ${new URL(config.publicUrl).host} (FIREBREAK_PUBLIC_URL), a loopback name with port ${listening}, or one of FIREBREAK_ALLOWED_HOSTS` },
       ]);
     }
     // Unknown paths get the 404 handler, which reveals nothing.

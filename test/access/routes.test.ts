@@ -191,6 +191,15 @@ describe('a route that declares no access rule', () => {
       expect(called).toBe(0);
       expect((await app.inject({ method: 'GET', url: '/api/declared', headers: { host, ...SERVICE } })).statusCode).toBe(200);
       expect((await app.inject({ method: 'GET', url: '/api/declared', headers: { host } })).statusCode).toBe(401);
+      // PORT=0: loopback names are checked against the port the server really listens on.
+      const url = await app.listen({ port: 0, host: '127.0.0.1' });
+      const port = new URL(url).port;
+      const viaLocalhost = await request(`${url}/healthz`, { headers: { host: `localhost:${port}` } });
+      await viaLocalhost.body.text();
+      expect(viaLocalhost.statusCode).toBe(200);
+      const otherPort = await request(`${url}/healthz`, { headers: { host: 'localhost:18080' } });
+      await otherPort.body.text();
+      expect(otherPort.statusCode).toBe(421);
     } finally {
       await app.close();
     }
