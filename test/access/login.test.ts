@@ -9,6 +9,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alertBody, writePlaybooks } from '../timeline/fixture.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { oneApprovalPlaybook } from '../helpers/playbooks.js';
 import { eventually, httpJson, runCli, startServer, type ServerProcess } from '../helpers/server.js';
 
 const API_TOKEN = `svc-${Math.random().toString(36).slice(2)}`;
@@ -21,20 +22,10 @@ let replica: ServerProcess;
 let local: ServerProcess;
 let dir: string;
 
-const PLAYBOOK = `
-name: login-flow
-triggers:
-  - matchers: ['alertname="LoginFlow"']
-steps:
-  - id: change
-    action: note
-    impact: high
-    with: { text: "changing" }
-`;
 
 beforeAll(async () => {
   [db, localDb] = await Promise.all([createTestDatabase(), createTestDatabase()]);
-  dir = await writePlaybooks({ 'login-flow.yaml': PLAYBOOK });
+  dir = await writePlaybooks(oneApprovalPlaybook('login-flow', 'LoginFlow'));
   [server, replica, local] = await Promise.all([
     startServer({ DATABASE_URL: db.url, FIREBREAK_PLAYBOOKS: dir, FIREBREAK_API_TOKEN: API_TOKEN }),
     startServer({ DATABASE_URL: db.url, FIREBREAK_PLAYBOOKS: dir, FIREBREAK_API_TOKEN: API_TOKEN, FIREBREAK_WORKERS: '0' }),

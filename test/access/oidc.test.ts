@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alertBody, writePlaybooks } from '../timeline/fixture.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { oneApprovalPlaybook } from '../helpers/playbooks.js';
 import { CookieJar, fetchWithJar, signOnUntilCallback, startOidcProvider, type TestProvider } from '../helpers/oidc.js';
 import { eventually, freePort, httpJson, runCli, startServer, type ServerProcess } from '../helpers/server.js';
 import { rm } from 'node:fs/promises';
@@ -31,18 +32,7 @@ beforeAll(async () => {
       'bad-name': { preferred_username: 'not a <name>' },
     },
   });
-  dir = await writePlaybooks({
-    'oidc-flow.yaml': `
-name: oidc-flow
-triggers:
-  - matchers: ['alertname="OidcFlow"']
-steps:
-  - id: change
-    action: note
-    impact: high
-    with: { text: "changing" }
-`,
-  });
+  dir = await writePlaybooks(oneApprovalPlaybook('oidc-flow', 'OidcFlow'));
   server = await startServer({
     PORT: String(port),
     DATABASE_URL: db.url,

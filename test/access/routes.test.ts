@@ -9,6 +9,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alertBody, writePlaybooks } from '../timeline/fixture.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { oneApprovalPlaybook } from '../helpers/playbooks.js';
 import { eventually, httpJson, runCli, startServer, type ServerProcess } from '../helpers/server.js';
 
 const API_TOKEN = `svc-${Math.random().toString(36).slice(2)}`;
@@ -36,18 +37,7 @@ async function raw(method: string, path: string, headers: Record<string, string>
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  dir = await writePlaybooks({
-    'routes.yaml': `
-name: routes
-triggers:
-  - matchers: ['alertname="Routes"']
-steps:
-  - id: change
-    action: note
-    impact: high
-    with: { text: "changing" }
-`,
-  });
+  dir = await writePlaybooks(oneApprovalPlaybook('routes', 'Routes'));
   server = await startServer({
     DATABASE_URL: db.url,
     FIREBREAK_PLAYBOOKS: dir,
