@@ -102,8 +102,8 @@ export function checkNewToken(input: NewToken): void {
   for (const g of input.groups ?? []) {
     if (!GROUP.test(g)) throw new ValidationError(`group "${g}" must be 1-64 letters, digits and . _ -`, [{ path: 'groups', message: `invalid group ${g}` }]);
   }
-  if (input.ttlSeconds !== undefined && (!Number.isInteger(input.ttlSeconds) || input.ttlSeconds < 60 || input.ttlSeconds > 10 * 366 * 86_400)) {
-    throw new ValidationError('ttl must be between 1 minute and 10 years', [{ path: 'ttl', message: 'out of range' }]);
+  if (input.ttlSeconds !== undefined && (!Number.isInteger(input.ttlSeconds) || input.ttlSeconds < 1 || input.ttlSeconds > 10 * 366 * 86_400)) {
+    throw new ValidationError('ttl must be between 1 second and 10 years', [{ path: 'ttl', message: 'out of range' }]);
   }
   if (input.description !== undefined && input.description.length > 200) throw new ValidationError('description is at most 200 characters', [{ path: 'description', message: 'too long' }]);
 }
@@ -123,8 +123,10 @@ export async function listTokens(db: Queryable, options: { includeInactive?: boo
   return rows.map(toRecord);
 }
 
-export async function getToken(db: Queryable, id: string): Promise<TokenRecord> {
-  if (!/^[0-9a-f]{16}$/.test(id)) throw new NotFoundError(`token ${id} not found`);
+/** A token by its id (or by the token itself, whose id it carries). */
+export async function getToken(db: Queryable, idOrToken: string): Promise<TokenRecord> {
+  const id = tokenIdOf(idOrToken) ?? idOrToken;
+  if (!/^[0-9a-f]{16}$/.test(id)) throw new NotFoundError(`token ${id.slice(0, 40)} not found`);
   const { rows } = await db.query<TokenRow>(Q.TOKEN_BY_ID, [id]);
   if (!rows[0]) throw new NotFoundError(`token ${id} not found`);
   return toRecord(rows[0]);

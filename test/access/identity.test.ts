@@ -165,6 +165,18 @@ describe('personal tokens', () => {
     expect(JSON.parse(list.stdout).items.find((t: { id: string }) => t.id === id)).toMatchObject({ state: 'revoked' });
   });
 
+  it('expire by the database clock (--ttl), and may be revoked by the token itself as well as its id', async () => {
+    const brief = await createToken('ivan', '--ttl', '2s');
+    expect((await httpJson('GET', `${server.url}/api/runs`, undefined, bearer(brief))).status).toBe(200);
+    await db.pool.query("update api_tokens set created_at = created_at - interval '1 hour', expires_at = now() - interval '1 second' where user_name = 'ivan'");
+    expect((await httpJson('GET', `${server.url}/api/runs`, undefined, bearer(brief))).status).toBe(401);
+    const judy = await createToken('judy');
+    const revoked = await runCli(['token', 'revoke', judy], { DATABASE_URL: db.url });
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect(revoked.stdout).not.toContain(judy.slice(-43));
+    expect((await httpJson('GET', `${server.url}/api/runs`, undefined, bearer(judy))).status).toBe(401);
+  });
+
   it('refuse bad requests with the field named', async () => {
     const res = await runCli(['token', 'create', 'bad name'], { DATABASE_URL: db.url });
     expect(res.code).toBe(1);
