@@ -12,7 +12,7 @@ import { createActionRegistry, loadCustomActions } from '../actions/index.js';
 import { formatProblem, validatePlaybooks } from '../playbooks/index.js';
 import { evaluatePolicy, runPolicyTests } from '../policy/index.js';
 import { replayCommand } from '../replay/index.js';
-import { createPool, isDatabaseUnavailable, runningEmbeddedUrl, startEmbeddedPostgres } from '../store/index.js';
+import { createPool, EmbeddedPostgresError, isDatabaseUnavailable, runningEmbeddedUrl, startEmbeddedPostgres } from '../store/index.js';
 import { formatDuration, renderTimeline, verifyChains, type TimelineView } from '../timeline/index.js';
 import { join } from 'node:path';
 
@@ -104,7 +104,7 @@ async function withDatabase<T>(config: Config, fn: (pool: ReturnType<typeof crea
   let url = config.databaseUrl ?? (await runningEmbeddedUrl(config.dataDir));
   let stopEmbedded: (() => Promise<void>) | undefined;
   if (!url) {
-    const pg = await startEmbeddedPostgres({ dataDir: config.dataDir });
+    const pg = await startEmbeddedPostgres({ dataDir: config.dataDir, progress: (message) => err(`${message}…`) });
     url = pg.url;
     stopEmbedded = () => pg.stop();
   }
@@ -373,6 +373,10 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CliError) {
       err(e.message);
       return e.exitCode;
+    }
+    if (e instanceof EmbeddedPostgresError) {
+      err(e.message);
+      return 1;
     }
     if (isDatabaseUnavailable(e)) {
       err(`database unavailable: ${(e as Error).message}`);
