@@ -15,13 +15,15 @@ import { replayCommand } from '../replay/index.js';
 import { createPool, EmbeddedPostgresError, isDatabaseUnavailable, runningEmbeddedUrl, startEmbeddedPostgres } from '../store/index.js';
 import { formatDuration, renderTimeline, verifyChains, type TimelineView } from '../timeline/index.js';
 import { join } from 'node:path';
+import { stampWithNow } from './stamp.js';
 
 const HELP = `firebreak — incident-response playbook bot
 
 Usage:
   firebreak serve                                  run the server (what npm start runs)
   firebreak validate [dir]                         check playbooks; file:line: message per problem
-  firebreak fire <alert.json> [--source alertmanager]   post a sample alert to the running server
+  firebreak fire <alert.json> [--source alertmanager] [--keep-times]
+                                                   post a sample alert to the running server, its times moved to now
   firebreak runs [--status s] [--playbook p] [--limit n]
   firebreak run <id>                               show one run
   firebreak run-playbook <name> [key=value...] [--as user] [--dry-run]
@@ -163,16 +165,32 @@ async function cmdValidate(args: string[]): Promise<number> {
 }
 
 async function cmdFire(args: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { source: { type: 'string', default: 'alertmanager' } } });
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { source: { type: 'string', default: 'alertmanager' }, 'keep-times': { type: 'boolean', default: false } } });
   const file = positionals[0];
-  if (!file) throw new CliError('usage: firebreak fire <alert.json> [--source alertmanager]');
+  if (!file) throw new CliError('usage: firebreak fire <alert.json> [--source alertmanager] [--keep-times]');
   const config = cliConfig();
-  const body = await readFile(file, 'utf8');
+  let body = await readFile(file, 'utf8');
+  let moved = '';
+  if (!values['keep-times']) {
+    // Not JSON: sent as it is, so the server's 400 names the problem.
+    const parsed = (() => {
+      try {
+        return JSON.parse(body) as unknown;
+      } catch {
+        return undefined;
+      }
+    })();
+    if (parsed !== undefined) {
+      const stamped = stampWithNow(parsed, Date.now());
+      body = JSON.stringify(stamped.payload);
+      if (Math.abs(stamped.shiftedMs) >= 1_000) moved = ` (times moved ${formatDuration(Math.abs(stamped.shiftedMs))} ${stamped.shiftedMs > 0 ? 'forward' : 'back'} to now; --keep-times sends them as written)`;
+    }
+  }
   const headers: Record<string, string> = {};
   if (config.webhookToken) headers.authorization = `Bearer ${config.webhookToken}`;
   const res = await api(config, 'POST', `/hooks/${values.source}`, body, headers);
   const result = expectOk(res, 'fire') as { runs: string[]; episodes: Array<{ fingerprint: string; status: string; deliveries: number }> };
-  out(`accepted (HTTP ${res.status}): ${result.episodes.length} alert(s), runs: ${result.runs.join(', ') || 'none'}`);
+  out(`accepted (HTTP ${res.status}): ${result.episodes.length} alert(s), runs: ${result.runs.join(', ') || 'none'}${moved}`);
   return 0;
 }
 
