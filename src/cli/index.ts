@@ -21,6 +21,7 @@ const HELP = `firebreak — incident-response playbook bot
 
 Usage:
   firebreak serve                                  run the server (what npm start runs)
+  firebreak demo                                   the whole flow on this machine: stand-ins, sample alerts, console
   firebreak validate [dir]                         check playbooks; file:line: message per problem
   firebreak fire <alert.json> [--source alertmanager] [--keep-times]
                                                    post a sample alert to the running server, its times moved to now
@@ -347,6 +348,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'serve':
         return await cmdServe();
+      case 'demo':
+        return await (await import('../demo/index.js')).demoCommand(args, { out, err });
       case 'validate':
         return await cmdValidate(args);
       case 'fire':
