@@ -15,6 +15,7 @@ import { replayCommand } from '../replay/index.js';
 import { createPool, EmbeddedPostgresError, isDatabaseUnavailable, runningEmbeddedUrl, startEmbeddedPostgres } from '../store/index.js';
 import { formatDuration, renderTimeline, verifyChains, type TimelineView } from '../timeline/index.js';
 import { join } from 'node:path';
+import { progress } from './progress.js';
 import { stampWithNow } from './stamp.js';
 
 const HELP = `firebreak — incident-response playbook bot
@@ -276,18 +277,13 @@ async function cmdAudit(args: string[]): Promise<number> {
   const chainId = positionals[0];
   const config = cliConfig();
   const started = Date.now();
-  let lastProgress = 0;
+  const shown = progress();
   const report = await withDatabase(config, (pool) =>
     verifyChains(pool, {
       ...(chainId && { chainId }),
-      onProgress: (checked, total) => {
-        if (total > 20_000 && Date.now() - lastProgress > 1_000) {
-          lastProgress = Date.now();
-          err(`verified ${checked}/${total} events (${Math.round((checked / total) * 100)}%)`);
-        }
-      },
+      onProgress: (checked, total) => shown.update(`verifying: ${checked}/${total} events (${Math.round((checked / Math.max(1, total)) * 100)}%)`),
     }),
-  );
+  ).finally(() => shown.done());
   if (chainId && report.events === 0) throw new CliError(`no timeline events for run ${chainId}`);
   for (const b of report.broken) out(`BROKEN chain ${b.chainId}: first broken event seq ${b.seq} (id ${b.id}, kind ${b.kind}): ${b.problem}`);
   const summary = `${report.chains} chain(s), ${report.events} event(s) checked in ${formatDuration(Date.now() - started)}`;
