@@ -90,14 +90,16 @@ async function reachableCopy(nativeDir: string, version: string): Promise<string
   try {
     await mkdir(root, { recursive: true, mode: 0o755 });
     await chmod(root, 0o755);
+    // The marker is written before the rename, so a folder at `target` is always complete; one
+    // without it is not ours to trust (made by hand?) and is replaced.
+    if (existsSync(target) && !existsSync(join(target, COMPLETE))) await rm(target, { recursive: true, force: true });
     const scratch = `${target}.tmp-${process.pid}`;
     await rm(scratch, { recursive: true, force: true });
     await cp(nativeDir, scratch, { recursive: true, verbatimSymlinks: true });
     await openUp(scratch);
     await writeFile(join(scratch, COMPLETE), `${version}\n`, { mode: 0o644 });
-    await rm(target, { recursive: true, force: true });
     await rename(scratch, target).catch(async (err: NodeJS.ErrnoException) => {
-      // Another process finished the same copy first: use theirs.
+      // Another process finished the same copy first (and may be running it): use theirs.
       await rm(scratch, { recursive: true, force: true });
       if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
     });
