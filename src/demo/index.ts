@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, relative, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { request } from 'undici';
 import { stampWithNow } from '../cli/stamp.js';
@@ -88,7 +89,9 @@ interface Fired {
   runs: string[];
 }
 
-export async function demoCommand(_args: string[], io: DemoIo): Promise<number> {
+export async function demoCommand(args: string[], io: DemoIo): Promise<number> {
+  // No options: PORT and FIREBREAK_DATA_DIR choose the port and the folder, as for `serve`.
+  parseArgs({ args, options: {} });
   const say = (text: string) => io.out(`  ${text}`);
   const env = process.env;
   // The demo listens on loopback only unless HOST says otherwise (then the usual token rules apply).
