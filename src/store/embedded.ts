@@ -198,13 +198,17 @@ async function stopOrphanedServer(bin: PostgresBinaries, clusterDir: string, run
   if (!existsSync(pidFile)) return;
   const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0]);
   if (!Number.isInteger(pid) || pid <= 0) return;
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return; // stale pid file: postgres cleans it up itself
-  }
+  // A pid file outliving its server names a pid the system may have handed to another process:
+  // only a live `postgres` is stopped. (A stale file is cleaned up by postgres itself.)
+  const command = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  if (!/(^|\/)postgres\0/.test(command)) return;
   const stopped = await pgCtl(bin, ['stop', '-m', 'fast', '-w', '-t', '30'], runAs, clusterDir).catch(() => undefined);
-  if (stopped?.code !== 0) process.kill(pid, 'SIGINT');
+  if (stopped?.code === 0) return;
+  try {
+    process.kill(pid, 'SIGINT');
+  } catch {
+    /* gone meanwhile */
+  }
 }
 
 async function startServer(bin: PostgresBinaries, clusterDir: string, port: number, runAs: RunAs): Promise<void> {
