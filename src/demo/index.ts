@@ -16,6 +16,8 @@ import pg from 'pg';
 import { request } from 'undici';
 import { stampWithNow } from '../cli/stamp.js';
 import { loadConfig, type Config } from '../config/index.js';
+import { createActionRegistry } from '../actions/index.js';
+import { loadPlaybooks, matchesAlert } from '../playbooks/index.js';
 import { packageRoot, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../store/index.js';
 import { writeDemoPlaybooks } from './playbooks.js';
 import { sampleWorld, startDeployApi, startKubernetesApi, startPrometheus, type ChangeRecord, type StandIn } from './stand-ins.js';
@@ -161,10 +163,11 @@ export async function demoCommand(args: string[], io: DemoIo): Promise<number> {
         else if (/^run\.(succeeded|failed|aborted|cancelled)$/.test(e.kind)) say(`${playbook} (run ${runId.slice(0, 8)}) ${e.kind.slice(4)}`);
       }
     });
-    const fired = await fireSamples(join(root, 'examples', 'alerts'), url, config);
+    const { playbooks: demoPlaybooks } = await loadPlaybooks(playbooks.dir, { actions: createActionRegistry() });
+    const fired = await fireSamples(join(root, 'examples', 'alerts'), url, config, (labels) => demoPlaybooks.some((p) => matchesAlert(p, { source: 'alertmanager', labels })));
     for (const f of fired) {
       for (const id of f.runs) names.set(id, await playbookOf(url, config, id));
-      say(`fired ${f.file}: ${f.runs.length ? f.runs.map((id) => `run ${id.slice(0, 8)} (${names.get(id)})`).join(', ') : `no run${playbooks.skipped.length ? ` (its playbook may be one left out of the demo)` : ''}`}`);
+      say(`fired ${f.file}: ${f.runs.length ? f.runs.map((id) => `run ${id.slice(0, 8)} (${names.get(id)})`).join(', ') : 'no run'}`);
     }
 
     io.out('');
@@ -198,11 +201,16 @@ async function playbookOf(url: string, config: Config, runId: string): Promise<s
   return body.playbook ?? 'run';
 }
 
-/** Post every sample alert the way Alertmanager would, its times moved to now (as `firebreak fire` does). */
-async function fireSamples(dir: string, url: string, config: Config): Promise<Fired[]> {
+/**
+ * Post the sample alerts that a demo playbook matches, the way Alertmanager
+ * would, their times moved to now (as `firebreak fire` does).
+ */
+async function fireSamples(dir: string, url: string, config: Config, matched: (labels: Record<string, string>) => boolean): Promise<Fired[]> {
   const fired: Fired[] = [];
   for (const file of (await readdir(dir)).filter((f) => f.endsWith('.json')).sort()) {
-    const { payload } = stampWithNow(JSON.parse(await readFile(join(dir, file), 'utf8')) as unknown, Date.now());
+    const sample = JSON.parse(await readFile(join(dir, file), 'utf8')) as { alerts?: Array<{ labels?: Record<string, string> }> };
+    if (!(sample.alerts ?? []).some((a) => matched(a.labels ?? {}))) continue;
+    const { payload } = stampWithNow(sample, Date.now());
     const res = await request(`${url}/hooks/alertmanager`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...(config.webhookToken && { authorization: `Bearer ${config.webhookToken}` }) },
