@@ -112,6 +112,8 @@ async function reachableCopy(nativeDir: string, version: string): Promise<string
 /** The binaries to run: in place, or (as root, when the postgres user cannot reach them) a shared copy. */
 export async function postgresBinaries(): Promise<PostgresBinaries> {
   const { nativeDir, version } = await platformPackage();
-  if (!runsAsRoot() || (await traversableByOthers(join(nativeDir, 'bin', 'postgres')))) return binariesIn(nativeDir, version);
+  const postgres = join(nativeDir, 'bin', 'postgres');
+  // Reachable: every folder above can be passed through, and the binary itself is readable and executable by others.
+  if (!runsAsRoot() || ((await traversableByOthers(postgres)) && ((await stat(postgres)).mode & 0o005) === 0o005)) return binariesIn(nativeDir, version);
   return binariesIn(await reachableCopy(nativeDir, version), version);
 }
