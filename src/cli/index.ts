@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { auditPassed, loadAuditKey, parseCheckpointFile, verifyAudit, type VerifyOptions, type VerifyReport } from '../audit/index.js';
-import { loadConfig, type Config } from '../config/index.js';
+import { isLoopbackHost, loadConfig, type Config } from '../config/index.js';
 import { FirebreakError, ValidationError } from '../errors.js';
 import { createActionRegistry, loadCustomActions } from '../actions/index.js';
 import { formatProblem, validatePlaybooks } from '../playbooks/index.js';
@@ -382,6 +382,7 @@ async function cmdServe(): Promise<number> {
   const { startApp } = await import('../app/index.js');
   const app = await startApp(config);
   if (config.insecure) app.logger.warn({ host: config.host }, 'FIREBREAK_INSECURE=1: webhook and API tokens are not required');
+  if (config.insecure && !config.auditKey && !isLoopbackHost(config.host)) app.logger.warn({ host: config.host }, 'FIREBREAK_INSECURE=1: the audit key comes from a file in FIREBREAK_DATA_DIR; replicas with other data dirs write chains the others cannot verify');
   await new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       app.logger.info({ signal }, 'shutting down');

@@ -200,8 +200,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: { clie
         problems.push({ path: 'FIREBREAK_API_TOKEN', message: `required when HOST (${e.HOST}) is not loopback; set it, or FIREBREAK_INSECURE=1 to run open` });
     }
     // Off loopback the chain's key must be shared by every replica and kept by the operator; a key file on one pod's disk would be neither.
-    if (!options.client && !isLoopbackHost(e.HOST) && !e.FIREBREAK_AUDIT_KEY)
-      problems.push({ path: 'FIREBREAK_AUDIT_KEY', message: `required when HOST (${e.HOST}) is not loopback: the key that signs the timeline, the same on every replica (generate one with: openssl rand -hex 32)` });
+    // FIREBREAK_INSECURE=1 (logged loudly) waives it like the tokens: the data dir's key file is used then.
+    if (!options.client && !isLoopbackHost(e.HOST) && !e.FIREBREAK_AUDIT_KEY && !e.FIREBREAK_INSECURE)
+      problems.push({ path: 'FIREBREAK_AUDIT_KEY', message: `required when HOST (${e.HOST}) is not loopback: the key that signs the timeline, the same on every replica (generate one with: openssl rand -hex 32), or FIREBREAK_INSECURE=1 to use a local key file` });
     if (e.SLACK_BOT_TOKEN && !e.SLACK_SIGNING_SECRET && !e.SLACK_APP_TOKEN)
       problems.push({ path: 'SLACK_SIGNING_SECRET', message: 'required with SLACK_BOT_TOKEN (HTTP mode verifies every Slack request)' });
     if (!e.SLACK_BOT_TOKEN && (e.SLACK_SIGNING_SECRET || e.SLACK_APP_TOKEN))

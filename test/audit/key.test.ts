@@ -70,6 +70,12 @@ describe('FIREBREAK_AUDIT_KEY', () => {
     await expect(stat(join(work, 'never-created'))).rejects.toThrow(/ENOENT/);
   });
 
+  it('FIREBREAK_INSECURE=1 waives it off loopback, like the tokens (the data dir key file is used)', () => {
+    const config = loadConfig({ HOST: '0.0.0.0', FIREBREAK_INSECURE: '1' });
+    expect(config.auditKey).toBeUndefined();
+    expect(() => loadConfig({ HOST: '0.0.0.0', FIREBREAK_WEBHOOK_TOKEN: 'w'.repeat(32), FIREBREAK_API_TOKEN: 'a'.repeat(32) })).toThrow(ValidationError);
+  });
+
   it('serve refuses a malformed key without echoing it', async () => {
     const bad = 'not-a-key-' + randomBytes(4).toString('hex');
     const { code, stderr } = await runCli(['serve'], { DATABASE_URL: db.url, FIREBREAK_AUDIT_KEY: bad, PORT: '0' });
