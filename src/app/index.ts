@@ -37,7 +37,7 @@ export interface App {
  * JSON lines for log collectors; readable lines (pino-pretty) when a person
  * watches a terminal. Redaction happens before either.
  */
-export function createLogger(level: string, options: { readable?: boolean } = {}): Logger {
+export function createLogger(level: string, options: { readable?: boolean; destination?: pino.DestinationStream } = {}): Logger {
   const settings = {
     level,
     base: { service: 'firebreak' },
@@ -45,6 +45,7 @@ export function createLogger(level: string, options: { readable?: boolean } = {}
     // Belt and braces: headers that carry credentials never reach the logs.
     redact: { paths: ['req.headers.authorization', 'req.headers.cookie', '*.token', '*.password', 'headers.authorization'], censor: '[redacted]' },
   };
+  if (options.destination) return pino(settings, options.destination);
   if (!(options.readable ?? process.stdout.isTTY === true)) return pino(settings);
   return pino(settings, pretty({ colorize: true, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' }));
 }

@@ -13,6 +13,7 @@ import { createServer } from 'node:net';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import pino from 'pino';
 import { request } from 'undici';
 import { stampWithNow } from '../cli/stamp.js';
 import { loadConfig, type Config } from '../config/index.js';
@@ -141,7 +142,7 @@ export async function demoCommand(args: string[], io: DemoIo): Promise<number> {
       FIREBREAK_SECRET_DEPLOY_TOKEN: deployToken,
       FIREBREAK_SECRET_K8S_TOKEN: k8sToken,
       PORT: String(port),
-      LOG_LEVEL: env.LOG_LEVEL ?? 'warn',
+
       // No outside service: Slack stays off even when this shell has it configured.
       SLACK_BOT_TOKEN: '',
       SLACK_SIGNING_SECRET: '',
@@ -150,8 +151,11 @@ export async function demoCommand(args: string[], io: DemoIo): Promise<number> {
     if (!env.PORT && port !== DEFAULT_PORT) say(`port ${DEFAULT_PORT} is taken: using ${port} (set PORT to choose)`);
     say('starting the server…');
     const config: Config = loadConfig(demoEnv);
-    const { startApp } = await import('../app/index.js');
-    app = await startApp(config);
+    const { createLogger, startApp } = await import('../app/index.js');
+    // The terminal tells the demo's story; the server's own log (JSON lines) goes to a file.
+    const logFile = join(demoDir, 'server.log');
+    app = await startApp(config, { logger: createLogger(config.logLevel, { destination: pino.destination({ dest: logFile, sync: true, mkdir: true, append: false }) }) });
+    say(`server log: ${relative(process.cwd(), logFile) || logFile}`);
     const url = app.url.replace(/\/+$/, '');
 
     const names = new Map<string, string>();

@@ -97,6 +97,9 @@ describe('firebreak demo', () => {
     const code = await new Promise<number | null>((r) => child!.once('exit', (c) => r(c)));
     expect(code, stderr).toBe(0);
     expect(stdout).toMatch(/demo stopped/);
+    // The terminal tells the story; the server's JSON log (audit checkpoints included) is in a file.
+    expect(stdout).not.toMatch(/^\{"level"/m);
+    expect(await readFile(join(dir, 'data', 'demo', 'server.log'), 'utf8')).toMatch(/"msg":"firebreak is serving"/);
     expect(stderr).toBe('');
     // PostgreSQL was stopped too.
     const location = join(dir, 'data', 'demo', 'pg-location');
