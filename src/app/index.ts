@@ -5,6 +5,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
 import type { FastifyInstance } from 'fastify';
 import { Access, OidcLogin } from '../access/index.js';
 import { CheckpointWriter, loadAuditKey } from '../audit/index.js';
@@ -33,14 +34,21 @@ export interface App {
   stop(): Promise<void>;
 }
 
-export function createLogger(level: string): Logger {
-  return pino({
+/**
+ * JSON lines for log collectors; readable lines (pino-pretty) when a person
+ * watches a terminal. Redaction happens before either.
+ */
+export function createLogger(level: string, options: { readable?: boolean; destination?: pino.DestinationStream } = {}): Logger {
+  const settings = {
     level,
     base: { service: 'firebreak' },
     timestamp: pino.stdTimeFunctions.isoTime,
     // Belt and braces: headers that carry credentials never reach the logs.
     redact: { paths: ['req.headers.authorization', 'req.headers.cookie', '*.token', '*.password', 'headers.authorization'], censor: '[redacted]' },
-  });
+  };
+  if (options.destination) return pino(settings, options.destination);
+  if (!(options.readable ?? process.stdout.isTTY === true)) return pino(settings);
+  return pino(settings, pretty({ colorize: true, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' }));
 }
 
 /** Playbooks, reloaded when their folder changes; the last good set stays in use while a file is broken. */
