@@ -249,7 +249,7 @@ export function formatReport(report: RunReport): string {
   lines.push(status);
   for (const a of report.pendingApprovals) {
     lines.push(`  approval ${a.id} for step ${a.stepId} is pending (approvers: ${a.approvers.join(', ') || 'any'}; ${a.minApprovals} needed)`);
-    lines.push(`    answer it: firebreak approve ${a.id} --as <user>   (or reject)`);
+    lines.push(`    answer it: firebreak approve ${a.id}   (or reject; as FIREBREAK_TOKEN, or --as <name> in local mode)`);
   }
   const idWidth = Math.min(24, Math.max(4, ...report.steps.map((s) => s.id.length)) + 2);
   const actionWidth = Math.min(20, Math.max(6, ...report.steps.map((s) => s.action.length)) + 2);
