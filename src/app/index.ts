@@ -56,9 +56,10 @@ class PlaybookCatalog {
   ) {}
 
   async load(): Promise<void> {
-    const { playbooks, problems } = await loadPlaybooks(this.dir, { actions: this.actions });
+    const { playbooks, problems, warnings } = await loadPlaybooks(this.dir, { actions: this.actions });
     this.problems = problems;
     for (const p of problems) this.logger.error({ problem: formatProblem(p) }, 'playbook problem');
+    for (const w of warnings) this.logger.warn({ problem: formatProblem(w) }, 'playbook warning');
     const broken = new Set(problems.map((p) => p.file));
     // Keep the previous version of a playbook whose file is now broken.
     const kept = this.playbooks.filter((old) => broken.has(old.file) && !playbooks.some((p) => p.name === old.name));

@@ -9,7 +9,7 @@ import { request } from 'undici';
 import { loadConfig, type Config } from '../config/index.js';
 import { ValidationError } from '../errors.js';
 import { createActionRegistry, loadCustomActions } from '../actions/index.js';
-import { formatProblem, validatePlaybooks } from '../playbooks/index.js';
+import { formatProblem, isError, validatePlaybooks } from '../playbooks/index.js';
 import { evaluatePolicy, runPolicyTests } from '../policy/index.js';
 import { replayCommand } from '../replay/index.js';
 import { createPool, isDatabaseUnavailable, runningEmbeddedUrl, startEmbeddedPostgres } from '../store/index.js';
@@ -152,13 +152,16 @@ async function cmdValidate(args: string[]): Promise<number> {
   const config = cliConfig();
   const dir = positionals[0] ?? config.playbooksDir;
   const actions = createActionRegistry(await loadCustomActions(join(dir, 'actions')));
-  const problems = await validatePlaybooks(dir, actions);
-  for (const p of problems) out(formatProblem(p));
-  if (problems.length > 0) {
-    err(`${problems.length} problem${problems.length === 1 ? '' : 's'} found`);
+  const reported = await validatePlaybooks(dir, actions);
+  for (const p of reported) out(formatProblem(p));
+  const problems = reported.filter(isError).length;
+  const warnings = reported.length - problems;
+  const warned = warnings > 0 ? ` (${warnings} warning${warnings === 1 ? '' : 's'})` : '';
+  if (problems > 0) {
+    err(`${problems} problem${problems === 1 ? '' : 's'} found${warned}`);
     return 1;
   }
-  out(`ok: playbooks in ${dir} are valid`);
+  out(`ok: playbooks in ${dir} are valid${warned}`);
   return 0;
 }
 

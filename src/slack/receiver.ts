@@ -11,6 +11,7 @@ import { verifySlackRequest, type App, type Receiver, type ReceiverEvent } from 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { coerceError, ValidationError } from '../errors.js';
+import { parseJson } from '../json/index.js';
 import { isDatabaseUnavailable, type Pool } from '../store/index.js';
 import * as Q from './queries.js';
 
@@ -66,20 +67,20 @@ export function parseSlackBody(raw: string, contentType: string | undefined): Re
     const payload = form.get('payload');
     if (payload !== null) {
       try {
-        const parsed = JSON.parse(payload) as unknown;
+        const parsed = parseJson(payload, 'payload') as unknown;
         if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
-      } catch {
-        /* fall through */
+      } catch (err) {
+        if (err instanceof ValidationError) throw err;
       }
       throw new ValidationError('payload is not a JSON object', [{ path: 'payload', message: 'must be a JSON object' }]);
     }
     return Object.fromEntries(form.entries());
   }
   try {
-    const parsed = JSON.parse(raw) as unknown;
+    const parsed = parseJson(raw) as unknown;
     if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
-  } catch {
-    /* below */
+  } catch (err) {
+    if (err instanceof ValidationError) throw err;
   }
   throw new ValidationError('body is not a JSON object', [{ path: '(body)', message: 'must be a JSON object or a form with payload' }]);
 }
