@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { createActionRegistry, loadCustomActions, type ActionRegistry } from '../actions/index.js';
 import { registerApi } from '../api/routes.js';
 import { buildServer } from '../api/server.js';
-import type { Config } from '../config/index.js';
+import { maskUrlCredentials, sensitiveValues, type Config } from '../config/index.js';
 import { registerConsole } from '../console/index.js';
 import { Engine } from '../engine/index.js';
 import { Ingestor } from '../ingest/index.js';
@@ -19,7 +19,7 @@ import { createPolicyGate, type ReloadingPolicyGate } from '../policy/index.js';
 import { Scheduler } from '../schedule/index.js';
 import { createSlack } from '../slack/index.js';
 import { openStore, type Store } from '../store/index.js';
-import { Timeline } from '../timeline/index.js';
+import { createRedactor, Timeline } from '../timeline/index.js';
 
 export interface App {
   config: Config;
@@ -31,13 +31,42 @@ export interface App {
   stop(): Promise<void>;
 }
 
-export function createLogger(level: string): Logger {
+const isPlainObject = (v: unknown): v is Record<string, unknown> => {
+  if (typeof v !== 'object' || v === null) return false;
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === Object.prototype || proto === null;
+};
+
+/**
+ * A pino logger that never writes a credential: every message and every plain
+ * object or error it is given passes through the secret redactor (all encoded
+ * forms of `sensitive`) and has URL passwords masked. Objects of other classes
+ * (fastify's request and reply) are left to pino's serializers and path redaction.
+ */
+export function createLogger(level: string, sensitive: readonly string[] = []): Logger {
+  const redact = createRedactor(sensitive, { alsoMask: maskUrlCredentials });
+  const clean = (v: unknown): unknown => {
+    if (typeof v === 'string') return redact(v);
+    if (v instanceof Error) return redact(pino.stdSerializers.err(v));
+    if (Array.isArray(v)) return redact(v);
+    if (isPlainObject(v)) {
+      const out: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(v)) out[k] = x instanceof Error ? redact(pino.stdSerializers.err(x)) : isPlainObject(x) || Array.isArray(x) || typeof x === 'string' ? redact(x) : x;
+      return out;
+    }
+    return v;
+  };
   return pino({
     level,
     base: { service: 'firebreak' },
     timestamp: pino.stdTimeFunctions.isoTime,
     // Belt and braces: headers that carry credentials never reach the logs.
     redact: { paths: ['req.headers.authorization', 'req.headers.cookie', '*.token', '*.password', 'headers.authorization'], censor: '[redacted]' },
+    hooks: {
+      logMethod(args, method) {
+        method.apply(this, args.map(clean) as Parameters<typeof method>);
+      },
+    },
   });
 }
 
@@ -92,7 +121,7 @@ class PlaybookCatalog {
 }
 
 export async function startApp(config: Config, options: { logger?: Logger; listen?: boolean } = {}): Promise<App> {
-  const logger = options.logger ?? createLogger(config.logLevel);
+  const logger = options.logger ?? createLogger(config.logLevel, sensitiveValues(config));
   const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger, poolSize: Math.max(10, config.workers * 2 + 4) });
   const cleanups: Array<() => Promise<void> | void> = [() => store.close()];
   try {

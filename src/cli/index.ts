@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
-import { loadConfig, type Config } from '../config/index.js';
+import { loadConfig, maskUrlCredentials, type Config } from '../config/index.js';
 import { ValidationError } from '../errors.js';
 import { createActionRegistry, loadCustomActions } from '../actions/index.js';
 import { formatProblem, isError, validatePlaybooks } from '../playbooks/index.js';
@@ -378,13 +378,15 @@ export async function main(argv: string[]): Promise<number> {
       return e.exitCode;
     }
     if (isDatabaseUnavailable(e)) {
-      err(`database unavailable: ${(e as Error).message}`);
+      err(`database unavailable: ${maskUrlCredentials((e as Error).message)}`);
       return 1;
     }
     if (e instanceof Error && (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
       err(e.message);
       return 2;
     }
-    throw e;
+    // Anything else: one line, with any connection string's password masked (never a stack of secrets).
+    err(maskUrlCredentials(e instanceof Error ? e.message : String(e)));
+    return 1;
   }
 }

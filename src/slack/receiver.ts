@@ -22,6 +22,17 @@ import { SLACK_EVENTS_PATH } from './paths.js';
 const WINDOW_SECONDS = 5 * 60;
 /** Answer before Slack's 3 s deadline even when no listener acked. */
 const ACK_DEADLINE_MS = 2_500;
+/**
+ * The only signature shape Slack sends. Bolt's own check compares what it can parse
+ * and ignores anything after a second `=`, so `v0=<hmac>=x` would pass it as a new
+ * string: only this exact shape reaches Bolt, and the replay guard keys on the HMAC.
+ */
+const SIGNATURE = /^v0=([0-9a-f]{64})$/;
+
+/** The HMAC (lower-case hex) a well-formed signature carries: what the replay guard remembers. */
+export function signatureDigest(signature: string): string | undefined {
+  return SIGNATURE.exec(signature)?.[1];
+}
 
 export class SlackRequestError extends Error {
   constructor(
@@ -44,6 +55,7 @@ export interface VerifyInput {
 /** Throws SlackRequestError(401) unless the request is signed with our secret within the window. */
 export function verifySlackSignature(input: VerifyInput): void {
   if (!input.signature || !input.timestamp) throw new SlackRequestError('missing X-Slack-Signature or X-Slack-Request-Timestamp', 401);
+  if (!signatureDigest(input.signature)) throw new SlackRequestError('X-Slack-Signature is not of the form v0=<64 lower-case hex digits>', 401);
   const ts = Number(input.timestamp);
   if (!Number.isInteger(ts)) throw new SlackRequestError('X-Slack-Request-Timestamp is not a number', 401);
   // Bolt rejects stale timestamps; one from the future is as suspect.
@@ -136,7 +148,8 @@ export class FastifyReceiver implements Receiver {
     if (body.type === 'url_verification') return reply.code(200).send({ challenge: body.challenge });
 
     try {
-      const fresh = await this.options.pool.query(Q.REMEMBER_SIGNATURE, [signature]);
+      // Keyed on the HMAC itself, not the header text, so no respelling of a signature replays it.
+      const fresh = await this.options.pool.query(Q.REMEMBER_SIGNATURE, [signatureDigest(signature!)]);
       if (fresh.rowCount === 0) {
         log.warn({ ip: request.ip }, 'Slack request refused: replayed signature');
         return reply.code(401).send({ error: 'invalid Slack request: this signed request was already received (replay)' });

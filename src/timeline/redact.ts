@@ -39,7 +39,7 @@ const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
  * secretForms) replaced, and strings made safe for jsonb (no NUL, no lone
  * surrogates) so an odd payload can't fail a write.
  */
-export function createRedactor(secretValues: readonly string[]): (value: unknown) => unknown {
+export function createRedactor(secretValues: readonly string[], options: { alsoMask?: (text: string) => string } = {}): (value: unknown) => unknown {
   // Very short secrets would redact innocent text; they are still redacted, but only as whole strings.
   const exact = new Set<string>();
   const substrings = new Set<string>();
@@ -54,7 +54,8 @@ export function createRedactor(secretValues: readonly string[]): (value: unknown
   const pattern = substrings.size > 0 ? new RegExp([...substrings].sort((a, b) => b.length - a.length).map(escapeRegExp).join('|'), 'g') : undefined;
   const cleanString = (s: string): string => {
     if (exact.has(s)) return REDACTED;
-    const out = pattern ? s.replace(pattern, REDACTED) : s;
+    let out = pattern ? s.replace(pattern, REDACTED) : s;
+    if (options.alsoMask) out = options.alsoMask(out);
     // eslint-disable-next-line no-control-regex
     return out.includes('\u0000') ? out.toWellFormed().replace(/\u0000/g, '\uFFFD') : out.toWellFormed();
   };
@@ -77,10 +78,4 @@ export function createRedactor(secretValues: readonly string[]): (value: unknown
     return value;
   };
   return (value) => walk(value, 0);
-}
-
-/** A string with every form of the given secrets replaced (for log lines and error messages). */
-export function createTextRedactor(secretValues: readonly string[]): (text: string) => string {
-  const redact = createRedactor(secretValues);
-  return (text) => redact(text) as string;
 }
