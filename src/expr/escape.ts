@@ -52,7 +52,32 @@ export function escapeMrkdwnDeep(value: unknown): unknown {
 
 const plainEscaper = (): Escaper => ({ literal() {}, value: stringify, unescaped() {}, finish() {} });
 
-const mrkdwnEscaper = (): Escaper => ({ literal() {}, value: (v) => escapeMrkdwn(stringify(v)), unescaped() {}, finish() {} });
+/**
+ * In a link the playbook writes (`<${{ url }}|label>`), a value before the `|`
+ * is the link's URL: its own `|` is encoded too, or it could supply the label.
+ */
+function mrkdwnEscaper(): Escaper {
+  let sofar = '';
+  const inLinkUrl = () => {
+    const open = sofar.lastIndexOf('<');
+    return open > sofar.lastIndexOf('>') && !sofar.slice(open).includes('|');
+  };
+  return {
+    literal(text) {
+      sofar += text;
+    },
+    value(v) {
+      let out = escapeMrkdwn(stringify(v));
+      if (inLinkUrl()) out = out.replace(/\|/g, '%7C');
+      sofar += out;
+      return out;
+    },
+    unescaped(text) {
+      sofar += text;
+    },
+    finish() {},
+  };
+}
 
 // ---------- URL ----------
 
