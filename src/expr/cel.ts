@@ -504,7 +504,9 @@ export function evaluateCompiled(expr: string, c: Compiled, vars: Record<string,
   if (c.nestedUnescaped || c.unescaped !== undefined) throw new ExpressionError(expr, `${UNESCAPED_FUNCTION}() can only wrap a whole \${{ }} interpolation in a text field`);
   const { program, metered } = programFor(expr, c.ast);
   // Plain objects/arrays/numbers/strings are valid CEL input as they are (maps, lists, doubles).
-  const input = (vars.secrets === undefined ? vars : { ...vars, secrets: {} }) as Record<string, CelInput>;
+  // `secrets` may be among them, but an expression that got here has no free `secrets` name, and
+  // CEL resolves names only when the expression reads them.
+  const input = vars as Record<string, CelInput>;
   let result: CelResult;
   if (metered) {
     meter.spent = 0;
