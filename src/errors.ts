@@ -75,6 +75,14 @@ export class ConflictError extends FirebreakError {
   readonly code = 'conflict';
 }
 
+/** The schema cannot be brought up to date by this role (or the grant step failed). */
+export class MigrationError extends FirebreakError {
+  readonly code = 'migration_failed';
+  constructor(message: string, readonly pending: string[], options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
 /** Normalise anything thrown into an Error, once, at a boundary. */
 export function coerceError(value: unknown): Error {
   if (value instanceof Error) return value;

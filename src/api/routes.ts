@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { listCheckpoints } from '../audit/index.js';
 import type { Config } from '../config/index.js';
 import { ValidationError } from '../errors.js';
 import { getRun, listAlerts, listPendingApprovals, listRuns, type Engine } from '../engine/index.js';
@@ -21,6 +22,7 @@ const RUN_STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'ab
 const limit = z.coerce.number().int().min(1).max(500).default(50);
 const runsQuery = z.object({ status: z.enum(RUN_STATUSES).optional(), playbook: z.string().min(1).optional(), limit });
 const alertsQuery = z.object({ status: z.enum(['firing', 'resolved']).optional(), source: z.string().min(1).optional(), limit });
+const checkpointsQuery = z.object({ limit, before: z.coerce.number().int().min(1).optional() });
 const timelineQuery = z.object({ format: z.enum(['json', 'md']).default('json') });
 // `via` names the client in the actor string (`cli:bob` for `firebreak approve`); the console is the default.
 const approvalBody = z.object({ decision: z.enum(['approve', 'reject']), user: z.string().trim().min(1).max(200), via: z.enum(['console', 'cli']).default('console') });
@@ -106,6 +108,8 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
 
   app.get('/api/alerts', handle(async (request) => ({ items: await listAlerts(pool, parseWith(alertsQuery, request.query, 'query')) })));
   app.get('/api/runs', handle(async (request) => ({ items: await listRuns(pool, parseWith(runsQuery, request.query, 'query')) })));
+  // Signed chain checkpoints, newest first; `before` pages back (docs/audit.md). A read, like GET /api/runs.
+  app.get('/api/audit/checkpoints', handle(async (request) => ({ items: await listCheckpoints(pool, parseWith(checkpointsQuery, request.query, 'query')) })));
   app.get('/api/runs/:id', handle(async (request) => getRun(pool, (request.params as { id: string }).id)));
   app.get(
     '/api/runs/:id/timeline',

@@ -6,6 +6,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
+import { CheckpointWriter, loadAuditKey } from '../audit/index.js';
 import { createActionRegistry, loadCustomActions, type ActionRegistry } from '../actions/index.js';
 import { registerApi } from '../api/routes.js';
 import { buildServer } from '../api/server.js';
@@ -122,6 +123,11 @@ class PlaybookCatalog {
 
 export async function startApp(config: Config, options: { logger?: Logger; listen?: boolean } = {}): Promise<App> {
   const logger = options.logger ?? createLogger(config.logLevel, sensitiveValues(config));
+  // The key first: a server that cannot sign its timeline must not start (or start a database).
+  const audit = await loadAuditKey({ material: config.auditKey, dataDir: config.dataDir, create: true });
+  if (audit.created) logger.info({ file: audit.created }, 'created the audit key file (local mode); back it up with the data dir: without it the timeline cannot be verified');
+  if (audit.warning) logger.warn(audit.warning);
+  logger.info({ keyId: audit.key.id, source: audit.key.source }, 'audit key loaded');
   const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger, poolSize: Math.max(10, config.workers * 2 + 4) });
   const cleanups: Array<() => Promise<void> | void> = [() => store.close()];
   try {
@@ -132,7 +138,11 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
     cleanups.push(() => catalog.close());
     const policy: ReloadingPolicyGate = await createPolicyGate({ dir: config.policiesDir, logger, watch: true });
     cleanups.push(() => policy.close());
-    const timeline = new Timeline(config.secrets.values());
+    const timeline = new Timeline(audit.key, config.secrets.values());
+    const checkpoints = new CheckpointWriter({ pool: store.pool, key: audit.key, logger, intervalMs: config.auditCheckpointMs });
+    await checkpoints.start();
+    // Shutdown runs cleanups front to back: this one lands after engine.stop (unshifted later) and before store.close, so the last checkpoint seals this replica's final events.
+    cleanups.unshift(() => checkpoints.stop());
     const metrics = createMetrics(store.pool, logger);
     const engine = new Engine({
       pool: store.pool,

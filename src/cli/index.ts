@@ -6,14 +6,15 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
-import { loadConfig, maskUrlCredentials, type Config } from '../config/index.js';
-import { ValidationError } from '../errors.js';
+import { auditPassed, loadAuditKey, parseCheckpointFile, verifyAudit, type VerifyOptions, type VerifyReport } from '../audit/index.js';
+import { isLoopbackHost, loadConfig, maskUrlCredentials, type Config } from '../config/index.js';
+import { FirebreakError, ValidationError } from '../errors.js';
 import { createActionRegistry, loadCustomActions } from '../actions/index.js';
 import { formatProblem, isError, validatePlaybooks } from '../playbooks/index.js';
 import { evaluatePolicy, runPolicyTests } from '../policy/index.js';
 import { replayCommand } from '../replay/index.js';
-import { createPool, isDatabaseUnavailable, runningEmbeddedUrl, startEmbeddedPostgres } from '../store/index.js';
-import { formatDuration, renderTimeline, verifyChains, type TimelineView } from '../timeline/index.js';
+import { createPool, grantAppRole, isDatabaseUnavailable, migrate, runningEmbeddedUrl, startEmbeddedPostgres } from '../store/index.js';
+import { formatDuration, renderTimeline, type TimelineView } from '../timeline/index.js';
 import { join } from 'node:path';
 
 const HELP = `firebreak — incident-response playbook bot
@@ -31,11 +32,14 @@ Usage:
   firebreak reject <approval-id> --as <user>
   firebreak abort <run-id> [--as user] [--reason text]
   firebreak timeline <run> [--format md|json]      the postmortem timeline
-  firebreak audit verify [run]                     recompute hash chains; exit 1 if any is broken
+  firebreak audit verify [run] [--checkpoints f]   recompute hash chains, check them against runs and signed
+                                                   checkpoints (stored, and exported to f); exit 1 if any is broken
+  firebreak migrate [--grant-to <role>]            apply database migrations (as the owning role); grant an
+                                                   application role what the server needs (docs/deploy.md)
   firebreak policy test                            Rego unit tests (needs opa) + bundle freshness
   firebreak policy eval --entrypoint e --input f   what-if: print a policy decision
 
-Environment: see README (DATABASE_URL, PORT, HOST, FIREBREAK_API_TOKEN, FIREBREAK_URL ...).`;
+Environment: see README (DATABASE_URL, PORT, HOST, FIREBREAK_API_TOKEN, FIREBREAK_AUDIT_KEY, FIREBREAK_URL ...).`;
 
 function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
@@ -47,7 +51,7 @@ function err(text: string): void {
 
 /** Config for CLI commands: same validation as serve, but a client need not satisfy server-only rules. */
 function cliConfig(): Config {
-  return loadConfig({ ...process.env, FIREBREAK_INSECURE: process.env.FIREBREAK_INSECURE ?? '1' });
+  return loadConfig({ ...process.env, FIREBREAK_INSECURE: process.env.FIREBREAK_INSECURE ?? '1' }, { client: true });
 }
 
 function serverUrl(config: Config): string {
@@ -253,17 +257,59 @@ async function cmdTimeline(args: string[]): Promise<number> {
   return 0;
 }
 
+/** Most broken chains printed one per line; the rest are counted (a wrong key breaks every chain). */
+const MAX_BROKEN_LINES = 200;
+
+function printAuditReport(report: VerifyReport, elapsedMs: number): boolean {
+  const lines = [
+    ...report.brokenRecords.map((b) => `BROKEN ${b.what}: ${b.problem}`),
+    ...report.broken.map((b) =>
+      b.seq === null
+        ? `BROKEN chain ${b.chainId}: ${b.problem}`
+        : /removed from the end/.test(b.problem)
+          ? `BROKEN chain ${b.chainId}: last event seq ${b.seq} (id ${b.id}, kind ${b.kind}): ${b.problem}`
+          : `BROKEN chain ${b.chainId}: first broken event seq ${b.seq} (id ${b.id}, kind ${b.kind}): ${b.problem}`,
+    ),
+  ];
+  for (const line of lines.slice(0, MAX_BROKEN_LINES)) out(line);
+  if (lines.length > MAX_BROKEN_LINES) out(`... and ${lines.length - MAX_BROKEN_LINES} more`);
+  for (const note of report.notes) err(`note: ${note}`);
+  const latest = report.checkpoints.latest;
+  const checkpoints = `${report.checkpoints.stored} stored checkpoint(s)${latest ? ` (latest #${latest.seq} at ${latest.time})` : ''}${report.checkpoints.external ? `, ${report.checkpoints.external} exported` : ''}`;
+  const summary = `${report.chains} chain(s), ${report.events} event(s) checked under audit key ${report.keyId} in ${formatDuration(elapsedMs)}; ${checkpoints}`;
+  if (!auditPassed(report)) {
+    err(`audit FAILED: ${report.broken.length} broken chain(s), ${report.brokenRecords.length} other problem(s); ${summary}`);
+    return false;
+  }
+  out(`audit ok: ${summary}`);
+  return true;
+}
+
 async function cmdAudit(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
-  if (sub !== 'verify') throw new CliError('usage: firebreak audit verify [run]');
-  const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
+  const usage = 'usage: firebreak audit verify [run] [--checkpoints exported.json]';
+  if (sub !== 'verify') throw new CliError(usage);
+  const { positionals, values } = parseArgs({ args: rest, allowPositionals: true, options: { checkpoints: { type: 'string' } } });
+  if (positionals.length > 1) throw new CliError(usage);
   const chainId = positionals[0];
   const config = cliConfig();
+  // Verify never creates a key: a new one could not check anything already written.
+  const { key, warning } = await loadAuditKey({ material: config.auditKey, dataDir: config.dataDir, create: false });
+  if (warning) err(`warning: ${warning}`);
+  let external: VerifyOptions['external'];
+  if (values.checkpoints) {
+    const text = await readFile(values.checkpoints, 'utf8').catch((e: Error) => {
+      throw new CliError(`cannot read ${values.checkpoints}: ${e.message}`);
+    });
+    external = { source: values.checkpoints, checkpoints: parseCheckpointFile(text, values.checkpoints) };
+  }
   const started = Date.now();
   let lastProgress = 0;
   const report = await withDatabase(config, (pool) =>
-    verifyChains(pool, {
+    verifyAudit(pool, {
+      key,
       ...(chainId && { chainId }),
+      ...(external && { external }),
       onProgress: (checked, total) => {
         if (total > 20_000 && Date.now() - lastProgress > 1_000) {
           lastProgress = Date.now();
@@ -272,15 +318,24 @@ async function cmdAudit(args: string[]): Promise<number> {
       },
     }),
   );
-  if (chainId && report.events === 0) throw new CliError(`no timeline events for run ${chainId}`);
-  for (const b of report.broken) out(`BROKEN chain ${b.chainId}: first broken event seq ${b.seq} (id ${b.id}, kind ${b.kind}): ${b.problem}`);
-  const summary = `${report.chains} chain(s), ${report.events} event(s) checked in ${formatDuration(Date.now() - started)}`;
-  if (report.broken.length > 0) {
-    err(`audit FAILED: ${report.broken.length} broken chain(s); ${summary}`);
-    return 1;
-  }
-  out(`audit ok: ${summary}`);
-  return 0;
+  if (chainId && report.events === 0 && report.broken.length === 0) throw new CliError(`no timeline events for run ${chainId}`);
+  return printAuditReport(report, Date.now() - started) ? 0 : 1;
+}
+
+async function cmdMigrate(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'grant-to': { type: 'string' } } });
+  if (positionals.length > 0) throw new CliError('usage: firebreak migrate [--grant-to <role>]');
+  const config = cliConfig();
+  return withDatabase(config, async (pool) => {
+    const applied = await migrate(pool);
+    out(applied.length > 0 ? `applied: ${applied.join(', ')}` : 'schema up to date');
+    const role = values['grant-to'];
+    if (role) {
+      await grantAppRole(pool, role);
+      out(`granted ${role}: read/write on the working tables, read + insert only on the audit tables, read only on the migration bookkeeping`);
+    }
+    return 0;
+  });
 }
 
 async function cmdPolicy(args: string[]): Promise<number> {
@@ -315,6 +370,7 @@ async function cmdServe(): Promise<number> {
   const { startApp } = await import('../app/index.js');
   const app = await startApp(config);
   if (config.insecure) app.logger.warn({ host: config.host }, 'FIREBREAK_INSECURE=1: webhook and API tokens are not required');
+  if (config.insecure && !config.auditKey && !isLoopbackHost(config.host)) app.logger.warn({ host: config.host }, 'FIREBREAK_INSECURE=1: the audit key comes from a file in FIREBREAK_DATA_DIR; replicas with other data dirs write chains the others cannot verify');
   await new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       app.logger.info({ signal }, 'shutting down');
@@ -355,6 +411,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdTimeline(args);
       case 'audit':
         return await cmdAudit(args);
+      case 'migrate':
+        return await cmdMigrate(args);
       case 'policy':
         return await cmdPolicy(args);
       case undefined:
@@ -376,6 +434,11 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CliError) {
       err(e.message);
       return e.exitCode;
+    }
+    // Typed failures carry a message written for the operator (audit key, migrations): no stack trace.
+    if (e instanceof FirebreakError && !isDatabaseUnavailable(e)) {
+      err(maskUrlCredentials(e.message));
+      return 1;
     }
     if (isDatabaseUnavailable(e)) {
       err(`database unavailable: ${maskUrlCredentials((e as Error).message)}`);

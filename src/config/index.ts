@@ -29,6 +29,38 @@ export class Secrets {
   }
 }
 
+/**
+ * The audit key's bytes, from FIREBREAK_AUDIT_KEY or the local key file:
+ * hex (64+ digits) or base64/base64url, decoding to at least 32 bytes.
+ * Returns the problem as text instead of throwing, so no caller ever echoes the value.
+ */
+export function decodeAuditKey(text: string): Buffer | string {
+  const value = text.trim();
+  let bytes: Buffer | undefined;
+  if (/^(?:[0-9a-f]{2})+$/i.test(value)) bytes = Buffer.from(value, 'hex');
+  else if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(value)) bytes = Buffer.from(value.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  if (!bytes) return 'must be hex or base64 (generate one with: openssl rand -hex 32)';
+  if (bytes.length < 32) return `must hold at least 32 bytes (256 bits), this one holds ${bytes.length} (generate one with: openssl rand -hex 32)`;
+  return bytes;
+}
+
+/** Key material for the audit chain; hidden from JSON and inspection like Secrets. */
+export class AuditKeyMaterial {
+  readonly #bytes: Buffer;
+  constructor(bytes: Buffer) {
+    this.#bytes = Buffer.from(bytes);
+  }
+  bytes(): Buffer {
+    return Buffer.from(this.#bytes);
+  }
+  toJSON(): string {
+    return '[audit key redacted]';
+  }
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return 'AuditKeyMaterial([redacted])';
+  }
+}
+
 const optionalString = z
   .string()
   .trim()
@@ -127,6 +159,11 @@ const envSchema = z.object({
   SLACK_API_URL: urlString('http(s)').optional(),
   SLACK_CHANNEL: optionalString,
   FIREBREAK_API_TOKEN: optionalString,
+  FIREBREAK_AUDIT_KEY: optionalString.superRefine((value, ctx) => {
+    const decoded = value === undefined ? undefined : decodeAuditKey(value);
+    if (typeof decoded === 'string') ctx.addIssue({ code: 'custom', message: decoded });
+  }),
+  FIREBREAK_AUDIT_CHECKPOINT_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(10_000),
   FIREBREAK_INSECURE: z
     .enum(['', '0', '1', 'true', 'false'], { message: 'must be 1 or 0' })
     .optional()
@@ -157,6 +194,10 @@ export interface Config {
     defaultChannel: string | undefined;
   };
   apiToken: string | undefined;
+  /** FIREBREAK_AUDIT_KEY, decoded; unset: local mode uses the data dir's key file. */
+  auditKey: AuditKeyMaterial | undefined;
+  /** How often a replica signs a checkpoint of the timeline's chain heads. */
+  auditCheckpointMs: number;
   insecure: boolean;
   logLevel: string;
   workers: number;
@@ -166,6 +207,8 @@ export interface Config {
 }
 
 const SECRET_PREFIX = 'FIREBREAK_SECRET_';
+/** Variables whose value is never repeated in an error message. */
+const NEVER_ECHOED = new Set(['FIREBREAK_AUDIT_KEY', 'FIREBREAK_API_TOKEN', 'FIREBREAK_WEBHOOK_TOKEN', 'SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET', 'SLACK_APP_TOKEN']);
 
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '');
@@ -176,16 +219,17 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /**
- * Parse and validate the environment once at start-up. Throws a ValidationError
+ * Parse and validate the environment once at start-up. `client` (CLI
+ * commands other than serve) skips rules that only bind a listening server. Throws a ValidationError
  * whose details name each bad variable; the CLI prints them one per line.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: { client?: boolean } = {}): Config {
   const parsed = envSchema.safeParse(env);
   const problems: FieldProblem[] = [];
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const name = String(issue.path[0] ?? 'environment');
-      problems.push({ path: name, message: `${issue.message} (got ${shownValue(name, env[name])})` });
+      problems.push({ path: name, message: NEVER_ECHOED.has(name) ? issue.message : `${issue.message} (got ${shownValue(name, env[name])})` });
     }
   }
   const secrets: Record<string, string> = {};
@@ -206,6 +250,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       if (!e.FIREBREAK_API_TOKEN)
         problems.push({ path: 'FIREBREAK_API_TOKEN', message: `required when HOST (${e.HOST}) is not loopback; set it, or FIREBREAK_INSECURE=1 to run open` });
     }
+    // Off loopback the chain's key must be shared by every replica and kept by the operator; a key file on one pod's disk would be neither.
+    // FIREBREAK_INSECURE=1 (logged loudly) waives it like the tokens: the data dir's key file is used then.
+    if (!options.client && !isLoopbackHost(e.HOST) && !e.FIREBREAK_AUDIT_KEY && !e.FIREBREAK_INSECURE)
+      problems.push({ path: 'FIREBREAK_AUDIT_KEY', message: `required when HOST (${e.HOST}) is not loopback: the key that signs the timeline, the same on every replica (generate one with: openssl rand -hex 32), or FIREBREAK_INSECURE=1 to use a local key file` });
     if (e.SLACK_BOT_TOKEN && !e.SLACK_SIGNING_SECRET && !e.SLACK_APP_TOKEN)
       problems.push({ path: 'SLACK_SIGNING_SECRET', message: 'required with SLACK_BOT_TOKEN (HTTP mode verifies every Slack request)' });
     if (!e.SLACK_BOT_TOKEN && (e.SLACK_SIGNING_SECRET || e.SLACK_APP_TOKEN))
@@ -236,6 +284,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       defaultChannel: e.SLACK_CHANNEL,
     },
     apiToken: e.FIREBREAK_API_TOKEN,
+    auditKey: e.FIREBREAK_AUDIT_KEY === undefined ? undefined : new AuditKeyMaterial(decodeAuditKey(e.FIREBREAK_AUDIT_KEY) as Buffer),
+    auditCheckpointMs: e.FIREBREAK_AUDIT_CHECKPOINT_MS,
     insecure: e.FIREBREAK_INSECURE,
     logLevel: e.LOG_LEVEL,
     workers: e.FIREBREAK_WORKERS,
@@ -260,6 +310,8 @@ export function sensitiveValues(config: Config): string[] {
     config.slack.signingSecret,
     config.slack.appToken,
   ];
+  const audit = config.auditKey?.bytes();
+  if (audit) values.push(audit.toString('hex'), audit.toString('base64'), audit.toString('base64url'));
   if (config.databaseUrl) {
     try {
       const url = new URL(config.databaseUrl);

@@ -4,7 +4,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './embedded.j
 import { migrate } from './migrate.js';
 
 export { isDatabaseUnavailable, pgErrorCode, PgCode } from './errors.js';
-export { migrate, migrationsDir } from './migrate.js';
+export { migrate, migrationsDir, grantAppRole, APPEND_ONLY_TABLES, READ_ONLY_TABLES } from './migrate.js';
 export { withTransaction } from './transaction.js';
 export { startEmbeddedPostgres, runningEmbeddedUrl, type EmbeddedPostgresHandle } from './embedded.js';
 export { packageRoot } from './paths.js';

@@ -1,6 +1,7 @@
+import type { AuditKey } from '../audit/index.js';
 import type { Queryable } from '../store/index.js';
 import { GENESIS_HASH, hashEvent, type HashedEvent } from './hash.js';
-import { CHAIN_HEAD, COUNT_EVENTS, EVENTS_OF_CHAIN, EVENTS_PAGE, INSERT_EVENTS, LOCK_CHAIN } from './queries.js';
+import { CHAIN_HEAD, EVENTS_OF_CHAIN, INSERT_EVENTS, LOCK_CHAIN } from './queries.js';
 
 /** The chain holding events that belong to no run. */
 export const SYSTEM_CHAIN = 'system';
@@ -26,7 +27,7 @@ export interface TimelineEvent {
   hash: string;
 }
 
-interface EventRow {
+export interface EventRow {
   id: number;
   chain_id: string;
   seq: number;
@@ -67,6 +68,7 @@ export interface ChainHead {
 
 export async function appendToChain(
   client: Queryable,
+  key: AuditKey,
   chainId: string,
   runId: string | null,
   events: NewEvent[],
@@ -76,7 +78,7 @@ export async function appendToChain(
   if (!options.locked) await client.query(LOCK_CHAIN, [chainId]);
   // A caller holding the lock may already know the head (read after locking); null means a new chain.
   const head = options.head !== undefined ? options.head : (await client.query<ChainHead>(CHAIN_HEAD, [chainId])).rows[0];
-  const built = linkEvents(chainId, runId, head?.seq ?? 0, head?.hash ?? GENESIS_HASH, events);
+  const built = linkEvents(key, chainId, runId, head?.seq ?? 0, head?.hash ?? GENESIS_HASH, events);
   const result = await client.query<{ id: number }>(INSERT_EVENTS, [
     built.map((e) => e.chainId),
     built.map((e) => e.seq),
@@ -92,7 +94,7 @@ export async function appendToChain(
 }
 
 /** Number and hash events after (seq, prevHash), each linked to the one before. */
-function linkEvents(chainId: string, runId: string | null, seq: number, prevHash: string, events: NewEvent[]): Array<HashedEvent & { hash: string }> {
+function linkEvents(key: AuditKey, chainId: string, runId: string | null, seq: number, prevHash: string, events: NewEvent[]): Array<HashedEvent & { hash: string }> {
   return events.map((event) => {
     const hashed: HashedEvent = {
       chainId,
@@ -104,7 +106,7 @@ function linkEvents(chainId: string, runId: string | null, seq: number, prevHash
       data: event.data ?? {},
       prevHash,
     };
-    const hash = hashEvent(hashed);
+    const hash = hashEvent(hashed, key);
     prevHash = hash;
     return { ...hashed, hash };
   });
@@ -114,93 +116,13 @@ function linkEvents(chainId: string, runId: string | null, seq: number, prevHash
  * Build the first events of a brand-new chain without touching the database,
  * so callers can insert them in the same statement that creates the run.
  */
-export function buildGenesisEvents(chainId: string, runId: string | null, events: NewEvent[]): Array<HashedEvent & { hash: string }> {
-  return linkEvents(chainId, runId, 0, GENESIS_HASH, events);
+export function buildGenesisEvents(key: AuditKey, chainId: string, runId: string | null, events: NewEvent[]): Array<HashedEvent & { hash: string }> {
+  return linkEvents(key, chainId, runId, 0, GENESIS_HASH, events);
 }
 
 export async function readChain(db: Queryable, chainId: string): Promise<TimelineEvent[]> {
   const { rows } = await db.query<EventRow>(EVENTS_OF_CHAIN, [chainId]);
   return rows.map(rowToEvent);
-}
-
-export interface BrokenEvent {
-  chainId: string;
-  seq: number;
-  id: number | null;
-  kind: string | null;
-  problem: string;
-}
-
-export interface VerifyReport {
-  chains: number;
-  events: number;
-  broken: BrokenEvent[];
-}
-
-/** Check one event against the one before it; returns the problem or undefined. */
-function checkEvent(event: TimelineEvent, expectedSeq: number, expectedPrev: string): string | undefined {
-  if (event.seq !== expectedSeq) return `sequence gap: expected seq ${expectedSeq}, found ${event.seq}`;
-  if (event.prevHash !== expectedPrev) return `prev_hash does not match the hash of event ${expectedSeq - 1}`;
-  const recomputed = hashEvent({
-    chainId: event.chainId,
-    seq: event.seq,
-    runId: event.runId,
-    time: event.time,
-    kind: event.kind,
-    actor: event.actor,
-    data: event.data,
-    prevHash: event.prevHash,
-  });
-  if (recomputed !== event.hash) return 'hash does not match the event contents (the event was altered)';
-  return undefined;
-}
-
-/**
- * Recompute hash chains: one chain (a run id) or all of them. Reports the
- * first broken event of each broken chain. Reads in pages so a large
- * database does not sit in memory.
- */
-export async function verifyChains(
-  db: Queryable,
-  options: { chainId?: string; pageSize?: number; onProgress?: (checked: number, total: number) => void } = {},
-): Promise<VerifyReport> {
-  const pageSize = options.pageSize ?? 5_000;
-  const total = Number((await db.query<{ n: number }>(COUNT_EVENTS, [options.chainId ?? null])).rows[0]?.n ?? 0);
-  const report: VerifyReport = { chains: 0, events: 0, broken: [] };
-  let currentChain: string | null = null;
-  let expectedSeq = 1;
-  let expectedPrev = GENESIS_HASH;
-  let chainBroken = false;
-  let cursor: [string, number] = options.chainId ? [options.chainId, 0] : ['', 0];
-  for (;;) {
-    const { rows } = await db.query<EventRow>(EVENTS_PAGE, [cursor[0], cursor[1], pageSize]);
-    const page = options.chainId ? rows.filter((r) => r.chain_id === options.chainId) : rows;
-    for (const row of page) {
-      const event = rowToEvent(row);
-      if (event.chainId !== currentChain) {
-        currentChain = event.chainId;
-        report.chains += 1;
-        expectedSeq = 1;
-        expectedPrev = GENESIS_HASH;
-        chainBroken = false;
-      }
-      report.events += 1;
-      if (!chainBroken) {
-        const problem = checkEvent(event, expectedSeq, expectedPrev);
-        if (problem) {
-          chainBroken = true;
-          report.broken.push({ chainId: event.chainId, seq: event.seq, id: event.id, kind: event.kind, problem });
-        }
-      }
-      expectedSeq = event.seq + 1;
-      expectedPrev = event.hash;
-    }
-    options.onProgress?.(report.events, total);
-    const last = rows[rows.length - 1];
-    if (rows.length < pageSize || !last || (options.chainId && last.chain_id !== options.chainId)) break;
-    cursor = [last.chain_id, last.seq];
-  }
-  return report;
 }
 
 /**

@@ -1,10 +1,11 @@
+import type { AuditKey } from '../audit/index.js';
 import type { Queryable } from '../store/index.js';
 import { appendToChain, buildGenesisEvents, SYSTEM_CHAIN, type ChainHead, type NewEvent, type TimelineEvent } from './chain.js';
 import { createRedactor } from './redact.js';
 import { LOCK_CHAIN } from './queries.js';
 
-export { verifyChains, readChain, lockAndReadHeadSql, SYSTEM_CHAIN, type ChainHead, type NewEvent, type TimelineEvent, type VerifyReport, type BrokenEvent } from './chain.js';
-export { GENESIS_HASH, canonicalJson, sha256Hex } from './hash.js';
+export { readChain, rowToEvent, lockAndReadHeadSql, SYSTEM_CHAIN, type ChainHead, type EventRow, type NewEvent, type TimelineEvent } from './chain.js';
+export { GENESIS_HASH, canonicalJson, hashEvent, legacyHashEvent, sha256Hex, type HashedEvent } from './hash.js';
 export { createRedactor, REDACTED } from './redact.js';
 
 /**
@@ -14,7 +15,11 @@ export { createRedactor, REDACTED } from './redact.js';
 export class Timeline {
   readonly redact: (value: unknown) => unknown;
 
-  constructor(secretValues: readonly string[] = []) {
+  /** `key` hashes every event (HMAC-SHA256); see src/audit. */
+  constructor(
+    private readonly key: AuditKey,
+    secretValues: readonly string[] = [],
+  ) {
     this.redact = createRedactor(secretValues);
   }
 
@@ -24,7 +29,7 @@ export class Timeline {
 
   /** Append to a run's chain. Call inside a transaction (see appendToChain). */
   appendToRun(client: Queryable, runId: string, ...events: NewEvent[]): Promise<TimelineEvent[]> {
-    return appendToChain(client, runId, runId, this.clean(events));
+    return appendToChain(client, this.key, runId, runId, this.clean(events));
   }
 
   /**
@@ -37,17 +42,17 @@ export class Timeline {
 
   /** Append to a run's chain in a transaction that already took lockRun. */
   appendToLockedRun(client: Queryable, runId: string, head: ChainHead | null | undefined, events: NewEvent[]): Promise<TimelineEvent[]> {
-    return appendToChain(client, runId, runId, this.clean(events), { locked: true, head });
+    return appendToChain(client, this.key, runId, runId, this.clean(events), { locked: true, head });
   }
 
   /** Append to the chain of events that belong to no run. */
   appendSystem(client: Queryable, ...events: NewEvent[]): Promise<TimelineEvent[]> {
-    return appendToChain(client, SYSTEM_CHAIN, null, this.clean(events));
+    return appendToChain(client, this.key, SYSTEM_CHAIN, null, this.clean(events));
   }
 
   /** First events of a new run's chain, hashed in memory for a single-statement insert. */
   genesisForRun(runId: string, events: NewEvent[]) {
-    return buildGenesisEvents(runId, runId, this.clean(events));
+    return buildGenesisEvents(this.key, runId, runId, this.clean(events));
   }
 }
 export {
