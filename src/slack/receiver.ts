@@ -55,7 +55,7 @@ export interface VerifyInput {
 /** Throws SlackRequestError(401) unless the request is signed with our secret within the window. */
 export function verifySlackSignature(input: VerifyInput): void {
   if (!input.signature || !input.timestamp) throw new SlackRequestError('missing X-Slack-Signature or X-Slack-Request-Timestamp', 401);
-  if (!signatureDigest(input.signature)) throw new SlackRequestError('X-Slack-Signature is not of the form v0=<64 lower-case hex digits>', 401);
+  if (!signatureDigest(input.signature)) throw new SlackRequestError('X-Slack-Signature must be version v0 with a 64-digit lower-case hex HMAC (v0=<64 lower-case hex digits>)', 401);
   const ts = Number(input.timestamp);
   if (!Number.isInteger(ts)) throw new SlackRequestError('X-Slack-Request-Timestamp is not a number', 401);
   // Bolt rejects stale timestamps; one from the future is as suspect.
