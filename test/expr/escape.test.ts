@@ -159,16 +159,28 @@ describe('limits', () => {
     expect(evaluateExpression('"ab".replace("", "/")', vars)).toBe('/a/b/');
   });
 
+  it('charges what a function walks: `x in big` inside a macro cannot do a million comparisons per step', () => {
+    const big = { ...vars, steps: { s: { output: { list: Array.from({ length: 100_000 }, (_, i) => i), few: [1, 2, 3] } } } };
+    expect(() => evaluateExpression('steps.s.output.few.map(x, steps.s.output.list.map(y, y in steps.s.output.list))', big)).toThrow(ExpressionCostError);
+    expect(() => evaluateExpression('[1, 2, 3, 4, 5].map(x, x in steps.s.output.list)', big)).toThrow(ExpressionCostError);
+    // Indexing and size() do not walk their operand.
+    expect(evaluateExpression('steps.s.output.few.map(i, steps.s.output.list[i] + size(steps.s.output.list))', big)).toEqual([100_001, 100_002, 100_003]);
+  });
+
   it('leaves everyday expressions alone', () => {
     expect(evaluateCondition('steps.s.output.vector.exists(v, v.value > 1) && steps.s.output.value < 1', vars)).toBe(true);
     expect(evaluateExpression('steps.s.output.vector.map(v, v.value * 2)', vars)).toEqual([2, 4]);
   });
 
-  it('refuses oversized and deeply nested expressions statically', () => {
-    expect(checkTemplateIn(`\${{ ${'1 + '.repeat(600)}1 }}`, 'plain').errors[0]).toMatch(/too large/);
+  it('refuses oversized expressions statically, and meters nesting at run time', () => {
+    expect(checkTemplateIn(`\${{ ${'1 + '.repeat(3_000)}1 }}`, 'plain').errors[0]).toMatch(/too large/);
     expect(checkTemplateIn(`\${{ "${'x'.repeat(EXPRESSION_LIMITS.maxLength)}" }}`, 'plain').errors[0]).toMatch(/too long/);
-    expect(checkTemplateIn('${{ [1].all(a, [1].all(b, [1].all(c, [1].all(d, true)))) }}', 'plain').errors[0]).toMatch(/nest 4 deep, at most 3/);
-    expect(checkTemplateIn('${{ [1].all(a, [1].all(b, [1].all(c, true))) }}', 'plain').errors).toEqual([]);
+    const ten = '[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]';
+    // Six macros deep over ten items: a million iterations.
+    const nested = `${ten}.map(a, ${ten}.map(b, ${ten}.map(c, ${ten}.map(d, ${ten}.map(e, ${ten}.map(f, a + f))))))`;
+    expect(checkTemplateIn(`\${{ ${nested} }}`, 'plain').errors).toEqual([]);
+    expect(() => evaluateExpression(nested, vars)).toThrow(ExpressionCostError);
+    expect(evaluateExpression(`${ten}.map(a, ${ten}.map(b, a * b)).size()`, vars)).toBe(10);
   });
 });
 

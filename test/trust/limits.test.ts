@@ -100,14 +100,22 @@ describe('expression cost limit', () => {
     for (const f of failed) expect(f.data.error.message).toMatch(/expression exceeded its cost limit/);
   });
 
-  it('refuses macros nested deeper than 3 when the playbook is checked', async () => {
+  it('stops macros nested six deep at run time (a sent playbook validates, then its step fails)', async () => {
+    const ten = '[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]';
+    const nested = `${ten}.map(a, ${ten}.map(b, ${ten}.map(c, ${ten}.map(d, ${ten}.map(e, ${ten}.map(f, a + f)))))).size() > 0`;
     const res = await httpJson('POST', `${server.url}/api/runs`, {
       dryRun: true,
       playbook: 'nest',
-      playbooks: [{ file: 'nest.yaml', source: 'name: nest\nsteps:\n  - id: a\n    action: note\n    with: { text: "${{ [1].map(a, [1].map(b, [1].map(c, [1].map(d, d)))) }}" }\n' }],
+      playbooks: [{ file: 'nest.yaml', source: `name: nest\nsteps:\n  - id: a\n    action: note\n    when: '${nested}'\n    with: { text: x }\n` }],
     });
-    expect(res.status).toBe(400);
-    expect(JSON.stringify(res.body.details)).toMatch(/nest\.yaml:5: .*macros .* nest 4 deep, at most 3/);
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    const run = await eventually(async () => {
+      const r = await httpJson('GET', `${server.url}/api/runs/${res.body.items[0].id}`);
+      return ['succeeded', 'failed'].includes(r.body.status) ? r.body : undefined;
+    });
+    expect(run.status).toBe('failed');
+    const tl = await httpJson('GET', `${server.url}/api/runs/${run.id}/timeline`);
+    expect(tl.body.events.find((e: any) => e.kind === 'step.failed').data.error.message).toMatch(/when: .*expression exceeded its cost limit/);
   });
 });
 
