@@ -5,6 +5,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
 import type { FastifyInstance } from 'fastify';
 import { CheckpointWriter, loadAuditKey } from '../audit/index.js';
 import { createActionRegistry, loadCustomActions, type ActionRegistry } from '../actions/index.js';
@@ -39,13 +40,15 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> => {
 };
 
 /**
- * A pino logger that never writes a credential: every message and every plain
- * object or error it is given passes through the secret redactor (all encoded
- * forms of `sensitive`) and has URL passwords masked. Objects of other classes
- * (fastify's request and reply) are left to pino's serializers and path redaction.
+ * JSON lines for log collectors; readable lines (pino-pretty) when a person
+ * watches a terminal. Redaction happens before either: no line carries a
+ * credential, since every message and every plain object or error logged
+ * passes through the secret redactor (all encoded forms of `sensitive`) and
+ * has URL passwords masked. Objects of other classes (fastify's request and
+ * reply) are left to pino's serializers and path redaction.
  */
-export function createLogger(level: string, sensitive: readonly string[] = []): Logger {
-  const redact = createRedactor(sensitive, { alsoMask: maskUrlCredentials });
+export function createLogger(level: string, options: { readable?: boolean; destination?: pino.DestinationStream; sensitive?: readonly string[] } = {}): Logger {
+  const redact = createRedactor(options.sensitive ?? [], { alsoMask: maskUrlCredentials });
   const clean = (v: unknown): unknown => {
     if (typeof v === 'string') return redact(v);
     if (v instanceof Error) return redact(pino.stdSerializers.err(v));
@@ -57,7 +60,7 @@ export function createLogger(level: string, sensitive: readonly string[] = []): 
     }
     return v;
   };
-  return pino({
+  const settings: pino.LoggerOptions = {
     level,
     base: { service: 'firebreak' },
     timestamp: pino.stdTimeFunctions.isoTime,
@@ -68,7 +71,10 @@ export function createLogger(level: string, sensitive: readonly string[] = []): 
         method.apply(this, args.map(clean) as Parameters<typeof method>);
       },
     },
-  });
+  };
+  if (options.destination) return pino(settings, options.destination);
+  if (!(options.readable ?? process.stdout.isTTY === true)) return pino(settings);
+  return pino(settings, pretty({ colorize: true, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' }));
 }
 
 /** Playbooks, reloaded when their folder changes; the last good set stays in use while a file is broken. */
@@ -122,7 +128,7 @@ class PlaybookCatalog {
 }
 
 export async function startApp(config: Config, options: { logger?: Logger; listen?: boolean } = {}): Promise<App> {
-  const logger = options.logger ?? createLogger(config.logLevel, sensitiveValues(config));
+  const logger = options.logger ?? createLogger(config.logLevel, { sensitive: sensitiveValues(config) });
   // The key first: a server that cannot sign its timeline must not start (or start a database).
   const audit = await loadAuditKey({ material: config.auditKey, dataDir: config.dataDir, create: true });
   if (audit.created) logger.info({ file: audit.created }, 'created the audit key file (local mode); back it up with the data dir: without it the timeline cannot be verified');

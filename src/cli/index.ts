@@ -16,13 +16,17 @@ import { replayCommand } from '../replay/index.js';
 import { createPool, grantAppRole, isDatabaseUnavailable, migrate, runningEmbeddedUrl, startEmbeddedPostgres } from '../store/index.js';
 import { formatDuration, renderTimeline, type TimelineView } from '../timeline/index.js';
 import { join } from 'node:path';
+import { progress } from './progress.js';
+import { stampWithNow } from './stamp.js';
 
 const HELP = `firebreak — incident-response playbook bot
 
 Usage:
   firebreak serve                                  run the server (what npm start runs)
+  firebreak demo                                   the whole flow on this machine: stand-ins, sample alerts, console
   firebreak validate [dir]                         check playbooks; file:line: message per problem
-  firebreak fire <alert.json> [--source alertmanager]   post a sample alert to the running server
+  firebreak fire <alert.json> [--source alertmanager] [--keep-times]
+                                                   post a sample alert to the running server, its times moved to now
   firebreak runs [--status s] [--playbook p] [--limit n]
   firebreak run <id>                               show one run
   firebreak run-playbook <name> [key=value...] [--as user] [--dry-run]
@@ -108,7 +112,7 @@ async function withDatabase<T>(config: Config, fn: (pool: ReturnType<typeof crea
   let url = config.databaseUrl ?? (await runningEmbeddedUrl(config.dataDir));
   let stopEmbedded: (() => Promise<void>) | undefined;
   if (!url) {
-    const pg = await startEmbeddedPostgres({ dataDir: config.dataDir });
+    const pg = await startEmbeddedPostgres({ dataDir: config.dataDir, progress: (message) => err(`${message}…`) });
     url = pg.url;
     stopEmbedded = () => pg.stop();
   }
@@ -170,16 +174,32 @@ async function cmdValidate(args: string[]): Promise<number> {
 }
 
 async function cmdFire(args: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { source: { type: 'string', default: 'alertmanager' } } });
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { source: { type: 'string', default: 'alertmanager' }, 'keep-times': { type: 'boolean', default: false } } });
   const file = positionals[0];
-  if (!file) throw new CliError('usage: firebreak fire <alert.json> [--source alertmanager]');
+  if (!file) throw new CliError('usage: firebreak fire <alert.json> [--source alertmanager] [--keep-times]');
   const config = cliConfig();
-  const body = await readFile(file, 'utf8');
+  let body = await readFile(file, 'utf8');
+  let moved = '';
+  if (!values['keep-times']) {
+    // Not JSON: sent as it is, so the server's 400 names the problem.
+    const parsed = (() => {
+      try {
+        return JSON.parse(body) as unknown;
+      } catch {
+        return undefined;
+      }
+    })();
+    if (parsed !== undefined) {
+      const stamped = stampWithNow(parsed, Date.now());
+      body = JSON.stringify(stamped.payload);
+      if (Math.abs(stamped.shiftedMs) >= 1_000) moved = ` (times moved ${formatDuration(Math.abs(stamped.shiftedMs))} ${stamped.shiftedMs > 0 ? 'forward' : 'back'} to now; --keep-times sends them as written)`;
+    }
+  }
   const headers: Record<string, string> = {};
   if (config.webhookToken) headers.authorization = `Bearer ${config.webhookToken}`;
   const res = await api(config, 'POST', `/hooks/${values.source}`, body, headers);
   const result = expectOk(res, 'fire') as { runs: string[]; episodes: Array<{ fingerprint: string; status: string; deliveries: number }> };
-  out(`accepted (HTTP ${res.status}): ${result.episodes.length} alert(s), runs: ${result.runs.join(', ') || 'none'}`);
+  out(`accepted (HTTP ${res.status}): ${result.episodes.length} alert(s), runs: ${result.runs.join(', ') || 'none'}${moved}`);
   return 0;
 }
 
@@ -304,20 +324,15 @@ async function cmdAudit(args: string[]): Promise<number> {
     external = { source: values.checkpoints, checkpoints: parseCheckpointFile(text, values.checkpoints) };
   }
   const started = Date.now();
-  let lastProgress = 0;
+  const shown = progress();
   const report = await withDatabase(config, (pool) =>
     verifyAudit(pool, {
       key,
       ...(chainId && { chainId }),
       ...(external && { external }),
-      onProgress: (checked, total) => {
-        if (total > 20_000 && Date.now() - lastProgress > 1_000) {
-          lastProgress = Date.now();
-          err(`verified ${checked}/${total} events (${Math.round((checked / total) * 100)}%)`);
-        }
-      },
+      onProgress: (checked, total) => shown.update(`verifying: ${checked}/${total} events (${Math.round((checked / Math.max(1, total)) * 100)}%)`),
     }),
-  );
+  ).finally(() => shown.done());
   if (chainId && report.events === 0 && report.broken.length === 0) throw new CliError(`no timeline events for run ${chainId}`);
   return printAuditReport(report, Date.now() - started) ? 0 : 1;
 }
@@ -388,6 +403,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'serve':
         return await cmdServe();
+      case 'demo':
+        return await (await import('../demo/index.js')).demoCommand(args, { out, err });
       case 'validate':
         return await cmdValidate(args);
       case 'fire':
@@ -435,7 +452,7 @@ export async function main(argv: string[]): Promise<number> {
       err(e.message);
       return e.exitCode;
     }
-    // Typed failures carry a message written for the operator (audit key, migrations): no stack trace.
+    // Typed failures carry a message written for the operator (audit key, migrations, embedded Postgres): no stack trace.
     if (e instanceof FirebreakError && !isDatabaseUnavailable(e)) {
       err(maskUrlCredentials(e.message));
       return 1;

@@ -75,6 +75,13 @@ caption { text-align: left; font-weight: 600; padding: .3rem 0; }
 .durations dt { font-size: .85rem; color: var(--muted); }
 .durations dd { margin: 0; font-size: 1.15rem; font-weight: 600; }
 .run-grid { display: grid; grid-template-columns: minmax(0, 1.1fr) minmax(0, 1fr); gap: 1.25rem; align-items: start; }
+/* Grid items default to min-width: auto; a long unbreakable note (a URL in an error) would widen the
+   column past its track and run under the timeline. Cells may break such text anywhere instead. */
+.run-grid > section { min-width: 0; }
+/* Notes and reasons hold URLs and JSON: those may break anywhere. Ids and summaries break after "_" (<wbr>). */
+table.steps td:nth-child(6), table.events td:nth-child(4) { overflow-wrap: anywhere; }
+table.steps td:nth-child(1), table.events td:nth-child(3) { overflow-wrap: break-word; }
+table.steps td:nth-child(2), table.steps td:nth-child(3), table.events td:nth-child(1), table.events td:nth-child(2) { white-space: nowrap; }
 @media (max-width: 1100px) { .run-grid { grid-template-columns: 1fr; } }
 .events table td { font-size: .9rem; }
 table.steps td:nth-child(5), table.runs td:nth-child(6) { white-space: nowrap; }

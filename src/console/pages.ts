@@ -1,7 +1,7 @@
 /** Server-rendered pages of the console. Everything interpolated is escaped (see html.ts). */
 import type { ApprovalView, RunView } from '../engine/index.js';
 import { formatDuration, formatOffset, formatUtc, type TimelineView } from '../timeline/index.js';
-import { html, relativeTime, type SafeHtml } from './html.js';
+import { breakable, html, relativeTime, type SafeHtml } from './html.js';
 import { LEGEND, timeAxisSvg } from './svg.js';
 
 export const RUN_STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'aborted', 'cancelled'] as const;
@@ -216,7 +216,7 @@ ${durationsList(view)}
       <caption>Steps</caption>
       <thead><tr><th scope="col">Step</th><th scope="col">Action</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Took</th><th scope="col">Notes</th></tr></thead>
       <tbody>${view.steps.map(
-        (s) => html`<tr data-step="${s.id}"><td><code>${s.id}</code></td><td>${s.action}${s.impact === 'high' ? html` <span class="badge high">high impact</span>` : ''}</td><td>${statusBadge(stepStatus(run, s.id, s.status))}</td><td>${s.attempts}</td><td>${formatDuration(s.durationMs)}</td><td>${s.note ?? ''}${s.compensation ? html` <span class="muted">compensation ${s.compensation}</span>` : ''}</td></tr>`,
+        (s) => html`<tr data-step="${s.id}"><td><code>${breakable(s.id)}</code></td><td>${s.action}${s.impact === 'high' ? html` <span class="badge high">high impact</span>` : ''}</td><td>${statusBadge(stepStatus(run, s.id, s.status))}</td><td>${s.attempts}</td><td>${formatDuration(s.durationMs)}</td><td>${s.note ?? ''}${s.compensation ? html` <span class="muted">compensation ${s.compensation}</span>` : ''}</td></tr>`,
       )}</tbody>
     </table>
   </section>
@@ -225,7 +225,7 @@ ${durationsList(view)}
     <table class="events">
       <thead><tr><th scope="col">Time (UTC)</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Why</th></tr></thead>
       <tbody>${view.events.map(
-        (e) => html`<tr id="e${e.seq}" class="ev ev-${e.kind.replace(/\./g, '-')}"><td><time datetime="${e.time}" title="${e.time}">${formatUtc(e.time, { millis: true, date: false })}</time><br><span class="muted">${formatOffset(e.offsetMs)}</span></td><td>${e.actor}</td><td>${e.summary}</td><td>${e.why ?? ''}</td></tr>`,
+        (e) => html`<tr id="e${e.seq}" class="ev ev-${e.kind.replace(/\./g, '-')}"><td><time datetime="${e.time}" title="${e.time}">${formatUtc(e.time, { millis: true, date: false })}</time><br><span class="muted">${formatOffset(e.offsetMs)}</span></td><td>${e.actor}</td><td>${breakable(e.summary)}</td><td>${e.why ?? ''}</td></tr>`,
       )}</tbody>
     </table>
     <p class="muted small">${view.chain.events} events; chain head <code>${view.chain.head?.slice(0, 16) ?? 'none'}…</code> — check with <code>firebreak audit verify ${run.id}</code>.</p>

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { checkPlaybook, formatPath, type ActionCatalog, type PathIssue, type PathSegment } from './check.js';
+import { issuesOfRefusedPlaybook } from './partial.js';
 import { playbookSchema, type PlaybookSpec } from './schema.js';
 
 export interface Problem {
@@ -144,7 +145,11 @@ function parseSource(file: string, source: string | Buffer, actions: ActionCatal
   const parsed = playbookSchema.safeParse(raw);
   // Sorted by line (stable), so the report reads top to bottom like the file.
   const byLine = (ps: Problem[]) => ps.sort((a, b) => a.line - b.line);
-  if (!parsed.success) return { problems: byLine(schemaIssues(raw, parsed.error.issues).map(at)) };
+  // A refused playbook is still checked as far as it can be read: every problem in one pass.
+  if (!parsed.success) {
+    const found = issuesOfRefusedPlaybook(raw, schemaIssues(raw, parsed.error.issues), actions).map(at);
+    return { problems: byLine(found.filter(isError)), warnings: byLine(found.filter((p) => !isError(p))) };
+  }
   const checked = checkPlaybook(parsed.data, actions).map(at);
   const problems = byLine(checked.filter(isError));
   const warnings = byLine(checked.filter((p) => !isError(p)));

@@ -22,6 +22,7 @@ if (!hasChromium) console.warn(`test/console/browser.test.ts skipped: no Chromiu
 const TOKEN = `browser-token-${Math.random().toString(36).slice(2)}`;
 const BEARER = { authorization: `Bearer ${TOKEN}` };
 const ARTIFACTS = join(ROOT, 'test-artifacts');
+const LONG_PATH = '/deployments/checkout-payments-gateway-eu-west-1-canary-2026-05-14T09:12:30.123Z/history-with-a-deliberately-long-path';
 
 let db: TestDatabase;
 let target: Target;
@@ -50,6 +51,8 @@ describe.skipIf(!hasChromium)(`console in headless Chromium (${CHROMIUM})`, () =
     db = await createTestDatabase();
     target = await startTarget();
     target.respond('/rollback', { status: 200, body: { rolledBack: true }, delayMs: 300 });
+    target.respond(LONG_PATH, { status: 500, body: { error: 'upstream-deployment-service-unavailable-while-reading-history' } });
+    target.respond(`${LONG_PATH}/rollback`, { status: 500, body: { error: 'rollback-refused-by-deployment-service-because-of-a-long-reason' } });
     dir = await writePlaybooks({
       'checkout-rollback.yaml': `
 name: checkout-rollback
@@ -79,6 +82,24 @@ steps:
   - id: verify
     action: wait
     with: { duration: 400ms }
+`,
+      // A run whose steps table has long, unbreakable notes (URLs in error messages) and ends failed.
+      'layout-check.yaml': `
+name: layout-check
+description: Long notes and a failed end, to check the run page's layout
+triggers:
+  - matchers: ['alertname="LayoutCheck"']
+steps:
+  - id: gather_deployment_history_for_the_service
+    action: http.request
+    with: { method: GET, url: "${target.url}${LONG_PATH}?include=everything&limit=1000&service=checkout-payments-gateway" }
+    on_failure: continue
+  - id: context
+    action: note
+    with: { text: "checkout-payments-gateway-eu-west-1-canary-2026-05-14T09:12:30.123Z" }
+  - id: rollback
+    action: http.request
+    with: { method: POST, url: "${target.url}${LONG_PATH}/rollback" }
 `,
     }, {
       // Busy the first time for each run (so the step is retried), done the second.
@@ -199,4 +220,60 @@ steps:
     await page.screenshot({ path: join(ARTIFACTS, 'console-run-aborted.png'), fullPage: true });
     expect(pageErrors).toEqual([]);
   });
+
+  type Box = { x: number; y: number; width: number; height: number };
+  const overlap = (a: Box, b: Box) => a.x < b.x + b.width - 0.5 && b.x < a.x + a.width - 0.5 && a.y < b.y + b.height - 0.5 && b.y < a.y + a.height - 0.5;
+  const inside = (a: Box, outer: Box) => a.x >= outer.x - 0.5 && a.x + a.width <= outer.x + outer.width + 0.5;
+
+  for (const [width, height] of [[1280, 800], [1920, 1080]] as const) {
+    it(`lays the run page out without overlaps at ${width}x${height}`, async () => {
+      const fired = await httpJson('POST', `${server.url}/hooks/generic`, alertBody({ alertname: 'LayoutCheck', service: 'checkout', severity: 'critical' }));
+      const runId: string = fired.body.runs[0];
+      await eventually(async () => (await httpJson('GET', `${server.url}/api/runs/${runId}`, undefined, BEARER)).body.finishedAt);
+      const sized = await browser.newContext({ viewport: { width, height }, timezoneId: 'Europe/Berlin' });
+      const p = await sized.newPage();
+      try {
+        await p.goto(`${server.url}/runs/${runId}`);
+        await p.waitForURL(/\/login\?next=/);
+        await p.fill('#token', TOKEN);
+        await p.click('button[type=submit]');
+        await p.waitForURL(`${server.url}/runs/${runId}`);
+        await p.locator('.run-status .badge.status-failed').waitFor();
+        // Kept as an artifact before any check, so a failure can be looked at.
+        await p.screenshot({ path: join(ARTIFACTS, `console-run-${width}x${height}.png`), fullPage: true });
+        // Every box in one turn of the page's script: a live update may re-render the run in between calls.
+        const layout = await p.evaluate(() => {
+          const rect = (el: Element) => {
+            const r = el.getBoundingClientRect();
+            return { x: r.x, y: r.y, width: r.width, height: r.height };
+          };
+          const one = (selector: string) => rect(document.querySelector(selector)!);
+          return {
+            steps: one('table.steps'),
+            picture: one('section.picture'),
+            events: one('section.events'),
+            svg: one('svg.time-axis'),
+            cells: [...document.querySelectorAll('table.steps td, table.events td')].map((td) => ({ text: (td.textContent ?? '').slice(0, 60), box: rect(td), table: rect(td.closest('table')!) })),
+            labels: [...document.querySelectorAll('svg.time-axis text:not(.lane-label)')].map((t) => ({ text: t.textContent ?? '', box: rect(t) })),
+            pageWidth: document.documentElement.scrollWidth,
+          };
+        });
+        const { steps, picture, events, svg } = layout;
+        // The steps table stays in its column; neither it nor the picture runs under the timeline.
+        expect(inside(steps, picture), `steps table ${JSON.stringify(steps)} overflows its column ${JSON.stringify(picture)}`).toBe(true);
+        expect(overlap(steps, events), 'steps table overlaps the timeline').toBe(false);
+        expect(overlap(svg, events), 'time axis overlaps the timeline').toBe(false);
+        for (const cell of layout.cells) expect(inside(cell.box, cell.table), `a cell spills out of its table: ${cell.text}`).toBe(true);
+        expect(layout.pageWidth, 'the page scrolls sideways').toBeLessThanOrEqual(width);
+        // The axis' labels (start time, ticks, end marker) neither overlap nor leave the picture.
+        expect(layout.labels.length).toBeGreaterThan(2);
+        for (const [i, a] of layout.labels.entries()) {
+          expect(inside(a.box, svg), `axis label "${a.text}" leaves the picture`).toBe(true);
+          for (const b of layout.labels.slice(i + 1)) expect(overlap(a.box, b.box), `axis labels "${a.text}" and "${b.text}" overlap`).toBe(false);
+        }
+      } finally {
+        await sized.close();
+      }
+    });
+  }
 });
