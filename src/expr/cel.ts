@@ -67,6 +67,8 @@ type Program = (vars: Record<string, CelInput>) => CelResult;
 /** What the template layer needs to know about an expression, computed once per text. */
 export interface Compiled {
   ast: Expr;
+  /** Planned on first evaluation (validation alone never plans). */
+  planned?: { program: Program; metered: boolean };
   /** Set when the expression is exactly `secrets.NAME` (or `secrets["NAME"]`). */
   secret?: string;
   /** Reads `secrets` in any other way: refused (see secretMisuse). */
@@ -257,7 +259,6 @@ function instrument(node: Expr | undefined): Expr | undefined {
 // expressions ever come from somewhere other than playbooks.
 const CACHE_MAX = 10_000;
 const cache = new Map<string, Compiled | string>();
-const programs = new Map<string, { program: Program; metered: boolean }>();
 
 /** Visit every node, tracking comprehension variables so `x` in `l.all(x, ...)` is not a free name. */
 export function walk(
@@ -338,15 +339,10 @@ function needsMeter(ast: Expr): boolean {
 
 /** Plan an expression text; metered when it can do more work than its size suggests. */
 function programFor(text: string, ast: Expr): { program: Program; metered: boolean } {
-  const hit = programs.get(text);
-  if (hit) return hit;
   const metered = needsMeter(ast);
   // The metered program is planned from its own parse: the rewrite must not touch the AST we analyse.
   const program = plan(env, metered ? instrument(parse(text).expr)! : ast) as Program;
-  const entry = { program, metered };
-  if (programs.size >= CACHE_MAX) programs.clear();
-  programs.set(text, entry);
-  return entry;
+  return { program, metered };
 }
 
 export function compile(expr: string): Compiled | string {
@@ -517,7 +513,7 @@ export function evaluateCompiled(expr: string, c: Compiled, vars: Record<string,
   if (c.secret !== undefined) return secretValue(expr, c.secret, vars);
   if (c.readsSecrets) throw new ExpressionError(expr, SECRETS_RULE);
   if (c.nestedUnescaped || c.unescaped !== undefined) throw new ExpressionError(expr, `${UNESCAPED_FUNCTION}() can only wrap a whole \${{ }} interpolation in a text field`);
-  const { program, metered } = programFor(expr, c.ast);
+  const { program, metered } = (c.planned ??= programFor(expr, c.ast));
   // Plain objects/arrays/numbers/strings are valid CEL input as they are (maps, lists, doubles).
   // `secrets` may be among them, but an expression that got here has no free `secrets` name, and
   // CEL resolves names only when the expression reads them.

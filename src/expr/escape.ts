@@ -50,7 +50,8 @@ export function escapeMrkdwnDeep(value: unknown): unknown {
   return value;
 }
 
-const plainEscaper = (): Escaper => ({ literal() {}, value: stringify, unescaped() {}, finish() {} });
+// Stateless, so one serves every plain template.
+const PLAIN: Escaper = { literal() {}, value: stringify, unescaped() {}, finish() {} };
 
 /**
  * In a link the playbook writes (`<${{ url }}|label>`), a value before the `|`
@@ -251,7 +252,7 @@ function quotedEscaper(lang: QuotedLanguage): Escaper {
 export function createEscaper(context: TemplateContext): Escaper {
   switch (context) {
     case 'plain':
-      return plainEscaper();
+      return PLAIN;
     case 'mrkdwn':
       return mrkdwnEscaper();
     case 'url':

@@ -13,12 +13,27 @@ interface Segment {
   expr: string;
 }
 
+// Templates come from playbooks, so few distinct ones: their segments are found once.
+const SEGMENTS_MAX = 10_000;
+const segmentCache = new Map<string, Segment[]>();
+
+/** `segments`, remembered per template text (a template with an error is not cached: it throws). */
+function segments(template: string): Segment[] {
+  let found = segmentCache.get(template);
+  if (!found) {
+    found = findSegments(template);
+    if (segmentCache.size >= SEGMENTS_MAX) segmentCache.clear();
+    segmentCache.set(template, found);
+  }
+  return found;
+}
+
 /**
  * Find `${{ ... }}` segments. A CEL map literal may contain `}}`, so the segment
  * ends at the first `}}` whose inner text parses; if none does, at the first `}}`
  * (and the parse error surfaces from there).
  */
-function segments(template: string): Segment[] {
+function findSegments(template: string): Segment[] {
   const out: Segment[] = [];
   let from = 0;
   for (;;) {
@@ -63,10 +78,14 @@ function escapeFailure(expr: string, context: TemplateContext, err: unknown): ne
 
 /** Replace every `${{ expr }}` in a string with its value, escaped for `context` (plain: as is). */
 export function interpolate(template: string, vars: Record<string, unknown>, context: TemplateContext = 'plain'): string {
+  return interpolateSegments(template, segments(template), vars, context);
+}
+
+function interpolateSegments(template: string, segs: readonly Segment[], vars: Record<string, unknown>, context: TemplateContext): string {
   const escaper = createEscaper(context);
   let out = '';
   let last = 0;
-  for (const s of segments(template)) {
+  for (const s of segs) {
     const text = template.slice(last, s.start);
     escaper.literal(text);
     out += text;
@@ -105,7 +124,12 @@ const allPlain: ContextOf = () => 'plain';
  * `${{ expr }}` keeps the value's type (number, bool, list...) in a plain
  * field, others interpolate. `contextOf` says how each field is escaped.
  */
-export function renderValue(value: unknown, vars: Record<string, unknown>, contextOf: ContextOf = allPlain, path: (string | number)[] = []): unknown {
+export function renderValue(value: unknown, vars: Record<string, unknown>, contextOf: ContextOf = allPlain): unknown {
+  return renderAt(value, vars, contextOf, []);
+}
+
+/** `path` is one array pushed and popped on the way down; contextOf reads it only for templates. */
+function renderAt(value: unknown, vars: Record<string, unknown>, contextOf: ContextOf, path: (string | number)[]): unknown {
   if (typeof value === 'string') {
     if (!value.includes('${{')) return value;
     const context = contextOf(path);
@@ -126,12 +150,23 @@ export function renderValue(value: unknown, vars: Record<string, unknown>, conte
         escapeFailure(only.expr, context, err);
       }
     }
-    return interpolate(value, vars, context);
+    return interpolateSegments(value, segs, vars, context);
   }
-  if (Array.isArray(value)) return value.map((v, i) => renderValue(v, vars, contextOf, [...path, i]));
+  if (Array.isArray(value)) {
+    return value.map((v, i) => {
+      path.push(i);
+      const out = renderAt(v, vars, contextOf, path);
+      path.pop();
+      return out;
+    });
+  }
   if (typeof value === 'object' && value !== null) {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = renderValue(v, vars, contextOf, [...path, k]);
+    for (const [k, v] of Object.entries(value)) {
+      path.push(k);
+      out[k] = renderAt(v, vars, contextOf, path);
+      path.pop();
+    }
     return out;
   }
   return value;
