@@ -32,7 +32,7 @@ COPY schema ./schema
 COPY examples ./examples
 USER node
 EXPOSE 8080
-# Start-up refuses to listen on 0.0.0.0 without FIREBREAK_WEBHOOK_TOKEN and FIREBREAK_API_TOKEN.
+# Start-up refuses to listen on 0.0.0.0 without FIREBREAK_WEBHOOK_TOKEN, FIREBREAK_API_TOKEN and FIREBREAK_AUDIT_KEY.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # Without DATABASE_URL the server would try embedded Postgres, which the image does not carry: say so.

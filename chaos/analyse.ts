@@ -4,7 +4,7 @@
  * the exit code; the others are measurements.
  */
 import type { Pool } from 'pg';
-import { verifyChains } from '../src/timeline/index.js';
+import { auditPassed, verifyAudit, type AuditKey } from '../src/audit/index.js';
 import { expectedPlaybooks, type ChaosAlert, type Notification } from './scenario.js';
 import type { TargetCall } from './target.js';
 
@@ -115,6 +115,7 @@ function pidOfWorker(worker: string | null): number | undefined {
 
 export async function analyse(input: {
   pool: Pool;
+  auditKey: AuditKey;
   notifications: Notification[];
   sender: SenderStats;
   calls: TargetCall[];
@@ -430,8 +431,8 @@ export async function analyse(input: {
   measure('the same from the first POST of the alert', `${percentile(fromSend, 50)} ms / ${percentile(fromSend, 99)} ms`, 'adds the sender\'s retries through kills and the outage');
 
   // ---------- audit ----------
-  const audit = await verifyChains(pool);
-  must('timeline hash chains verify (audit verify)', audit.broken.length === 0, `${audit.chains} chains, ${audit.events} events, ${audit.broken.length} broken`, '0 broken');
+  const audit = await verifyAudit(pool, { key: input.auditKey });
+  must('timeline hash chains verify (audit verify)', auditPassed(audit), `${audit.chains} chains, ${audit.events} events, ${audit.broken.length + audit.brokenRecords.length} broken`, '0 broken');
 
   const mustHoldFailed = checks.filter((c) => c.ok === false).map((c) => c.name);
   const totals: Totals = {

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { request } from 'undici';
 import { createActionRegistry } from '../src/actions/index.js';
+import { AuditKey } from '../src/audit/index.js';
 import { formatProblem, loadPlaybooks } from '../src/playbooks/index.js';
 import { migrate, packageRoot, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../src/store/index.js';
 import { analyse, expectedRunCount, markdownTable, type Analysis, type OutageHistory, type SenderStats } from './analyse.js';
@@ -165,6 +166,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     // ---------- server processes ----------
     const token = randomBytes(16).toString('hex');
+    // One audit key for the whole fleet (replicas must share it) and for the audit check below.
+    const auditKeyBytes = randomBytes(32);
     const fleet = new Fleet({
       root: packageRoot(),
       size: options.processes,
@@ -174,6 +177,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         FIREBREAK_PLAYBOOKS: playbooksDir,
         FIREBREAK_HTTP_ALLOW: target.hostPort,
         FIREBREAK_WEBHOOK_TOKEN: token,
+        FIREBREAK_AUDIT_KEY: auditKeyBytes.toString('hex'),
         FIREBREAK_WORKERS: String(options.workers),
         FIREBREAK_LEASE_MS: String(options.leaseMs),
         FIREBREAK_POLL_MS: String(options.pollMs),
@@ -453,6 +457,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // ---------- checks ----------
     const analysis = await analyse({
       pool,
+      auditKey: new AuditKey(auditKeyBytes, 'chaos run'),
       notifications,
       sender,
       calls: target.calls,

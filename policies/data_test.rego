@@ -4,23 +4,36 @@ package firebreak.data_test
 import data.firebreak.lib
 import rego.v1
 
-actor_pattern := `^(slack|console|cli):[A-Za-z0-9._@-]+$`
+actor_pattern := `^(slack|oidc|token|local):[A-Za-z0-9._@+-]+$`
 
-test_group_members_are_actor_strings if {
+person_pattern := `^[A-Za-z0-9._@+-]+$`
+
+test_group_members_are_person_names if {
 	every _, members in data.groups {
 		count(members) > 0
 		every m in members {
-			regex.match(actor_pattern, m)
+			regex.match(person_pattern, m)
 		}
 	}
 }
 
-test_people_actors_are_actor_strings_listed_once if {
+test_people_names_and_actors_are_well_formed if {
+	every name, _ in data.people {
+		regex.match(person_pattern, name)
+	}
 	actors := [a | some _, list in data.people; some a in list]
 	every a in actors {
 		regex.match(actor_pattern, a)
 	}
 	count(actors) == count({a | some a in actors})
+}
+
+test_every_listed_actor_is_its_person if {
+	every name, list in data.people {
+		every a in list {
+			lib.person(a) == name
+		}
+	}
 }
 
 test_approval_rules_name_known_groups_and_positive_counts if {

@@ -6,7 +6,7 @@
  *   node scripts/build-policy.mjs --check [dir]  only check the bundle is fresh (exit 1 if not)
  *
  * The bundle is `opa build -t wasm` over the Rego sources (not *_test.rego)
- * and data.json, with entry points firebreak/decision and firebreak/approve.
+ * and data.json, with entry points firebreak/decision, firebreak/approve and firebreak/authorize.
  * Beside it goes bundle.sources.sha256: one `sha256sum` line per source,
  * sorted; sha256 of that file is stamped into the bundle as its revision.
  * src/policy/sources.ts recomputes the same listing at check time (plain JS
@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { extract } from 'tar-stream';
 
-const ENTRYPOINTS = ['firebreak/decision', 'firebreak/approve'];
+const ENTRYPOINTS = ['firebreak/decision', 'firebreak/approve', 'firebreak/authorize'];
 const BUNDLE_FILE = 'bundle.tgz';
 const SOURCES_FILE = 'bundle.sources.sha256';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');

@@ -65,6 +65,14 @@ export class PolicyDeniedError extends FirebreakError {
   }
 }
 
+/** `firebreak/authorize` (or a fixed rule) refused an act. Never retried; HTTP 403. */
+export class AccessDeniedError extends FirebreakError {
+  readonly code = 'access_denied';
+  constructor(readonly action: string, readonly actor: string, readonly reasons: string[]) {
+    super(`${actor} may not ${action}: ${reasons.join('; ') || 'no rule allows it'}`);
+  }
+}
+
 /** Something named by id does not exist (run, approval, playbook). */
 export class NotFoundError extends FirebreakError {
   readonly code = 'not_found';
@@ -73,6 +81,14 @@ export class NotFoundError extends FirebreakError {
 /** The request conflicts with recorded state (an approval already decided). */
 export class ConflictError extends FirebreakError {
   readonly code = 'conflict';
+}
+
+/** The schema cannot be brought up to date by this role (or the grant step failed). */
+export class MigrationError extends FirebreakError {
+  readonly code = 'migration_failed';
+  constructor(message: string, readonly pending: string[], options?: { cause?: unknown }) {
+    super(message, options);
+  }
 }
 
 /** Normalise anything thrown into an Error, once, at a boundary. */

@@ -1,5 +1,8 @@
-# The rules behind firebreak/approve (asked when someone answers an approval).
+# The rules behind firebreak/approve (asked when someone answers an approval,
+# after firebreak/authorize allowed them to answer at all).
 #
+# Input: `approval` (the request), `user` ({ id, name, method, verified,
+# groups }: who authenticated), `mode` ("local" or "authenticated"), `now`.
 # Shape as for decisions: allowed when the user is an eligible approver and no
 # `denials` rule matches (default deny).
 package firebreak.lib.approve
@@ -11,10 +14,11 @@ approval := input.approval
 
 user := input.user
 
-valid_user if {
-	is_string(user)
-	user != ""
-}
+valid_user if lib.valid_user(user)
+
+actor := user.id if valid_user
+
+else := "(nobody)"
 
 # The approvers entries (`group:sre`, `slack:U123`) through which the user may answer.
 via := lib.eligible_via(user, approval.approvers) if valid_user
@@ -32,29 +36,46 @@ denials contains msg if {
 	msg := concat("", ["decision must be approve or reject, not ", json.marshal(object.get(object.get(input, "approval", {}), "decision", null))])
 }
 
+# Automation holds FIREBREAK_API_TOKEN; an approval needs a person.
+denials contains "the service token (FIREBREAK_API_TOKEN) cannot answer approvals: a person must, with a personal token, the console or Slack" if {
+	valid_user
+	lib.service(user)
+}
+
+# A name typed into a local-mode console is a claim, not a proof.
 denials contains msg if {
 	valid_user
+	lib.unverified(user)
+	not lib.local_mode
+	msg := concat("", [actor, " is not a verified identity; unverified identities may approve only in local mode"])
+}
+
+denials contains msg if {
+	valid_user
+	not lib.service(user)
 	not eligible
-	msg := concat("", [user, " is not an approver of this step (approvers: ", concat(", ", approval.approvers), ")"])
+	msg := concat("", [actor, " is not an approver of this step (approvers: ", concat(", ", approval.approvers), ")"])
 }
 
 # Four-eyes: whoever started a run (manually) cannot approve its steps, under
-# any of their actor names. Rejecting, i.e. stopping, stays allowed.
+# any of their identities. Rejecting, i.e. stopping, stays allowed.
 denials contains msg if {
+	valid_user
 	approval.decision == "approve"
-	lib.same_person(user, approval.started_by)
+	lib.same_person(actor, approval.started_by)
 	msg := concat("", [
 		"four-eyes: run ", approval.run_id, " was started by ", approval.started_by,
-		"; ", user, same_person_note(user, approval.started_by), " cannot approve its steps",
+		"; ", actor, same_person_note(actor, approval.started_by), " cannot approve its steps",
 	])
 }
 
-# One person, one approval, whatever channel they click from.
+# One person, one approval, whatever channel they answer from.
 denials contains msg if {
+	valid_user
 	approval.decision == "approve"
 	some prior in approval.already_approved_by
-	lib.same_person(user, prior)
-	msg := concat("", [user, " already approved this step", as_note(user, prior)])
+	lib.same_person(actor, prior)
+	msg := concat("", [actor, " already approved this step", as_note(actor, prior)])
 }
 
 same_person_note(a, b) := "" if a == b
@@ -74,6 +95,6 @@ allow if {
 
 reason := concat("; ", sort(denials)) if {
 	count(denials) > 0
-} else := concat("", [user, " may ", approval.decision, " as ", concat(", ", sort(via))]) if {
+} else := concat("", [actor, " may ", approval.decision, " as ", concat(", ", sort(via))]) if {
 	allow
 } else := "no rule allows this answer"

@@ -19,29 +19,86 @@ now_ns := time_ns(input.now)
 
 # ---- people, groups, approvers ----------------------------------------------
 
-# The person behind an actor string, so `console:alice` and `slack:U0SRE1`
-# count as one human for four-eyes and "approve once" checks. Actors not
-# listed in data.people are their own person.
+# Actors are `<method>:<name>` (`token:alice`, `oidc:alice`, `local:alice`,
+# `slack:U0123`), or `service` for FIREBREAK_API_TOKEN. On the channels that
+# carry a person's name (personal tokens, OIDC, local mode) the name is the
+# person; Slack ids are opaque, so data.people says whose they are. An entry
+# in data.people always wins (it can also tie differently spelled names).
+name_methods := {"token", "oidc", "local", "operator"}
+
 person(actor) := name if {
 	some name, actors in data.people
 	actor in actors
+} else := name if {
+	is_string(actor)
+	i := indexof(actor, ":")
+	i > 0
+	substring(actor, 0, i) in name_methods
+	name := substring(actor, i + 1, -1)
+	name != ""
 } else := actor
 
+# Two actors are one person: four-eyes and "approve once" count people, not channels.
 same_person(a, b) if {
 	is_string(a)
 	is_string(b)
 	person(a) == person(b)
 }
 
-# The actor strings an approvers entry names: `group:<name>` expands to
-# data.groups[<name>] (an unknown group names nobody); any other entry is an
-# actor string itself (`slack:U123`, `console:alice`).
-members(entry) := {m | some m in data.groups[substring(entry, 6, -1)]} if {
-	startswith(entry, "group:")
-} else := {entry}
+# The groups of an identity (the `user` object of an input): those its
+# credential carries (a personal token's --group, the OIDC groups claim) and
+# those data.groups gives its person.
+groups_of(user) := {g | some g in user_groups(user)} | {g |
+	some g, people in data.groups
+	person(user.id) in people
+}
 
-# The entries of `approvers` through which `actor` may answer.
-eligible_via(actor, approvers) := {entry |
+user_groups(user) := user.groups if is_array(user.groups)
+
+else := []
+
+in_group(user, group) if group in groups_of(user)
+
+# The identity may act through an approvers entry: `group:<name>` names the
+# members of a group (an unknown group names nobody); any other entry is an
+# actor string, matched by person.
+via_entry(user, entry) if {
+	startswith(entry, "group:")
+	in_group(user, substring(entry, 6, -1))
+}
+
+via_entry(user, entry) if {
+	not startswith(entry, "group:")
+	same_person(user.id, entry)
+}
+
+# The entries of `approvers` through which `user` may answer.
+eligible_via(user, approvers) := {entry |
 	some entry in approvers
-	actor in members(entry)
+	via_entry(user, entry)
+}
+
+# ---- identities ---------------------------------------------------------------
+
+# A well-formed `user` object: { id, name, method, verified, groups }.
+valid_user(user) if {
+	is_object(user)
+	is_string(user.id)
+	user.id != ""
+	is_string(user.method)
+	is_boolean(user.verified)
+}
+
+service(user) if user.method == "service"
+
+# Local mode: no authentication is configured and the server listens on
+# loopback only; names there are claims, not proofs (`verified: false`).
+local_mode if input.mode == "local"
+
+unverified(user) if user.verified != true
+
+# A person, not the automation behind FIREBREAK_API_TOKEN.
+person_identity(user) if {
+	valid_user(user)
+	not service(user)
 }

@@ -22,7 +22,7 @@ import {
   type IngestResult,
   type Notification,
 } from '../ingest/index.js';
-import { bearerToken, errorBody, secretsEqual, sendError } from './http.js';
+import { errorBody, sendError } from './http.js';
 
 /** A webhook source: how to read its body into a notification. */
 interface HookSource {
@@ -113,14 +113,8 @@ export function registerHooks(app: FastifyInstance, options: HookOptions, extraS
   const maxInFlight = options.maxInFlight ?? 1_000;
   let inFlight = 0;
   for (const source of [...hookSources(options.config), ...extraSources]) {
-    app.post(source.path, async (request: FastifyRequest, reply: FastifyReply) => {
-      const token = options.config.webhookToken;
-      if (token) {
-        const presented = bearerToken(request);
-        if (!presented || !secretsEqual(presented, token)) {
-          return reply.code(401).header('www-authenticate', 'Bearer').send(errorBody('missing or invalid bearer token', [{ path: 'Authorization', message: 'expected Authorization: Bearer <FIREBREAK_WEBHOOK_TOKEN>' }]));
-        }
-      }
+    // `webhook`: the access guard checks FIREBREAK_WEBHOOK_TOKEN (when set) before this runs.
+    app.post(source.path, { config: { access: 'webhook' } }, async (request: FastifyRequest, reply: FastifyReply) => {
       const raw = request.body as Buffer | undefined;
       if (source.verify) {
         const problem = source.verify(request, raw ?? Buffer.alloc(0));

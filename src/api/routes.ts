@@ -1,19 +1,27 @@
-import { createHmac } from 'node:crypto';
+/**
+ * The JSON API under /api. Each route declares its access rule where it is
+ * registered (see src/access/guard.ts); acts (start, abort, answer, tokens)
+ * then ask `firebreak/authorize` as the identity the guard established, which
+ * is also the actor recorded. A `user` in a body is never an identity.
+ */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { Access, parseTtl, reconcileUser, requireIdentity, type Identity } from '../access/index.js';
+import { listCheckpoints } from '../audit/index.js';
 import type { Config } from '../config/index.js';
 import { ValidationError } from '../errors.js';
 import { getRun, listAlerts, listPendingApprovals, listRuns, type Engine } from '../engine/index.js';
 import { parseJsonBody, parseWith } from '../ingest/index.js';
-import { isReplayRequest, startDryRuns, startRunBody } from '../replay/index.js';
+import { checkDryRunBody, isReplayRequest, startDryRuns, startRunBody } from '../replay/index.js';
 import type { Pool } from '../store/index.js';
 import { createRedactor, renderTimeline } from '../timeline/index.js';
-import { bearerToken, errorBody, secretsEqual, sendError } from './http.js';
+import { errorBody, sendError } from './http.js';
 
 export interface ApiOptions {
   config: Config;
   pool: Pool;
   engine: Engine;
+  access: Access;
 }
 
 const RUN_STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'aborted', 'cancelled'] as const;
@@ -21,78 +29,35 @@ const RUN_STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'ab
 const limit = z.coerce.number().int().min(1).max(500).default(50);
 const runsQuery = z.object({ status: z.enum(RUN_STATUSES).optional(), playbook: z.string().min(1).optional(), limit });
 const alertsQuery = z.object({ status: z.enum(['firing', 'resolved']).optional(), source: z.string().min(1).optional(), limit });
+const checkpointsQuery = z.object({ limit, before: z.coerce.number().int().min(1).optional() });
 const timelineQuery = z.object({ format: z.enum(['json', 'md']).default('json') });
-// `via` names the client in the actor string (`cli:bob` for `firebreak approve`); the console is the default.
-const approvalBody = z.object({ decision: z.enum(['approve', 'reject']), user: z.string().trim().min(1).max(200), via: z.enum(['console', 'cli']).default('console') });
-const abortBody = z.object({ reason: z.string().max(2_000).optional(), user: z.string().trim().min(1).max(200).optional(), via: z.enum(['console', 'cli']).default('console') }).default({ via: 'console' });
-
-export const API_COOKIE = 'firebreak_session';
-/** How long a console login lasts. */
-export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
-
-function sessionMac(token: string, expires: number): string {
-  return createHmac('sha256', token).update(`firebreak-session.v1.${expires}`).digest('base64url');
-}
-
-/**
- * The console's session cookie value: an expiry and an HMAC keyed by the API
- * token, so the cookie never holds the token itself and changing the token
- * logs everyone out.
- */
-export function createSessionValue(token: string, now = Date.now()): string {
-  const expires = Math.floor((now + SESSION_TTL_MS) / 1000);
-  return `v1.${expires}.${sessionMac(token, expires)}`;
-}
-
-export function isValidSession(value: string, token: string, now = Date.now()): boolean {
-  const match = /^v1\.(\d{1,12})\.([A-Za-z0-9_-]{43})$/.exec(value);
-  if (!match) return false;
-  const expires = Number(match[1]);
-  return expires * 1000 > now && secretsEqual(match[2]!, sessionMac(token, expires));
-}
-
-/** Whether the request carries the API token (Bearer header, or a valid console session cookie). */
-export function isAuthorised(request: FastifyRequest, config: Config): boolean {
-  const token = config.apiToken;
-  if (!token) return true;
-  const bearer = bearerToken(request);
-  if (bearer !== undefined) return secretsEqual(bearer, token);
-  const session = readCookie(request, API_COOKIE);
-  return session !== undefined && isValidSession(session, token);
-}
-
-export function readCookie(request: FastifyRequest, name: string): string | undefined {
-  const header = request.headers.cookie;
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const [k, ...v] = part.trim().split('=');
-    if (k !== name) continue;
-    try {
-      return decodeURIComponent(v.join('='));
-    } catch {
-      return undefined; // malformed escape: no session, not a 500
-    }
-  }
-  return undefined;
-}
+// `user` is checked against who authenticated (400 when it differs); `via` (older clients) is ignored.
+const bodyUser = z.string().trim().min(1).max(200).optional();
+const approvalBody = z.object({ decision: z.enum(['approve', 'reject']), comment: z.string().trim().max(2_000).optional(), user: bodyUser });
+const abortBody = z.object({ reason: z.string().max(2_000).optional(), user: bodyUser }).default({});
+const tokenBody = z.object({
+  user: z.string().trim().min(1).max(64),
+  groups: z.array(z.string().trim().min(1).max(64)).max(50).default([]),
+  /** `30d`, `12h`; omitted: never expires. */
+  ttl: z.string().trim().optional(),
+  description: z.string().trim().max(200).optional(),
+});
+const tokensQuery = z.object({ all: z.enum(['true', 'false', '1', '0']).optional(), user: z.string().min(1).max(64).optional() });
 
 function optionalBody(request: FastifyRequest): unknown {
   const raw = request.body as Buffer | undefined;
   return raw && raw.length > 0 ? parseJsonBody(raw) : {};
 }
 
+/** Who a route is acting for: the authenticated identity, reconciled with a `user` in the body. */
+function actingIdentity(request: FastifyRequest, bodyUserName: string | undefined): Identity {
+  return reconcileUser(requireIdentity(request), bodyUserName);
+}
+
 export function registerApi(app: FastifyInstance, options: ApiOptions): void {
-  const { pool, engine, config } = options;
+  const { pool, engine, config, access } = options;
   // Events are redacted when written; this second pass also hides values that became secrets later.
   const redact = createRedactor(config.secrets.values());
-
-  app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-    if (!request.url.startsWith('/api/')) return;
-    if (!isAuthorised(request, config)) {
-      return reply.code(401).header('www-authenticate', 'Bearer').send(errorBody('missing or invalid API token', [{ path: 'Authorization', message: 'expected Authorization: Bearer <FIREBREAK_API_TOKEN>' }]));
-    }
-    return undefined;
-  });
 
   const handle =
     <T>(fn: (request: FastifyRequest, reply: FastifyReply) => Promise<T>) =>
@@ -103,12 +68,21 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
         return sendError(reply, err);
       }
     };
+  const read = { config: { access: 'read' as const } };
+  const act = { config: { access: 'act' as const } };
 
-  app.get('/api/alerts', handle(async (request) => ({ items: await listAlerts(pool, parseWith(alertsQuery, request.query, 'query')) })));
-  app.get('/api/runs', handle(async (request) => ({ items: await listRuns(pool, parseWith(runsQuery, request.query, 'query')) })));
-  app.get('/api/runs/:id', handle(async (request) => getRun(pool, (request.params as { id: string }).id)));
+  app.get('/api/whoami', read, handle(async (request) => {
+    const who = requireIdentity(request);
+    return { id: who.id, name: who.name, method: who.method, verified: who.verified, groups: who.groups, mode: access.mode };
+  }));
+  app.get('/api/alerts', read, handle(async (request) => ({ items: await listAlerts(pool, parseWith(alertsQuery, request.query, 'query')) })));
+  app.get('/api/runs', read, handle(async (request) => ({ items: await listRuns(pool, parseWith(runsQuery, request.query, 'query')) })));
+  // Signed chain checkpoints, newest first; `before` pages back (docs/audit.md). A read, like GET /api/runs.
+  app.get('/api/audit/checkpoints', read, handle(async (request) => ({ items: await listCheckpoints(pool, parseWith(checkpointsQuery, request.query, 'query')) })));
+  app.get('/api/runs/:id', read, handle(async (request) => getRun(pool, (request.params as { id: string }).id)));
   app.get(
     '/api/runs/:id/timeline',
+    read,
     handle(async (request, reply) => {
       const { format } = parseWith(timelineQuery, request.query, 'query');
       const timeline = await renderTimeline(pool, (request.params as { id: string }).id, format, { redact });
@@ -118,22 +92,25 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
   );
   app.post(
     '/api/runs',
+    act,
     handle(async (request, reply) => {
       const body = parseWith(startRunBody, optionalBody(request), 'run request');
+      const who = actingIdentity(request, body.user);
       const replay = isReplayRequest(body);
       if (body.dryRun || replay || body.stub || body.stubs || body.noGather !== undefined) {
-        // Dry runs (and replays of an alert or episode): see src/replay.
-        const started = await startDryRuns({ engine, db: pool }, body);
+        // Dry runs (and replays of an alert or episode): see src/replay. Asked as run.start with dry_run.
+        checkDryRunBody(body);
+        const started = await access.authorizeStart(who, { playbook: body.playbook ?? null, dry_run: body.dryRun, replay }, (events) => startDryRuns({ engine, db: pool }, body, who.id, events));
         const created = started.runs.some((r) => r.created);
         if (!replay) return reply.code(created ? 201 : 200).send({ ...(await getRun(pool, started.runs[0]!.runId)), created });
         const items = await Promise.all(started.runs.map(async (r) => ({ ...(await getRun(pool, r.runId)), created: r.created, matched: r.matched, fingerprint: r.fingerprint })));
         return reply.code(created ? 201 : 200).send({ items, alerts: started.alerts });
       }
       if (!body.playbook) throw new ValidationError('name the playbook to run', [{ path: 'playbook', message: 'required' }]);
-      const result = await engine.startRun({
+      engine.findPlaybook(body.playbook); // 404 for an unknown playbook before asking the policy
+      const result = await access.startRun(engine, who, {
         playbook: body.playbook,
         params: body.params,
-        startedBy: `${body.via}:${body.user ?? 'anonymous'}`,
         ...(body.idempotencyKey && { dedupKey: `api:${body.idempotencyKey}` }),
       });
       return reply.code(result.created ? 201 : 200).send({ ...(await getRun(pool, result.runId)), created: result.created });
@@ -141,22 +118,58 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
   );
   app.post(
     '/api/runs/:id/abort',
+    act,
     handle(async (request, reply) => {
       const body = parseWith(abortBody, optionalBody(request), 'abort request');
+      const who = actingIdentity(request, body.user);
       const id = (request.params as { id: string }).id;
-      const result = await engine.abortRun(id, `${body.via}:${body.user ?? 'anonymous'}`, body.reason);
+      const result = await access.abortRun(engine, who, id, body.reason);
       // Aborted at once (it never started): 200. Otherwise its worker compensates and finishes it: 202.
       return reply.code(result.status === 'aborted' ? 200 : 202).send({ id, ...result });
     }),
   );
-  app.get('/api/approvals', handle(async () => ({ items: await listPendingApprovals(pool) })));
+  app.get('/api/approvals', read, handle(async () => ({ items: await listPendingApprovals(pool) })));
   app.post(
     '/api/approvals/:id',
+    act,
     handle(async (request, reply) => {
       const body = parseWith(approvalBody, optionalBody(request), 'approval answer');
-      const result = await engine.answerApproval({ approvalId: (request.params as { id: string }).id, decision: body.decision, user: `${body.via}:${body.user}` });
+      const who = actingIdentity(request, body.user);
+      const result = await access.answerApproval(engine, who, { approvalId: (request.params as { id: string }).id, decision: body.decision, ...(body.comment && { comment: body.comment }) });
       if (result.outcome === 'refused') return reply.code(403).send({ ...errorBody(`not allowed: ${result.reason}`), ...result });
-      return reply.code(200).send(result);
+      return reply.code(200).send({ ...result, actor: who.id });
+    }),
+  );
+
+  // Personal tokens: `firebreak token create|list|revoke` with FIREBREAK_TOKEN.
+  app.get(
+    '/api/tokens',
+    act,
+    handle(async (request) => {
+      const q = parseWith(tokensQuery, request.query, 'query');
+      return { items: await access.listTokens(requireIdentity(request), { includeInactive: q.all === 'true' || q.all === '1', ...(q.user && { user: q.user }) }) };
+    }),
+  );
+  app.post(
+    '/api/tokens',
+    act,
+    handle(async (request, reply) => {
+      const body = parseWith(tokenBody, optionalBody(request), 'token request');
+      const { token, record } = await access.createToken(requireIdentity(request), {
+        user: body.user,
+        groups: body.groups,
+        ...(body.ttl !== undefined && { ttlSeconds: parseTtl(body.ttl) }),
+        ...(body.description && { description: body.description }),
+      });
+      return reply.code(201).header('cache-control', 'no-store').send({ token, ...record });
+    }),
+  );
+  app.delete(
+    '/api/tokens/:id',
+    act,
+    handle(async (request) => {
+      const { record, sessionsEnded } = await access.revokeToken(requireIdentity(request), (request.params as { id: string }).id);
+      return { ...record, sessionsEnded };
     }),
   );
 }

@@ -1,6 +1,8 @@
+import fastifyCookie from '@fastify/cookie';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Config } from '../config/index.js';
+import { installGuard } from '../access/index.js';
+import { maskUrlCredentials, type Config } from '../config/index.js';
 import type { Ingestor } from '../ingest/index.js';
 import type { Pool } from '../store/index.js';
 import { errorBody } from './http.js';
@@ -53,13 +55,18 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody(`no route for ${request.method} ${request.url.split('?')[0]}`)));
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_request, reply) => {
+  // Cookies parsed by a well-kept plugin (signing is not needed: session ids are random and checked in Postgres).
+  await app.register(fastifyCookie);
+  // First, before any route: Host allow-list, each route's declared access rule, who is asking, CSRF.
+  installGuard(app, { config: deps.config, pool: deps.pool });
+
+  app.get('/healthz', { config: { access: 'public' } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { config: { access: 'public' } }, async (_request, reply) => {
     const checks: Record<string, { ok: boolean; detail?: string }> = {};
     checks.database = await deps.pool
       .query('select 1')
       .then(() => ({ ok: true }))
-      .catch((err: Error) => ({ ok: false, detail: err.message }));
+      .catch((err: Error) => ({ ok: false, detail: maskUrlCredentials(err.message) }));
     for (const c of deps.readiness ?? []) {
       try {
         checks[c.name] = await c.check();

@@ -5,11 +5,14 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
 import type { FastifyInstance } from 'fastify';
+import { Access, OidcLogin } from '../access/index.js';
+import { CheckpointWriter, loadAuditKey } from '../audit/index.js';
 import { createActionRegistry, loadCustomActions, type ActionRegistry } from '../actions/index.js';
 import { registerApi } from '../api/routes.js';
 import { buildServer } from '../api/server.js';
-import type { Config } from '../config/index.js';
+import { isLocalMode, maskUrlCredentials, sensitiveValues, type Config } from '../config/index.js';
 import { registerConsole } from '../console/index.js';
 import { Engine } from '../engine/index.js';
 import { Ingestor } from '../ingest/index.js';
@@ -19,7 +22,7 @@ import { createPolicyGate, type ReloadingPolicyGate } from '../policy/index.js';
 import { Scheduler } from '../schedule/index.js';
 import { createSlack } from '../slack/index.js';
 import { openStore, type Store } from '../store/index.js';
-import { Timeline } from '../timeline/index.js';
+import { createRedactor, Timeline } from '../timeline/index.js';
 
 export interface App {
   config: Config;
@@ -31,14 +34,48 @@ export interface App {
   stop(): Promise<void>;
 }
 
-export function createLogger(level: string): Logger {
-  return pino({
+const isPlainObject = (v: unknown): v is Record<string, unknown> => {
+  if (typeof v !== 'object' || v === null) return false;
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === Object.prototype || proto === null;
+};
+
+/**
+ * JSON lines for log collectors; readable lines (pino-pretty) when a person
+ * watches a terminal. Redaction happens before either: no line carries a
+ * credential, since every message and every plain object or error logged
+ * passes through the secret redactor (all encoded forms of `sensitive`) and
+ * has URL passwords masked. Objects of other classes (fastify's request and
+ * reply) are left to pino's serializers and path redaction.
+ */
+export function createLogger(level: string, options: { readable?: boolean; destination?: pino.DestinationStream; sensitive?: readonly string[] } = {}): Logger {
+  const redact = createRedactor(options.sensitive ?? [], { alsoMask: maskUrlCredentials });
+  const clean = (v: unknown): unknown => {
+    if (typeof v === 'string') return redact(v);
+    if (v instanceof Error) return redact(pino.stdSerializers.err(v));
+    if (Array.isArray(v)) return redact(v);
+    if (isPlainObject(v)) {
+      const out: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(v)) out[k] = x instanceof Error ? redact(pino.stdSerializers.err(x)) : isPlainObject(x) || Array.isArray(x) || typeof x === 'string' ? redact(x) : x;
+      return out;
+    }
+    return v;
+  };
+  const settings: pino.LoggerOptions = {
     level,
     base: { service: 'firebreak' },
     timestamp: pino.stdTimeFunctions.isoTime,
     // Belt and braces: headers that carry credentials never reach the logs.
     redact: { paths: ['req.headers.authorization', 'req.headers.cookie', '*.token', '*.password', 'headers.authorization'], censor: '[redacted]' },
-  });
+    hooks: {
+      logMethod(args, method) {
+        method.apply(this, args.map(clean) as Parameters<typeof method>);
+      },
+    },
+  };
+  if (options.destination) return pino(settings, options.destination);
+  if (!(options.readable ?? process.stdout.isTTY === true)) return pino(settings);
+  return pino(settings, pretty({ colorize: true, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' }));
 }
 
 /** Playbooks, reloaded when their folder changes; the last good set stays in use while a file is broken. */
@@ -56,9 +93,10 @@ class PlaybookCatalog {
   ) {}
 
   async load(): Promise<void> {
-    const { playbooks, problems } = await loadPlaybooks(this.dir, { actions: this.actions });
+    const { playbooks, problems, warnings } = await loadPlaybooks(this.dir, { actions: this.actions });
     this.problems = problems;
     for (const p of problems) this.logger.error({ problem: formatProblem(p) }, 'playbook problem');
+    for (const w of warnings) this.logger.warn({ problem: formatProblem(w) }, 'playbook warning');
     const broken = new Set(problems.map((p) => p.file));
     // Keep the previous version of a playbook whose file is now broken.
     const kept = this.playbooks.filter((old) => broken.has(old.file) && !playbooks.some((p) => p.name === old.name));
@@ -91,7 +129,12 @@ class PlaybookCatalog {
 }
 
 export async function startApp(config: Config, options: { logger?: Logger; listen?: boolean } = {}): Promise<App> {
-  const logger = options.logger ?? createLogger(config.logLevel);
+  const logger = options.logger ?? createLogger(config.logLevel, { sensitive: sensitiveValues(config) });
+  // The key first: a server that cannot sign its timeline must not start (or start a database).
+  const audit = await loadAuditKey({ material: config.auditKey, dataDir: config.dataDir, create: true });
+  if (audit.created) logger.info({ file: audit.created }, 'created the audit key file (local mode); back it up with the data dir: without it the timeline cannot be verified');
+  if (audit.warning) logger.warn(audit.warning);
+  logger.info({ keyId: audit.key.id, source: audit.key.source }, 'audit key loaded');
   const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger, poolSize: Math.max(10, config.workers * 2 + 4) });
   const cleanups: Array<() => Promise<void> | void> = [() => store.close()];
   try {
@@ -102,7 +145,11 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
     cleanups.push(() => catalog.close());
     const policy: ReloadingPolicyGate = await createPolicyGate({ dir: config.policiesDir, logger, watch: true });
     cleanups.push(() => policy.close());
-    const timeline = new Timeline(config.secrets.values());
+    const timeline = new Timeline(audit.key, config.secrets.values());
+    const checkpoints = new CheckpointWriter({ pool: store.pool, key: audit.key, logger, intervalMs: config.auditCheckpointMs });
+    await checkpoints.start();
+    // Shutdown runs cleanups in reverse: this one runs after engine.stop and slack.stop (pushed later) and before store.close, so the last checkpoint seals this replica's final events.
+    cleanups.push(() => checkpoints.stop());
     const metrics = createMetrics(store.pool, logger);
     const engine = new Engine({
       pool: store.pool,
@@ -127,7 +174,10 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
     storeRevisions(catalog.playbooks);
     catalog.onLoad(storeRevisions);
     const ingestor = new Ingestor(store.pool, timeline, engine.ingestHooks, logger);
-    const slack = await createSlack({ config, logger, pool: store.pool, engine, timeline, policy: () => policy });
+    // Every act (start, abort, answer, tokens) is asked of firebreak/authorize and recorded, whatever the channel.
+    const access = new Access({ pool: store.pool, timeline, policy: () => policy, mode: isLocalMode(config) ? 'local' : 'authenticated', logger: logger.child({ component: 'access' }) });
+    const oidc = config.oidc ? new OidcLogin({ config: config.oidc, publicUrl: config.publicUrl, pool: store.pool, logger }) : undefined;
+    const slack = await createSlack({ config, logger, pool: store.pool, engine, timeline, policy: () => policy, access });
     ingestor.onStored((notification, result) => {
       metrics.alertsReceived(notification.source, notification.alerts, result.stored ? result.episodes.filter((e) => e.deliveries === 1).length : 0);
       if (result.startedRuns.length > 0) engine.poke();
@@ -141,15 +191,20 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
         { name: 'playbooks', check: () => ({ ok: catalog.playbooks.length > 0 || catalog.problems.length === 0, detail: `${catalog.playbooks.length} loaded, ${catalog.problems.length} problems` }) },
         { name: 'policy', check: () => { const s = policy.status(); return { ok: s.ready, detail: s.reason ?? `bundle ${s.bundleHash.slice(0, 12)}` }; } },
       ],
-      extend: (app) => {
-        app.get('/metrics', async (_request, reply) => {
+      extend: async (app) => {
+        app.get('/metrics', { config: { access: 'metrics' } }, async (_request, reply) => {
           const { contentType, body } = await metrics.render();
           return reply.type(contentType).send(body);
         });
-        // Console first: its CSRF check (onRequest) then guards the API's writes too.
-        registerConsole(app, { config, pool: store.pool, engine, logger });
-        registerApi(app, { config, pool: store.pool, engine });
-        slack.registerRoutes(app);
+        registerConsole(app, { config, pool: store.pool, engine, access, ...(oidc && { oidc }), logger });
+        registerApi(app, { config, pool: store.pool, engine, access });
+        // Slack's routes are public to the guard: Bolt verifies every request's signature itself.
+        await app.register(async (scope) => {
+          scope.addHook('onRoute', (route) => {
+            route.config = { access: 'public', ...route.config };
+          });
+          slack.registerRoutes(scope);
+        });
       },
     });
     // Started in dependency order and stopped in reverse: Slack consumes the engine's events, so it

@@ -4,38 +4,60 @@
  * Slack click); audit and read commands can also open the database directly.
  */
 import { readFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import pino from 'pino';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
-import { loadConfig, type Config } from '../config/index.js';
-import { ValidationError } from '../errors.js';
+import { Access, AS_HEADER, identity, isValidName, parseTtl, type Identity, type TokenRecord } from '../access/index.js';
+import { auditPassed, loadAuditKey, parseCheckpointFile, verifyAudit, type AuditKey, type VerifyOptions, type VerifyReport } from '../audit/index.js';
+import { isLocalMode, isLoopbackHost, loadConfig, maskUrlCredentials, type Config } from '../config/index.js';
+import { FirebreakError, ValidationError } from '../errors.js';
 import { createActionRegistry, loadCustomActions } from '../actions/index.js';
-import { formatProblem, validatePlaybooks } from '../playbooks/index.js';
-import { evaluatePolicy, runPolicyTests } from '../policy/index.js';
+import { formatProblem, isError, validatePlaybooks } from '../playbooks/index.js';
+import { createPolicyGate, evaluatePolicy, runPolicyTests } from '../policy/index.js';
 import { replayCommand } from '../replay/index.js';
-import { createPool, isDatabaseUnavailable, runningEmbeddedUrl, startEmbeddedPostgres } from '../store/index.js';
-import { formatDuration, renderTimeline, verifyChains, type TimelineView } from '../timeline/index.js';
+import { createPool, grantAppRole, isDatabaseUnavailable, migrate, runningEmbeddedUrl, startEmbeddedPostgres } from '../store/index.js';
+import { formatDuration, hashEvent, legacyHashEvent, renderTimeline, rowToEvent, Timeline, type EventRow, type TimelineView } from '../timeline/index.js';
 import { join } from 'node:path';
+import { progress } from './progress.js';
+import { stampWithNow } from './stamp.js';
 
 const HELP = `firebreak — incident-response playbook bot
 
 Usage:
   firebreak serve                                  run the server (what npm start runs)
+  firebreak demo                                   the whole flow on this machine: stand-ins, sample alerts, console
   firebreak validate [dir]                         check playbooks; file:line: message per problem
-  firebreak fire <alert.json> [--source alertmanager]   post a sample alert to the running server
+  firebreak fire <alert.json> [--source alertmanager] [--keep-times]
+                                                   post a sample alert to the running server, its times moved to now
   firebreak runs [--status s] [--playbook p] [--limit n]
   firebreak run <id>                               show one run
-  firebreak run-playbook <name> [key=value...] [--as user] [--dry-run]
+  firebreak run-playbook <name> [key=value...] [--dry-run] [--as name]
   firebreak replay <alert.json | episode-id> [--playbook p] [--no-gather] [--source alertmanager] [--diff <playbooks-dir>]
                                                    dry-run an alert; print each step, decision and "would call"
-  firebreak approve <approval-id> --as <user>      approve without Slack
-  firebreak reject <approval-id> --as <user>
-  firebreak abort <run-id> [--as user] [--reason text]
+  firebreak approve <approval-id> [--comment text] approve without Slack, as the identity of FIREBREAK_TOKEN
+  firebreak reject <approval-id> [--comment text]
+  firebreak abort <run-id> [--reason text]
+  firebreak whoami                                 who the server takes you for
+  firebreak token create <user> [--ttl 30d] [--group g]... [--description text]
+                                                   a personal API token (printed once, on stdout)
+  firebreak token list [--all] [--json]            tokens (--all: also revoked and expired)
+  firebreak token revoke <id>                      revoke; ends console sessions opened with it
   firebreak timeline <run> [--format md|json]      the postmortem timeline
-  firebreak audit verify [run]                     recompute hash chains; exit 1 if any is broken
+  firebreak audit verify [run] [--checkpoints f]   recompute hash chains, check them against runs and signed
+                                                   checkpoints (stored, and exported to f); exit 1 if any is broken
+  firebreak migrate [--grant-to <role>]            apply database migrations (as the owning role); grant an
+                                                   application role what the server needs (docs/deploy.md)
   firebreak policy test                            Rego unit tests (needs opa) + bundle freshness
   firebreak policy eval --entrypoint e --input f   what-if: print a policy decision
 
-Environment: see README (DATABASE_URL, PORT, HOST, FIREBREAK_API_TOKEN, FIREBREAK_URL ...).`;
+Identity: commands that call the server send FIREBREAK_TOKEN (a personal token) as
+Authorization: Bearer, else FIREBREAK_API_TOKEN (the service: start runs, read; it
+cannot answer approvals). --as <name> names you in local mode only (no authentication
+configured); it is recorded as unverified. Without FIREBREAK_TOKEN, "token" commands
+work on the database directly (DATABASE_URL or the embedded one) as the operator.
+
+Environment: see README (DATABASE_URL, PORT, HOST, FIREBREAK_TOKEN, FIREBREAK_API_TOKEN, FIREBREAK_AUDIT_KEY, FIREBREAK_URL ...).`;
 
 function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
@@ -47,7 +69,7 @@ function err(text: string): void {
 
 /** Config for CLI commands: same validation as serve, but a client need not satisfy server-only rules. */
 function cliConfig(): Config {
-  return loadConfig({ ...process.env, FIREBREAK_INSECURE: process.env.FIREBREAK_INSECURE ?? '1' });
+  return loadConfig({ ...process.env, FIREBREAK_INSECURE: process.env.FIREBREAK_INSECURE ?? '1' }, { client: true });
 }
 
 function serverUrl(config: Config): string {
@@ -60,10 +82,25 @@ interface ApiResponse {
   text: string;
 }
 
-async function api(config: Config, method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> {
+/** The Bearer credential the CLI sends: a personal token (FIREBREAK_TOKEN), else the service token. */
+function credential(config: Config): string | undefined {
+  return process.env.FIREBREAK_TOKEN?.trim() || config.apiToken;
+}
+
+/** Headers naming who acts: `--as` is a local-mode claim, refused with a token (the token already says who). */
+function asHeaders(config: Config, as: string | undefined): Record<string, string> {
+  if (as === undefined) return {};
+  if (credential(config)) {
+    throw new CliError(`--as is only for local mode (no authentication configured); ${process.env.FIREBREAK_TOKEN ? 'FIREBREAK_TOKEN' : 'FIREBREAK_API_TOKEN'} already says who you are`, 2);
+  }
+  return { [AS_HEADER]: as };
+}
+
+async function api(config: Config, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> {
   const url = `${serverUrl(config)}${path}`;
   const auth: Record<string, string> = {};
-  if (path.startsWith('/api/') && config.apiToken) auth.authorization = `Bearer ${config.apiToken}`;
+  const bearer = credential(config);
+  if (path.startsWith('/api/') && bearer) auth.authorization = `Bearer ${bearer}`;
   let response;
   try {
     response = await request(url, {
@@ -104,7 +141,7 @@ async function withDatabase<T>(config: Config, fn: (pool: ReturnType<typeof crea
   let url = config.databaseUrl ?? (await runningEmbeddedUrl(config.dataDir));
   let stopEmbedded: (() => Promise<void>) | undefined;
   if (!url) {
-    const pg = await startEmbeddedPostgres({ dataDir: config.dataDir });
+    const pg = await startEmbeddedPostgres({ dataDir: config.dataDir, progress: (message) => err(`${message}…`) });
     url = pg.url;
     stopEmbedded = () => pg.stop();
   }
@@ -152,27 +189,46 @@ async function cmdValidate(args: string[]): Promise<number> {
   const config = cliConfig();
   const dir = positionals[0] ?? config.playbooksDir;
   const actions = createActionRegistry(await loadCustomActions(join(dir, 'actions')));
-  const problems = await validatePlaybooks(dir, actions);
-  for (const p of problems) out(formatProblem(p));
-  if (problems.length > 0) {
-    err(`${problems.length} problem${problems.length === 1 ? '' : 's'} found`);
+  const reported = await validatePlaybooks(dir, actions);
+  for (const p of reported) out(formatProblem(p));
+  const problems = reported.filter(isError).length;
+  const warnings = reported.length - problems;
+  const warned = warnings > 0 ? ` (${warnings} warning${warnings === 1 ? '' : 's'})` : '';
+  if (problems > 0) {
+    err(`${problems} problem${problems === 1 ? '' : 's'} found${warned}`);
     return 1;
   }
-  out(`ok: playbooks in ${dir} are valid`);
+  out(`ok: playbooks in ${dir} are valid${warned}`);
   return 0;
 }
 
 async function cmdFire(args: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { source: { type: 'string', default: 'alertmanager' } } });
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { source: { type: 'string', default: 'alertmanager' }, 'keep-times': { type: 'boolean', default: false } } });
   const file = positionals[0];
-  if (!file) throw new CliError('usage: firebreak fire <alert.json> [--source alertmanager]');
+  if (!file) throw new CliError('usage: firebreak fire <alert.json> [--source alertmanager] [--keep-times]');
   const config = cliConfig();
-  const body = await readFile(file, 'utf8');
+  let body = await readFile(file, 'utf8');
+  let moved = '';
+  if (!values['keep-times']) {
+    // Not JSON: sent as it is, so the server's 400 names the problem.
+    const parsed = (() => {
+      try {
+        return JSON.parse(body) as unknown;
+      } catch {
+        return undefined;
+      }
+    })();
+    if (parsed !== undefined) {
+      const stamped = stampWithNow(parsed, Date.now());
+      body = JSON.stringify(stamped.payload);
+      if (Math.abs(stamped.shiftedMs) >= 1_000) moved = ` (times moved ${formatDuration(Math.abs(stamped.shiftedMs))} ${stamped.shiftedMs > 0 ? 'forward' : 'back'} to now; --keep-times sends them as written)`;
+    }
+  }
   const headers: Record<string, string> = {};
   if (config.webhookToken) headers.authorization = `Bearer ${config.webhookToken}`;
   const res = await api(config, 'POST', `/hooks/${values.source}`, body, headers);
   const result = expectOk(res, 'fire') as { runs: string[]; episodes: Array<{ fingerprint: string; status: string; deliveries: number }> };
-  out(`accepted (HTTP ${res.status}): ${result.episodes.length} alert(s), runs: ${result.runs.join(', ') || 'none'}`);
+  out(`accepted (HTTP ${res.status}): ${result.episodes.length} alert(s), runs: ${result.runs.join(', ') || 'none'}${moved}`);
   return 0;
 }
 
@@ -200,36 +256,146 @@ async function cmdRun(args: string[]): Promise<number> {
 async function cmdRunPlaybook(args: string[]): Promise<number> {
   const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { as: { type: 'string' }, 'dry-run': { type: 'boolean' } } });
   const [playbook, ...pairs] = positionals;
-  if (!playbook) throw new CliError('usage: firebreak run-playbook <name> [key=value...] [--as user] [--dry-run]');
+  if (!playbook) throw new CliError('usage: firebreak run-playbook <name> [key=value...] [--dry-run] [--as name]');
   const params: Record<string, string> = {};
   for (const pair of pairs) {
     const eq = pair.indexOf('=');
     if (eq <= 0) throw new CliError(`parameter "${pair}" must be key=value`);
     params[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
-  const user = values.as ?? process.env.USER ?? 'cli';
-  const run = expectOk(await api(cliConfig(), 'POST', '/api/runs', { playbook, params, user, via: 'cli', dryRun: values['dry-run'] ?? false }), 'start run') as RunJson;
+  const config = cliConfig();
+  const run = expectOk(await api(config, 'POST', '/api/runs', { playbook, params, dryRun: values['dry-run'] ?? false }, asHeaders(config, values.as)), 'start run') as RunJson;
   out(`started run ${run.id} (${run.playbook})${run.dryRun ? ' [DRY RUN]' : ''}`);
   return 0;
 }
 
 async function cmdAnswer(decision: 'approve' | 'reject', args: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { as: { type: 'string' } } });
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { as: { type: 'string' }, comment: { type: 'string' } } });
   const id = positionals[0];
-  if (!id || !values.as) throw new CliError(`usage: firebreak ${decision} <approval-id> --as <user>`);
-  const res = await api(cliConfig(), 'POST', `/api/approvals/${encodeURIComponent(id)}`, { decision, user: values.as, via: 'cli' });
-  if (res.status === 403) throw new CliError(`refused: ${(res.body as { reason?: string }).reason ?? res.text}`);
-  const result = expectOk(res, decision) as { outcome: string; approvals: number; minApprovals: number; runId: string };
-  out(`${result.outcome}: approval ${id} (${result.approvals}/${result.minApprovals} approvals) for run ${result.runId}`);
+  if (!id) throw new CliError(`usage: firebreak ${decision} <approval-id> [--comment text]   (as FIREBREAK_TOKEN's identity; --as <name> in local mode)`);
+  const config = cliConfig();
+  const res = await api(config, 'POST', `/api/approvals/${encodeURIComponent(id)}`, { decision, ...(values.comment && { comment: values.comment }) }, asHeaders(config, values.as));
+  if (res.status === 403) {
+    const body = res.body as { reason?: string; reasons?: string[]; error?: string };
+    throw new CliError(`refused: ${body.reason ?? body.reasons?.join('; ') ?? body.error ?? res.text}`);
+  }
+  const result = expectOk(res, decision) as { outcome: string; approvals: number; minApprovals: number; runId: string; actor: string };
+  out(`${result.outcome}: approval ${id} (${result.approvals}/${result.minApprovals} approvals) for run ${result.runId}, as ${result.actor}`);
   return 0;
 }
 
 async function cmdAbort(args: string[]): Promise<number> {
   const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { as: { type: 'string' }, reason: { type: 'string' } } });
-  if (!positionals[0]) throw new CliError('usage: firebreak abort <run-id> [--as user] [--reason text]');
-  const result = expectOk(await api(cliConfig(), 'POST', `/api/runs/${encodeURIComponent(positionals[0])}/abort`, { user: values.as ?? process.env.USER ?? 'cli', reason: values.reason, via: 'cli' }), 'abort') as { status: string };
+  if (!positionals[0]) throw new CliError('usage: firebreak abort <run-id> [--reason text]');
+  const config = cliConfig();
+  const result = expectOk(await api(config, 'POST', `/api/runs/${encodeURIComponent(positionals[0])}/abort`, { ...(values.reason && { reason: values.reason }) }, asHeaders(config, values.as)), 'abort') as { status: string };
   out(`${result.status}: run ${positionals[0]}`);
   return 0;
+}
+
+async function cmdWhoami(): Promise<number> {
+  const who = expectOk(await api(cliConfig(), 'GET', '/api/whoami'), 'whoami') as { id: string; method: string; verified: boolean; groups: string[]; mode: string };
+  out(`${who.id} (${who.method}${who.verified ? '' : ', unverified'}; groups: ${who.groups.join(', ') || 'none from the credential'}; server in ${who.mode} mode)`);
+  return 0;
+}
+
+type TokenJson = TokenRecord;
+
+/**
+ * The operator: whoever runs the CLI with the database credentials and no
+ * FIREBREAK_TOKEN. How the first token is made (see docs/security.md).
+ */
+async function asOperator<T>(config: Config, fn: (access: Access, who: Identity, pool: ReturnType<typeof createPool>) => Promise<T>): Promise<T> {
+  const name = (() => {
+    try {
+      const n = userInfo().username;
+      return isValidName(n) ? n : 'unknown';
+    } catch {
+      return 'unknown';
+    }
+  })();
+  const who = identity('operator', name);
+  const policy = await createPolicyGate({ dir: config.policiesDir, logger: pino({ level: 'silent' }), watch: false });
+  const loaded = await loadAuditKey({ material: config.auditKey, dataDir: config.dataDir, create: false }).catch(() => undefined);
+  try {
+    return await withDatabase(config, async (pool) => {
+      await migrate(pool);
+      // The decision and the token go on the access chain only under the server's audit key: events
+      // hashed with another key would break the chain for `audit verify`.
+      const key = loaded && (await keyVerifiesNewestEvent(pool, loaded.key)) ? loaded.key : undefined;
+      const access = new Access({ pool, ...(key && { timeline: new Timeline(key, config.secrets.values()) }), policy: () => policy, mode: isLocalMode(config) ? 'local' : 'authenticated', logger: pino({ level: 'silent' }) });
+      const result = await fn(access, who, pool);
+      if (access.unrecorded > 0) {
+        err(`warning: not written to the timeline: this CLI does not hold the server's audit key (set FIREBREAK_AUDIT_KEY, or FIREBREAK_DATA_DIR to the server's); the token's row records who (${who.id}) and when`);
+      }
+      return result;
+    });
+  } finally {
+    await policy.close();
+  }
+}
+
+/** Whether `key` hashed the newest event in the database (true when there is none yet, or only legacy ones). */
+async function keyVerifiesNewestEvent(pool: ReturnType<typeof createPool>, key: AuditKey): Promise<boolean> {
+  const { rows } = await pool.query<EventRow>('select id, chain_id, seq, run_id, time, kind, actor, data, prev_hash, hash from timeline_events order by id desc limit 1');
+  if (!rows[0]) return true;
+  const e = rowToEvent(rows[0]);
+  const hashed = { chainId: e.chainId, seq: e.seq, runId: e.runId, time: e.time, kind: e.kind, actor: e.actor, data: e.data, prevHash: e.prevHash };
+  return hashEvent(hashed, key) === e.hash || legacyHashEvent(hashed) === e.hash;
+}
+
+function printTokens(items: TokenJson[]): void {
+  if (items.length === 0) return out('no tokens');
+  out(table([['id', 'user', 'groups', 'state', 'expires', 'last used', 'created by'], ...items.map((t) => [t.id, t.user, t.groups.join(',') || '-', t.state, t.expiresAt ?? 'never', t.lastUsedAt ?? '-', t.createdBy])]));
+}
+
+async function cmdToken(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  const config = cliConfig();
+  const viaApi = Boolean(process.env.FIREBREAK_TOKEN?.trim());
+  if (sub === 'create') {
+    const { positionals, values } = parseArgs({ args: rest, allowPositionals: true, options: { ttl: { type: 'string' }, group: { type: 'string', multiple: true }, description: { type: 'string' } } });
+    const user = positionals[0];
+    if (!user || positionals.length > 1) throw new CliError('usage: firebreak token create <user> [--ttl 30d] [--group g]... [--description text]');
+    const request = { user, groups: values.group ?? [], ...(values.ttl && { ttl: values.ttl }), ...(values.description && { description: values.description }) };
+    const created = viaApi
+      ? (expectOk(await api(config, 'POST', '/api/tokens', request), 'token create') as TokenJson & { token: string })
+      : await asOperator(config, async (access, who) => {
+          const { token, record } = await access.createToken(who, { user, groups: request.groups, ...(values.ttl && { ttlSeconds: parseTtl(values.ttl) }), ...(values.description && { description: values.description }) });
+          return { token, ...record };
+        });
+    // The token alone on stdout (TOKEN=$(firebreak token create alice)); the rest on stderr.
+    out(created.token);
+    err(`created token ${created.id} for ${created.user}${created.groups.length ? ` (groups: ${created.groups.join(', ')})` : ''}, ${created.expiresAt ? `expires ${created.expiresAt}` : 'never expires'}, by ${created.createdBy}.`);
+    err('It is shown only now: store it (e.g. as FIREBREAK_TOKEN). firebreak token revoke ' + created.id + ' ends it.');
+    return 0;
+  }
+  if (sub === 'list') {
+    const { values } = parseArgs({ args: rest, options: { all: { type: 'boolean' }, json: { type: 'boolean' }, user: { type: 'string' } } });
+    const q = new URLSearchParams();
+    if (values.all) q.set('all', 'true');
+    if (values.user) q.set('user', values.user);
+    const items = viaApi
+      ? (expectOk(await api(config, 'GET', `/api/tokens?${q}`), 'token list') as { items: TokenJson[] }).items
+      : await asOperator(config, (access, who) => access.listTokens(who, { includeInactive: values.all ?? false, ...(values.user && { user: values.user }) }));
+    if (values.json) out(JSON.stringify({ items }, null, 2));
+    else printTokens(items);
+    return 0;
+  }
+  if (sub === 'revoke') {
+    const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
+    const id = positionals[0];
+    if (!id) throw new CliError('usage: firebreak token revoke <id>');
+    const revoked = viaApi
+      ? (expectOk(await api(config, 'DELETE', `/api/tokens/${encodeURIComponent(id)}`), 'token revoke') as TokenJson & { sessionsEnded: number })
+      : await asOperator(config, async (access, who) => {
+          const r = await access.revokeToken(who, id);
+          return { ...r.record, sessionsEnded: r.sessionsEnded };
+        });
+    out(`revoked token ${revoked.id} of ${revoked.user}${revoked.sessionsEnded ? `; ${revoked.sessionsEnded} console session(s) ended` : ''}`);
+    return 0;
+  }
+  throw new CliError('usage: firebreak token create <user> [--ttl 30d] [--group g]... | token list [--all] | token revoke <id>');
 }
 
 async function cmdTimeline(args: string[]): Promise<number> {
@@ -250,34 +416,80 @@ async function cmdTimeline(args: string[]): Promise<number> {
   return 0;
 }
 
-async function cmdAudit(args: string[]): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub !== 'verify') throw new CliError('usage: firebreak audit verify [run]');
-  const { positionals } = parseArgs({ args: rest, allowPositionals: true, options: {} });
-  const chainId = positionals[0];
-  const config = cliConfig();
-  const started = Date.now();
-  let lastProgress = 0;
-  const report = await withDatabase(config, (pool) =>
-    verifyChains(pool, {
-      ...(chainId && { chainId }),
-      onProgress: (checked, total) => {
-        if (total > 20_000 && Date.now() - lastProgress > 1_000) {
-          lastProgress = Date.now();
-          err(`verified ${checked}/${total} events (${Math.round((checked / total) * 100)}%)`);
-        }
-      },
-    }),
-  );
-  if (chainId && report.events === 0) throw new CliError(`no timeline events for run ${chainId}`);
-  for (const b of report.broken) out(`BROKEN chain ${b.chainId}: first broken event seq ${b.seq} (id ${b.id}, kind ${b.kind}): ${b.problem}`);
-  const summary = `${report.chains} chain(s), ${report.events} event(s) checked in ${formatDuration(Date.now() - started)}`;
-  if (report.broken.length > 0) {
-    err(`audit FAILED: ${report.broken.length} broken chain(s); ${summary}`);
-    return 1;
+/** Most broken chains printed one per line; the rest are counted (a wrong key breaks every chain). */
+const MAX_BROKEN_LINES = 200;
+
+function printAuditReport(report: VerifyReport, elapsedMs: number): boolean {
+  const lines = [
+    ...report.brokenRecords.map((b) => `BROKEN ${b.what}: ${b.problem}`),
+    ...report.broken.map((b) =>
+      b.seq === null
+        ? `BROKEN chain ${b.chainId}: ${b.problem}`
+        : /removed from the end/.test(b.problem)
+          ? `BROKEN chain ${b.chainId}: last event seq ${b.seq} (id ${b.id}, kind ${b.kind}): ${b.problem}`
+          : `BROKEN chain ${b.chainId}: first broken event seq ${b.seq} (id ${b.id}, kind ${b.kind}): ${b.problem}`,
+    ),
+  ];
+  for (const line of lines.slice(0, MAX_BROKEN_LINES)) out(line);
+  if (lines.length > MAX_BROKEN_LINES) out(`... and ${lines.length - MAX_BROKEN_LINES} more`);
+  for (const note of report.notes) err(`note: ${note}`);
+  const latest = report.checkpoints.latest;
+  const checkpoints = `${report.checkpoints.stored} stored checkpoint(s)${latest ? ` (latest #${latest.seq} at ${latest.time})` : ''}${report.checkpoints.external ? `, ${report.checkpoints.external} exported` : ''}`;
+  const summary = `${report.chains} chain(s), ${report.events} event(s) checked under audit key ${report.keyId} in ${formatDuration(elapsedMs)}; ${checkpoints}`;
+  if (!auditPassed(report)) {
+    err(`audit FAILED: ${report.broken.length} broken chain(s), ${report.brokenRecords.length} other problem(s); ${summary}`);
+    return false;
   }
   out(`audit ok: ${summary}`);
-  return 0;
+  return true;
+}
+
+async function cmdAudit(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  const usage = 'usage: firebreak audit verify [run] [--checkpoints exported.json]';
+  if (sub !== 'verify') throw new CliError(usage);
+  const { positionals, values } = parseArgs({ args: rest, allowPositionals: true, options: { checkpoints: { type: 'string' } } });
+  if (positionals.length > 1) throw new CliError(usage);
+  const chainId = positionals[0];
+  const config = cliConfig();
+  // Verify never creates a key: a new one could not check anything already written.
+  const { key, warning } = await loadAuditKey({ material: config.auditKey, dataDir: config.dataDir, create: false });
+  if (warning) err(`warning: ${warning}`);
+  let external: VerifyOptions['external'];
+  if (values.checkpoints) {
+    const text = await readFile(values.checkpoints, 'utf8').catch((e: Error) => {
+      throw new CliError(`cannot read ${values.checkpoints}: ${e.message}`);
+    });
+    external = { source: values.checkpoints, checkpoints: parseCheckpointFile(text, values.checkpoints) };
+  }
+  const started = Date.now();
+  const shown = progress();
+  const report = await withDatabase(config, (pool) =>
+    verifyAudit(pool, {
+      key,
+      ...(chainId && { chainId }),
+      ...(external && { external }),
+      onProgress: (checked, total) => shown.update(`verifying: ${checked}/${total} events (${Math.round((checked / Math.max(1, total)) * 100)}%)`),
+    }),
+  ).finally(() => shown.done());
+  if (chainId && report.events === 0 && report.broken.length === 0) throw new CliError(`no timeline events for run ${chainId}`);
+  return printAuditReport(report, Date.now() - started) ? 0 : 1;
+}
+
+async function cmdMigrate(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'grant-to': { type: 'string' } } });
+  if (positionals.length > 0) throw new CliError('usage: firebreak migrate [--grant-to <role>]');
+  const config = cliConfig();
+  return withDatabase(config, async (pool) => {
+    const applied = await migrate(pool);
+    out(applied.length > 0 ? `applied: ${applied.join(', ')}` : 'schema up to date');
+    const role = values['grant-to'];
+    if (role) {
+      await grantAppRole(pool, role);
+      out(`granted ${role}: read/write on the working tables, read + insert only on the audit tables, read only on the migration bookkeeping`);
+    }
+    return 0;
+  });
 }
 
 async function cmdPolicy(args: string[]): Promise<number> {
@@ -312,6 +524,7 @@ async function cmdServe(): Promise<number> {
   const { startApp } = await import('../app/index.js');
   const app = await startApp(config);
   if (config.insecure) app.logger.warn({ host: config.host }, 'FIREBREAK_INSECURE=1: webhook and API tokens are not required');
+  if (config.insecure && !config.auditKey && !isLoopbackHost(config.host)) app.logger.warn({ host: config.host }, 'FIREBREAK_INSECURE=1: the audit key comes from a file in FIREBREAK_DATA_DIR; replicas with other data dirs write chains the others cannot verify');
   await new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       app.logger.info({ signal }, 'shutting down');
@@ -329,6 +542,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'serve':
         return await cmdServe();
+      case 'demo':
+        return await (await import('../demo/index.js')).demoCommand(args, { out, err });
       case 'validate':
         return await cmdValidate(args);
       case 'fire':
@@ -341,7 +556,7 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdRunPlaybook(args);
       case 'replay': {
         const config = cliConfig();
-        return await replayCommand(args, { api: (method, path, body) => api(config, method, path, body), expectOk, fail: (m) => new CliError(m), out, err });
+        return await replayCommand(args, { api: (method, path, body, as) => api(config, method, path, body, asHeaders(config, as)), expectOk, fail: (m) => new CliError(m), out, err });
       }
       case 'approve':
       case 'reject':
@@ -352,6 +567,12 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdTimeline(args);
       case 'audit':
         return await cmdAudit(args);
+      case 'token':
+        return await cmdToken(args);
+      case 'whoami':
+        return await cmdWhoami();
+      case 'migrate':
+        return await cmdMigrate(args);
       case 'policy':
         return await cmdPolicy(args);
       case undefined:
@@ -374,14 +595,21 @@ export async function main(argv: string[]): Promise<number> {
       err(e.message);
       return e.exitCode;
     }
+    // Typed failures carry a message written for the operator (audit key, migrations, embedded Postgres, access): no stack trace.
+    if (e instanceof FirebreakError && !isDatabaseUnavailable(e)) {
+      err(maskUrlCredentials(e.message));
+      return 1;
+    }
     if (isDatabaseUnavailable(e)) {
-      err(`database unavailable: ${(e as Error).message}`);
+      err(`database unavailable: ${maskUrlCredentials((e as Error).message)}`);
       return 1;
     }
     if (e instanceof Error && (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
       err(e.message);
       return 2;
     }
-    throw e;
+    // Anything else: one line, with any connection string's password masked (never a stack of secrets).
+    err(maskUrlCredentials(e instanceof Error ? e.message : String(e)));
+    return 1;
   }
 }

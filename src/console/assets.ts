@@ -75,6 +75,13 @@ caption { text-align: left; font-weight: 600; padding: .3rem 0; }
 .durations dt { font-size: .85rem; color: var(--muted); }
 .durations dd { margin: 0; font-size: 1.15rem; font-weight: 600; }
 .run-grid { display: grid; grid-template-columns: minmax(0, 1.1fr) minmax(0, 1fr); gap: 1.25rem; align-items: start; }
+/* Grid items default to min-width: auto; a long unbreakable note (a URL in an error) would widen the
+   column past its track and run under the timeline. Cells may break such text anywhere instead. */
+.run-grid > section { min-width: 0; }
+/* Notes and reasons hold URLs and JSON: those may break anywhere. Ids and summaries break after "_" (<wbr>). */
+table.steps td:nth-child(6), table.events td:nth-child(4) { overflow-wrap: anywhere; }
+table.steps td:nth-child(1), table.events td:nth-child(3) { overflow-wrap: break-word; }
+table.steps td:nth-child(2), table.steps td:nth-child(3), table.events td:nth-child(1), table.events td:nth-child(2) { white-space: nowrap; }
 @media (max-width: 1100px) { .run-grid { grid-template-columns: 1fr; } }
 .events table td { font-size: .9rem; }
 table.steps td:nth-child(5), table.runs td:nth-child(6) { white-space: nowrap; }
@@ -117,17 +124,12 @@ body.login main { max-width: 26rem; margin-top: 4rem; }
 export const CONSOLE_JS = String.raw`// Firebreak console: approvals, abort, live updates. Vanilla JS, no build step.
 (function () {
   'use strict';
-  var USER_KEY = 'firebreak.user';
   var NAME = /^[A-Za-z0-9._@+-]{1,64}$/;
   function $(sel, root) { return (root || document).querySelector(sel); }
 
-  function storedUser() {
-    try { var u = localStorage.getItem(USER_KEY) || ''; return NAME.test(u) ? u : ''; } catch (e) { return ''; }
-  }
-  function showUser() {
-    var el = $('#whoami');
-    if (el) el.textContent = storedUser() ? 'console:' + storedUser() : 'nobody yet';
-  }
+  // Who we act as is the server's business (the session); the page says who, and in
+  // local mode (no sign-in set up) whether a name still has to be given.
+  function needsName() { return document.body.getAttribute('data-ask-name') === '1'; }
 
   var flashTimer;
   function flash(text, kind) {
@@ -140,27 +142,40 @@ export const CONSOLE_JS = String.raw`// Firebreak console: approvals, abort, liv
     flashTimer = setTimeout(function () { el.hidden = true; }, kind === 'error' ? 12000 : 6000);
   }
 
-  // Ask the user's name once (a real form in a <dialog>), then remember it.
+  // Local mode: tell the server who we are (a real form in a <dialog>); it keeps the name in our session.
+  function sendName(name) {
+    return fetch('/login', {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-firebreak-console': '1' },
+      body: 'name=' + encodeURIComponent(name)
+    }).then(function (res) {
+      return res.json().catch(function () { return {}; }).then(function (d) {
+        if (!res.ok || !d.id) { flash('Could not set the name: ' + (d.error || ('HTTP ' + res.status)), 'error'); return ''; }
+        var el = $('#whoami');
+        if (el) el.textContent = d.id;
+        document.body.removeAttribute('data-ask-name');
+        return d.id;
+      });
+    });
+  }
   function askUser() {
     return new Promise(function (resolve) {
       var dialog = $('#user-dialog');
       var input = $('#user-name');
-      if (!dialog || typeof dialog.showModal !== 'function') {
-        var answer = window.prompt('Your name (recorded as console:<name>)', storedUser()) || '';
-        answer = answer.trim();
-        if (NAME.test(answer)) { localStorage.setItem(USER_KEY, answer); showUser(); resolve(answer); } else resolve('');
+      if (!dialog) { resolve(''); return; }
+      if (typeof dialog.showModal !== 'function') {
+        var answer = (window.prompt('Your name (recorded as local:<name>, unverified)', '') || '').trim();
+        if (NAME.test(answer)) sendName(answer).then(resolve); else resolve('');
         return;
       }
-      input.value = storedUser();
+      input.value = '';
       dialog.returnValue = '';
       function onClose() {
         dialog.removeEventListener('close', onClose);
         var name = input.value.trim();
-        if (dialog.returnValue === 'ok' && NAME.test(name)) {
-          try { localStorage.setItem(USER_KEY, name); } catch (e) { /* private mode: keep for this page */ }
-          showUser();
-          resolve(name);
-        } else resolve('');
+        if (dialog.returnValue === 'ok' && NAME.test(name)) sendName(name).then(resolve);
+        else resolve('');
       }
       dialog.addEventListener('close', onClose);
       dialog.showModal();
@@ -191,18 +206,18 @@ export const CONSOLE_JS = String.raw`// Firebreak console: approvals, abort, liv
     if (!button || busy) return;
     event.preventDefault();
     var action = button.getAttribute('data-action');
-    var ready = storedUser() ? Promise.resolve(storedUser()) : askUser();
-    ready.then(function (user) {
-      if (!user) { flash('Set your name first: answers are recorded as console:<name>.', 'error'); return; }
+    var ready = needsName() ? askUser() : Promise.resolve('ok');
+    ready.then(function (ok) {
+      if (!ok) { flash('Say who you are first: answers are recorded under your name.', 'error'); return; }
       var url, body, doing;
       if (action === 'abort') {
         if (!window.confirm('Abort this run? Completed steps that have a compensate action will be undone, newest first.')) return;
         url = '/api/runs/' + encodeURIComponent(button.getAttribute('data-run')) + '/abort';
-        body = { user: user, reason: 'aborted from the console by console:' + user };
+        body = { reason: 'aborted from the console' };
         doing = 'Aborting…';
       } else {
         url = '/api/approvals/' + encodeURIComponent(button.getAttribute('data-approval'));
-        body = { decision: action, user: user };
+        body = { decision: action };
         doing = action === 'approve' ? 'Approving…' : 'Rejecting…';
       }
       busy = true;
@@ -214,12 +229,12 @@ export const CONSOLE_JS = String.raw`// Firebreak console: approvals, abort, liv
         if (r.status >= 200 && r.status < 300) {
           var d = r.data || {};
           var text = action === 'abort' ? (d.status === 'aborted' ? 'Run aborted.' : 'Abort requested: completed steps are being compensated.')
-            : d.outcome === 'approved' ? 'Approved as console:' + user + '.'
-            : d.outcome === 'rejected' ? 'Rejected as console:' + user + '.'
+            : d.outcome === 'approved' ? 'Approved as ' + d.actor + '.'
+            : d.outcome === 'rejected' ? 'Rejected as ' + d.actor + '.'
             : 'Vote recorded (' + d.approvals + '/' + d.minApprovals + ' approvals).';
           flash(text, 'ok');
         } else {
-          var reason = (r.data && (r.data.reason || r.data.error)) || ('HTTP ' + r.status);
+          var reason = (r.data && (r.data.reason || (r.data.reasons && r.data.reasons.join('; ')) || r.data.error)) || ('HTTP ' + r.status);
           flash((r.status === 403 ? 'Not allowed: ' : 'Failed: ') + reason, 'error');
           button.disabled = false;
         }
@@ -300,7 +315,6 @@ export const CONSOLE_JS = String.raw`// Firebreak console: approvals, abort, liv
   }
 
   document.addEventListener('DOMContentLoaded', function () {
-    showUser();
     updateRelative();
     setInterval(updateRelative, 30000);
     // An active run's open bars grow with time even when nothing is written.

@@ -35,6 +35,15 @@ export function raw(markup: string): SafeHtml {
   return new SafeHtml(markup);
 }
 
+/**
+ * Text with a line-break opportunity after each `_` (escaped as usual), so a
+ * long step id like `gather_deployment_history` wraps at its words in a narrow
+ * column instead of widening it or breaking mid-word.
+ */
+export function breakable(text: string): SafeHtml {
+  return new SafeHtml(text.split('_').map(escapeHtml).join('_<wbr>'));
+}
+
 /** "3 min ago" / "in 2 h": the relative hint next to a UTC time (the browser keeps it current). */
 export function relativeTime(iso: string, now: number): string {
   const s = Math.round((now - Date.parse(iso)) / 1000);

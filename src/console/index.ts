@@ -5,12 +5,14 @@
  * HTML plus one small script; no framework, nothing from a CDN.
  *
  * Writes go through the public API (`POST /api/approvals/:id`,
- * `POST /api/runs/:id/abort`), so the console is checked by the same
- * `firebreak/approve` policy as Slack, and by the CSRF rules in security.ts.
+ * `POST /api/runs/:id/abort`) as the session's identity, so the console is
+ * checked by the same `firebreak/authorize` and `firebreak/approve` policies
+ * as Slack, and by the route guard's CSRF rules (src/access/guard.ts).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { Config } from '../config/index.js';
+import { requireIdentity, type Access, type OidcLogin } from '../access/index.js';
+import { isLocalMode, type Config } from '../config/index.js';
 import { getRun, listPendingApprovals, listRuns, type Engine } from '../engine/index.js';
 import { NotFoundError } from '../errors.js';
 import type { Pool } from '../store/index.js';
@@ -18,10 +20,10 @@ import { buildTimelineView, createRedactor } from '../timeline/index.js';
 import { CONSOLE_CSS, CONSOLE_JS, FAVICON_SVG } from './assets.js';
 import type { SafeHtml } from './html.js';
 import { LiveFeed, registerEventStream } from './live.js';
-import { messagePage, RUN_STATUSES, runLive, runPage, runsLive, runsPage, type RunsPageData } from './pages.js';
-import { registerSecurity, requireConsoleAuth, sendPage, PAGE_HEADERS } from './security.js';
+import { messagePage, RUN_STATUSES, runLive, runPage, runsLive, runsPage, type RunsPageData, type Viewer } from './pages.js';
+import { registerSecurity, sendPage, PAGE_HEADERS } from './security.js';
 
-export { csrfProblem, safeNext, CONSOLE_HEADER } from './security.js';
+export { safeNext } from './security.js';
 export { LiveFeed, type RunChange } from './live.js';
 export { escapeHtml, html, type SafeHtml } from './html.js';
 export { timeAxisSvg } from './svg.js';
@@ -30,6 +32,9 @@ export interface ConsoleOptions {
   config: Config;
   pool: Pool;
   engine: Engine;
+  access: Access;
+  /** Set when OpenID Connect single sign-on is configured. */
+  oidc?: OidcLogin;
   logger: Logger;
   /** How often the live feed looks for events other replicas wrote (ms). */
   pollMs?: number;
@@ -61,33 +66,39 @@ function parseFilters(query: Record<string, unknown>): { filters: RunsPageData['
 export function registerConsole(app: FastifyInstance, options: ConsoleOptions): { feed: LiveFeed } {
   const { config, pool, engine } = options;
   const now = options.now ?? Date.now;
-  const auth = Boolean(config.apiToken);
+  const local = isLocalMode(config);
+  const viewerOf = (request: FastifyRequest): Viewer => {
+    const who = requireIdentity(request);
+    const named = !(who.method === 'local' && request.authVia !== 'session');
+    return { actor: named ? who.id : null, verified: who.verified, session: request.authVia === 'session', local };
+  };
   const redact = createRedactor(config.secrets.values());
   const feed = new LiveFeed(pool, options.logger.child({ component: 'console' }), options.pollMs ?? Math.max(250, Math.min(config.pollMs * 2, 2_000)));
   engine.onEvent(() => feed.poke());
   app.addHook('onClose', async () => feed.close());
 
-  registerSecurity(app, config);
+  registerSecurity(app, { config, pool, access: options.access, oidc: options.oidc });
   registerEventStream(app, feed);
 
   const asset = (type: string, body: string) => async (_request: FastifyRequest, reply: FastifyReply) =>
     reply.headers({ 'content-type': type, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' }).send(body);
-  app.get('/console/app.js', asset('text/javascript; charset=utf-8', CONSOLE_JS));
-  app.get('/console/app.css', asset('text/css; charset=utf-8', CONSOLE_CSS));
-  app.get('/console/favicon.svg', asset('image/svg+xml', FAVICON_SVG));
-  app.get('/favicon.ico', async (_request, reply) => reply.redirect('/console/favicon.svg', 301));
+  const open = { config: { access: 'public' as const } };
+  const page = { config: { access: 'page' as const } };
+  app.get('/console/app.js', open, asset('text/javascript; charset=utf-8', CONSOLE_JS));
+  app.get('/console/app.css', open, asset('text/css; charset=utf-8', CONSOLE_CSS));
+  app.get('/console/favicon.svg', open, asset('image/svg+xml', FAVICON_SVG));
+  app.get('/favicon.ico', open, async (_request, reply) => reply.redirect('/console/favicon.svg', 301));
 
   const fragment = (request: FastifyRequest) => request.headers['x-firebreak-fragment'] === '1';
   const send = (reply: FastifyReply, status: number, page: SafeHtml) => sendPage(reply, status, page);
   const failed = (request: FastifyRequest, reply: FastifyReply, err: unknown) => {
-    if (err instanceof NotFoundError) return send(reply, 404, messagePage('Not found', err.message, auth));
+    if (err instanceof NotFoundError) return send(reply, 404, messagePage('Not found', err.message, viewerOf(request)));
     request.log.error({ err }, 'console page failed');
     const message = (err as { code?: string }).code?.startsWith('08') || /connect|terminat/i.test((err as Error).message) ? 'The database is unreachable; try again shortly.' : 'Something went wrong rendering this page; the server log has details.';
-    return reply.code(503).headers(PAGE_HEADERS).header('retry-after', '5').send(messagePage('Temporarily unavailable', message, auth).toString());
+    return reply.code(503).headers(PAGE_HEADERS).header('retry-after', '5').send(messagePage('Temporarily unavailable', message, viewerOf(request)).toString());
   };
 
-  app.get('/', async (request, reply) => {
-    if (!requireConsoleAuth(request, reply, config)) return reply;
+  app.get('/', page, async (request, reply) => {
     try {
       const { filters, problem } = parseFilters(request.query as Record<string, unknown>);
       const [runs, approvals, recent] = await Promise.all([
@@ -97,22 +108,21 @@ export function registerConsole(app: FastifyInstance, options: ConsoleOptions): 
       ]);
       const playbooks = [...new Set((recent ?? runs).map((r) => r.playbook))].sort();
       const data: RunsPageData = { runs, approvals, filters, playbooks, now: now(), ...(problem && { problem }) };
-      return send(reply, 200, fragment(request) ? runsLive(data) : runsPage(data, auth));
+      return send(reply, 200, fragment(request) ? runsLive(data) : runsPage(data, viewerOf(request)));
     } catch (err) {
       return failed(request, reply, err);
     }
   });
 
-  app.get('/runs', async (request, reply) => reply.redirect(`/${request.url.slice('/runs'.length)}`, 301));
+  app.get('/runs', open, async (request, reply) => reply.redirect(`/${request.url.slice('/runs'.length)}`, 301));
 
-  app.get('/runs/:id', async (request, reply) => {
-    if (!requireConsoleAuth(request, reply, config)) return reply;
+  app.get('/runs/:id', page, async (request, reply) => {
     const id = (request.params as { id: string }).id;
     try {
       if (!UUID.test(id)) throw new NotFoundError(`run ${id} not found`);
       const [run, view] = await Promise.all([getRun(pool, id), buildTimelineView(pool, id, { now, redact })]);
       const data = { run, view, now: now() };
-      return send(reply, 200, fragment(request) ? runLive(data) : runPage(data, auth));
+      return send(reply, 200, fragment(request) ? runLive(data) : runPage(data, viewerOf(request)));
     } catch (err) {
       return failed(request, reply, err);
     }

@@ -141,7 +141,7 @@ export function registerEventStream(app: FastifyInstance, feed: LiveFeed, option
     open.clear();
   });
 
-  app.get('/api/events', (request: FastifyRequest, reply: FastifyReply) => {
+  app.get('/api/events', { config: { access: 'read' } }, (request: FastifyRequest, reply: FastifyReply) => {
     const run = (request.query as { run?: unknown }).run;
     if (run !== undefined && (typeof run !== 'string' || !UUID.test(run))) {
       return reply.code(400).send({ error: 'invalid query', details: [{ path: 'run', message: 'must be a run id (uuid)' }] });

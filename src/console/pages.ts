@@ -1,19 +1,34 @@
 /** Server-rendered pages of the console. Everything interpolated is escaped (see html.ts). */
 import type { ApprovalView, RunView } from '../engine/index.js';
 import { formatDuration, formatOffset, formatUtc, type TimelineView } from '../timeline/index.js';
-import { html, relativeTime, type SafeHtml } from './html.js';
+import { breakable, html, relativeTime, type SafeHtml } from './html.js';
 import { LEGEND, timeAxisSvg } from './svg.js';
 
 export const RUN_STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'aborted', 'cancelled'] as const;
 const ACTIVE = new Set(['queued', 'running', 'waiting']);
 
+/** Who is looking at the page, as the access guard established it. */
+export interface Viewer {
+  /** The actor answers are recorded as (`oidc:alice`, `local:alice`); null in local mode before a name is given. */
+  actor: string | null;
+  verified: boolean;
+  /** Signed in with a console session (show Log out). */
+  session: boolean;
+  /** Local mode: no sign-in configured; the console asks for a name (unverified). */
+  local: boolean;
+}
+
 interface LayoutOptions {
   title: string;
   /** "runs" or "run:<id>": what the live-update script listens for. */
   live?: string;
-  /** Show the logout button (a token protects the console). */
-  auth: boolean;
+  viewer: Viewer;
   active?: boolean;
+}
+
+function whoami(viewer: Viewer): SafeHtml {
+  const unverified = viewer.actor && !viewer.verified ? html` <span class="badge dry" title="Local mode: a name given, not proven">unverified</span>` : '';
+  return html`<div class="who">Acting as <strong id="whoami">${viewer.actor ?? 'nobody yet'}</strong>${unverified}${viewer.local ? html` <button type="button" id="change-user" class="link">change</button>` : ''}</div>`;
 }
 
 export function layout(options: LayoutOptions, body: SafeHtml): SafeHtml {
@@ -27,28 +42,28 @@ export function layout(options: LayoutOptions, body: SafeHtml): SafeHtml {
 <link rel="stylesheet" href="/console/app.css">
 <script src="/console/app.js" defer></script>
 </head>
-<body${options.live ? html` data-live="${options.live}"` : ''}${options.active ? html` data-active="1"` : ''}>
+<body${options.live ? html` data-live="${options.live}"` : ''}${options.active ? html` data-active="1"` : ''}${options.viewer.local && !options.viewer.session ? html` data-ask-name="1"` : ''}>
 <a class="skip" href="#main">Skip to content</a>
 <header class="top">
   <a class="brand" href="/">Firebreak</a>
   <nav aria-label="Main"><a href="/">Runs</a> <a href="/#approvals">Approvals</a></nav>
-  <div class="who">Acting as <strong id="whoami">…</strong> <button type="button" id="change-user" class="link">change</button></div>
+  ${whoami(options.viewer)}
   <span id="live-status" class="live-status" role="status" aria-live="polite"></span>
-  ${options.auth ? html`<form method="post" action="/logout" class="logout"><button type="submit" class="link">Log out</button></form>` : ''}
+  ${options.viewer.session ? html`<form method="post" action="/logout" class="logout"><button type="submit" class="link">Log out</button></form>` : ''}
 </header>
 <main id="main">
 ${body}
 </main>
 <div id="flash" class="flash" role="alert" hidden></div>
-<dialog id="user-dialog" aria-labelledby="user-dialog-title">
+${options.viewer.local ? html`<dialog id="user-dialog" aria-labelledby="user-dialog-title">
   <form method="dialog">
     <h2 id="user-dialog-title">Who are you?</h2>
-    <p>Your answers are recorded in the audit trail as <code>console:&lt;name&gt;</code>, and the approval policy checks that name. The console remembers it in this browser.</p>
+    <p>No sign-in is set up (local mode), so your name is a claim: answers are recorded as <code>local:&lt;name&gt;</code>, marked unverified, and the policy checks that name. The server keeps it in your session until you close the browser or change it.</p>
     <label for="user-name">Your name</label>
     <input id="user-name" name="user" autocomplete="username" required pattern="[A-Za-z0-9._@+\\-]{1,64}" title="letters, digits and . _ @ + - (up to 64)">
     <div class="dialog-buttons"><button value="ok" class="primary">Save</button> <button value="cancel" formnovalidate>Cancel</button></div>
   </form>
-</dialog>
+</dialog>` : ''}
 </body>
 </html>`;
 }
@@ -138,7 +153,7 @@ export function runsLive(data: RunsPageData): SafeHtml {
 </section>`;
 }
 
-export function runsPage(data: RunsPageData, auth: boolean): SafeHtml {
+export function runsPage(data: RunsPageData, viewer: Viewer): SafeHtml {
   const f = data.filters;
   const body = html`<h1>Runs</h1>
 <form class="filters" method="get" action="/" role="search" aria-label="Filter runs">
@@ -157,7 +172,7 @@ export function runsPage(data: RunsPageData, auth: boolean): SafeHtml {
 </form>
 ${data.problem ? html`<p class="problem" role="alert">${data.problem}</p>` : ''}
 <div id="live">${runsLive(data)}</div>`;
-  return layout({ title: 'Runs', live: 'runs', auth }, body);
+  return layout({ title: 'Runs', live: 'runs', viewer }, body);
 }
 
 export interface RunPageData {
@@ -216,7 +231,7 @@ ${durationsList(view)}
       <caption>Steps</caption>
       <thead><tr><th scope="col">Step</th><th scope="col">Action</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Took</th><th scope="col">Notes</th></tr></thead>
       <tbody>${view.steps.map(
-        (s) => html`<tr data-step="${s.id}"><td><code>${s.id}</code></td><td>${s.action}${s.impact === 'high' ? html` <span class="badge high">high impact</span>` : ''}</td><td>${statusBadge(stepStatus(run, s.id, s.status))}</td><td>${s.attempts}</td><td>${formatDuration(s.durationMs)}</td><td>${s.note ?? ''}${s.compensation ? html` <span class="muted">compensation ${s.compensation}</span>` : ''}</td></tr>`,
+        (s) => html`<tr data-step="${s.id}"><td><code>${breakable(s.id)}</code></td><td>${s.action}${s.impact === 'high' ? html` <span class="badge high">high impact</span>` : ''}</td><td>${statusBadge(stepStatus(run, s.id, s.status))}</td><td>${s.attempts}</td><td>${formatDuration(s.durationMs)}</td><td>${s.note ?? ''}${s.compensation ? html` <span class="muted">compensation ${s.compensation}</span>` : ''}</td></tr>`,
       )}</tbody>
     </table>
   </section>
@@ -225,7 +240,7 @@ ${durationsList(view)}
     <table class="events">
       <thead><tr><th scope="col">Time (UTC)</th><th scope="col">Who</th><th scope="col">What</th><th scope="col">Why</th></tr></thead>
       <tbody>${view.events.map(
-        (e) => html`<tr id="e${e.seq}" class="ev ev-${e.kind.replace(/\./g, '-')}"><td><time datetime="${e.time}" title="${e.time}">${formatUtc(e.time, { millis: true, date: false })}</time><br><span class="muted">${formatOffset(e.offsetMs)}</span></td><td>${e.actor}</td><td>${e.summary}</td><td>${e.why ?? ''}</td></tr>`,
+        (e) => html`<tr id="e${e.seq}" class="ev ev-${e.kind.replace(/\./g, '-')}"><td><time datetime="${e.time}" title="${e.time}">${formatUtc(e.time, { millis: true, date: false })}</time><br><span class="muted">${formatOffset(e.offsetMs)}</span></td><td>${e.actor}</td><td>${breakable(e.summary)}</td><td>${e.why ?? ''}</td></tr>`,
       )}</tbody>
     </table>
     <p class="muted small">${view.chain.events} events; chain head <code>${view.chain.head?.slice(0, 16) ?? 'none'}…</code> — check with <code>firebreak audit verify ${run.id}</code>.</p>
@@ -233,14 +248,45 @@ ${durationsList(view)}
 </div>`;
 }
 
-export function runPage(data: RunPageData, auth: boolean): SafeHtml {
+export function runPage(data: RunPageData, viewer: Viewer): SafeHtml {
   return layout(
-    { title: `${data.run.playbook} ${data.run.id.slice(0, 8)}`, live: `run:${data.run.id}`, auth, active: ACTIVE.has(data.run.status) },
+    { title: `${data.run.playbook} ${data.run.id.slice(0, 8)}`, live: `run:${data.run.id}`, viewer, active: ACTIVE.has(data.run.status) },
     html`<p class="crumbs"><a href="/">← All runs</a></p><div id="live">${runLive(data)}</div>`,
   );
 }
 
-export function loginPage(options: { next: string; error?: string }): SafeHtml {
+export interface LoginPageOptions {
+  next: string;
+  error?: string;
+  /** Offer single sign-on (OpenID Connect is configured). */
+  sso: boolean;
+  /** Local mode: ask for a name instead of a token. */
+  local: boolean;
+}
+
+export function loginPage(options: LoginPageOptions): SafeHtml {
+  const invalid = options.error ? html` aria-describedby="login-error" aria-invalid="true"` : '';
+  const problem = options.error ? html`<p class="problem" role="alert" id="login-error">${options.error}</p>` : '';
+  const sso = options.sso
+    ? html`<p class="sso"><a class="button primary" id="sso" href="/auth/oidc/login?next=${encodeURIComponent(options.next)}">Sign in with single sign-on</a></p>`
+    : '';
+  const form = options.local
+    ? html`<form method="post" action="/login" class="login-form">
+    <p>No sign-in is set up (local mode, loopback only). Say who you are: your answers are recorded as <code>local:&lt;name&gt;</code> and marked unverified.</p>
+    ${problem}
+    <input type="hidden" name="next" value="${options.next}">
+    <label for="name">Your name</label>
+    <input id="name" name="name" autocomplete="username" required autofocus pattern="[A-Za-z0-9._@+\\-]{1,64}"${invalid}>
+    <button type="submit" class="primary">Continue</button>
+  </form>`
+    : html`<form method="post" action="/login" class="login-form">
+    <p>${options.sso ? 'Or enter a token: ' : 'This console is protected. Enter '}your personal token (<code>firebreak token create</code>) or the API token (<code>FIREBREAK_API_TOKEN</code>, read-only for people: it cannot answer approvals).</p>
+    ${options.sso ? '' : problem}
+    <input type="hidden" name="next" value="${options.next}">
+    <label for="token">Token</label>
+    <input id="token" name="token" type="password" autocomplete="current-password" required${options.sso ? '' : html` autofocus`}${invalid}>
+    <button type="submit"${options.sso ? '' : html` class="primary"`}>Log in</button>
+  </form>`;
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -253,19 +299,28 @@ export function loginPage(options: { next: string; error?: string }): SafeHtml {
 <body class="login">
 <main id="main">
   <h1>Firebreak</h1>
-  <form method="post" action="/login" class="login-form">
-    <p>This console is protected. Enter the API token (<code>FIREBREAK_API_TOKEN</code>).</p>
-    ${options.error ? html`<p class="problem" role="alert" id="login-error">${options.error}</p>` : ''}
-    <input type="hidden" name="next" value="${options.next}">
-    <label for="token">API token</label>
-    <input id="token" name="token" type="password" autocomplete="current-password" required autofocus${options.error ? html` aria-describedby="login-error" aria-invalid="true"` : ''}>
-    <button type="submit" class="primary">Log in</button>
-  </form>
+  ${options.sso ? problem : ''}
+  ${sso}
+  ${form}
 </main>
 </body>
 </html>`;
 }
 
-export function messagePage(title: string, message: string, auth: boolean): SafeHtml {
-  return layout({ title, auth }, html`<h1>${title}</h1><p>${message}</p><p><a href="/">All runs</a></p>`);
+/** After single sign-on: a page of our own that moves on, so the browser sends the new SameSite=Strict cookie. */
+export function continuePage(next: string): SafeHtml {
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="refresh" content="0;url=${next}">
+<title>Signed in · Firebreak</title>
+<link rel="stylesheet" href="/console/app.css">
+</head>
+<body class="login"><main id="main"><p>Signed in. <a href="${next}">Continue</a></p></main></body>
+</html>`;
+}
+
+export function messagePage(title: string, message: string, viewer: Viewer): SafeHtml {
+  return layout({ title, viewer }, html`<h1>${title}</h1><p>${message}</p><p><a href="/">All runs</a></p>`);
 }

@@ -1,56 +1,52 @@
 /**
- * Who may use the console and how its writes stay CSRF-safe.
+ * Signing in to the console, and the headers every page carries.
  *
- * With FIREBREAK_API_TOKEN set, a login form exchanges the token for an
- * HttpOnly, SameSite=Strict session cookie (an HMAC, never the token itself).
- * State-changing requests are refused when they come from another origin
- * (Origin / Sec-Fetch-Site), and a cookie-authenticated API write must also
- * carry the X-Firebreak-Console header, which a cross-site page cannot add
- * without a CORS preflight this server never grants. Scripts using a Bearer
- * token send no cookie and are unaffected.
+ * - Single sign-on (OpenID Connect, when FIREBREAK_OIDC_ISSUER is set):
+ *   `/auth/oidc/login` sends the browser to the provider, `/auth/oidc/callback`
+ *   completes the code flow (PKCE, state, nonce; src/access/oidc.ts).
+ * - A token (a personal token, or FIREBREAK_API_TOKEN as the read-mostly
+ *   service) typed into the login form.
+ * - Local mode (no authentication configured): a name, recorded unverified.
+ *
+ * Each opens a server-side session (src/access/sessions.ts): an HttpOnly,
+ * SameSite=Strict cookie holding a random id whose hash is in Postgres.
+ * Logout ends it there. Failed logins are throttled per client and per user
+ * (429 with Retry-After). Who may call what is declared on each route (src/access/guard.ts).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { errorBody, secretsEqual, bearerToken } from '../api/http.js';
-import { API_COOKIE, SESSION_TTL_MS, createSessionValue, isAuthorised, readCookie } from '../api/routes.js';
-import type { Config } from '../config/index.js';
-import { loginPage } from './pages.js';
-
-export const CONSOLE_HEADER = 'x-firebreak-console';
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-
-const pathOf = (request: FastifyRequest): string => request.url.split('?')[0] ?? '/';
-
-/** The origins this server answers as: the Host it was reached on, and FIREBREAK_PUBLIC_URL. */
-function isOwnOrigin(origin: string, request: FastifyRequest, config: Config): boolean {
-  let url: URL;
-  try {
-    url = new URL(origin);
-  } catch {
-    return false; // includes the opaque "null" origin
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return false;
-  if (request.headers.host && url.host === request.headers.host) return true;
-  try {
-    return url.origin === new URL(config.publicUrl).origin;
-  } catch {
-    return false;
-  }
-}
-
-/** Why a state-changing request must be refused as a possible CSRF, or undefined when it is fine. */
-export function csrfProblem(request: FastifyRequest, config: Config): string | undefined {
-  if (SAFE_METHODS.has(request.method)) return undefined;
-  const path = pathOf(request);
-  if (!(path.startsWith('/api/') || path === '/login' || path === '/logout')) return undefined;
-  const origin = request.headers.origin;
-  if (origin !== undefined && !isOwnOrigin(origin, request, config)) return `cross-origin request refused (Origin ${origin})`;
-  const site = request.headers['sec-fetch-site'];
-  if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return `cross-site request refused (Sec-Fetch-Site: ${site})`;
-  if (path.startsWith('/api/') && bearerToken(request) === undefined && readCookie(request, API_COOKIE) !== undefined && request.headers[CONSOLE_HEADER] !== '1') {
-    return `console requests must carry the ${CONSOLE_HEADER} header`;
-  }
-  return undefined;
-}
+import {
+  clearLoginFailures,
+  createSession,
+  endSession,
+  getToken,
+  identity,
+  LoginError,
+  loginRetryAfter,
+  looksLikePersonalToken,
+  OIDC_BROWSER_COOKIE,
+  OIDC_CALLBACK_PATH,
+  OIDC_LOGIN_TTL_SECONDS,
+  OIDC_PATH,
+  parseName,
+  pruneLoginFailures,
+  pruneSessions,
+  readSession,
+  recordLoginFailure,
+  secretsEqual,
+  serviceIdentity,
+  SESSION_COOKIE,
+  SESSION_TTL_SECONDS,
+  sha256Hex,
+  tokenIdOf,
+  verifyToken,
+  type Access,
+  type Identity,
+  type OidcLogin,
+} from '../access/index.js';
+import { isLocalMode, type Config } from '../config/index.js';
+import { ValidationError } from '../errors.js';
+import type { Pool } from '../store/index.js';
+import { continuePage, loginPage } from './pages.js';
 
 /** A local path to go back to after login; anything else (other hosts, "//x") becomes "/". */
 export function safeNext(next: unknown): string {
@@ -61,55 +57,121 @@ function isHttps(request: FastifyRequest, config: Config): boolean {
   return request.protocol === 'https' || config.publicUrl.startsWith('https:');
 }
 
-function sessionCookie(value: string, maxAgeSeconds: number, secure: boolean): string {
-  return `${API_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}${secure ? '; Secure' : ''}`;
-}
-
 function formBody(request: FastifyRequest): URLSearchParams {
   const body = request.body as Buffer | undefined;
   return new URLSearchParams(body && body.length <= 16 * 1024 ? body.toString('utf8') : '');
 }
 
-/** Pages of the console need a session when a token is set; without one, HTML gets the login form. */
-export function requireConsoleAuth(request: FastifyRequest, reply: FastifyReply, config: Config): boolean {
-  if (isAuthorised(request, config)) return true;
-  if (request.headers['x-firebreak-fragment']) {
-    void reply.code(401).send(errorBody('login required'));
-    return false;
-  }
-  void reply.redirect(`/login?next=${encodeURIComponent(request.url)}`, 303);
-  return false;
+export interface SecurityOptions {
+  config: Config;
+  pool: Pool;
+  access: Access;
+  /** Set when OpenID Connect is configured. */
+  oidc: OidcLogin | undefined;
 }
 
-export function registerSecurity(app: FastifyInstance, config: Config): void {
-  app.addHook('onRequest', async (request, reply) => {
-    const problem = csrfProblem(request, config);
-    if (problem) return reply.code(403).send(errorBody(problem, [{ path: 'Origin', message: 'state-changing requests must come from the console itself or carry a Bearer token' }]));
-    return undefined;
-  });
+export function registerSecurity(app: FastifyInstance, options: SecurityOptions): void {
+  const { config, pool, access, oidc } = options;
+  const local = isLocalMode(config);
+  const serviceHash = config.apiToken ? sha256Hex(config.apiToken) : undefined;
+  const page = (next: string, error?: string) => loginPage({ next, sso: oidc !== undefined, local, ...(error && { error }) });
+  const setSession = (request: FastifyRequest, reply: FastifyReply, value: string, maxAge: number) =>
+    reply.setCookie(SESSION_COOKIE, value, { path: '/', httpOnly: true, sameSite: 'strict', maxAge, secure: isHttps(request, config) });
 
-  app.get('/login', async (request, reply) => {
+  /** Open a session for `who`, set its cookie and record it on the access chain. */
+  async function signIn(request: FastifyRequest, reply: FastifyReply, who: Identity, via: string): Promise<void> {
+    const { cookie } = await createSession(pool, who, { ...(who.method === 'service' && serviceHash && { credentialHash: serviceHash }) });
+    setSession(request, reply, cookie, SESSION_TTL_SECONDS);
+    await access.record({ kind: 'session.started', actor: who.id, data: { via, method: who.method, verified: who.verified, groups: who.groups, client: request.ip } });
+    // Housekeeping rides along with logins: dead sessions, stale login windows.
+    void pruneSessions(pool).then(() => pruneLoginFailures(pool)).catch((err: Error) => request.log.warn({ err: err.message }, 'session pruning failed'));
+  }
+
+  app.get('/login', { config: { access: 'public' } }, async (request, reply) => {
     const next = safeNext((request.query as { next?: unknown }).next);
-    if (!config.apiToken || isAuthorised(request, config)) return reply.redirect(next, 303);
-    return sendPage(reply, 200, loginPage({ next }));
+    const cookie = request.cookies[SESSION_COOKIE];
+    if (cookie && (await readSession(pool, cookie, serviceHash))) return reply.redirect(next, 303);
+    return sendPage(reply, 200, page(next));
   });
 
-  app.post('/login', async (request, reply) => {
+  app.post('/login', { config: { access: 'login' } }, async (request, reply) => {
     const form = formBody(request);
     const next = safeNext(form.get('next'));
-    if (!config.apiToken) return reply.redirect(next, 303);
-    const token = form.get('token') ?? '';
-    if (!token || !secretsEqual(token, config.apiToken)) {
-      request.log.warn({ ip: request.ip }, 'console login refused: wrong token');
-      return sendPage(reply, 401, loginPage({ next, error: token ? 'That token is not right.' : 'Enter the API token.' }));
+    const fromConsole = request.headers['x-firebreak-console'] === '1';
+    const token = form.get('token')?.trim() ?? '';
+    const name = form.get('name');
+
+    if (!token && name !== null) {
+      // Local mode: a name, not a proof.
+      if (!local) return sendPage(reply, 400, page(next, 'Sign in with a token or single sign-on: names are only for local mode.'));
+      let who: Identity;
+      try {
+        who = identity('local', parseName(name, 'name'));
+      } catch (err) {
+        if (fromConsole) return reply.code(400).send({ error: (err as ValidationError).message, details: (err as ValidationError).details });
+        return sendPage(reply, 400, page(next, 'Use letters, digits and . _ @ + - (up to 64).'));
+      }
+      const previous = request.cookies[SESSION_COOKIE];
+      if (previous) await endSession(pool, previous, who.id);
+      await signIn(request, reply, who, 'name');
+      if (fromConsole) return reply.code(200).send({ id: who.id, name: who.name, verified: who.verified });
+      return reply.redirect(next, 303);
     }
-    reply.header('set-cookie', sessionCookie(createSessionValue(config.apiToken), Math.floor(SESSION_TTL_MS / 1000), isHttps(request, config)));
+
+    // Per user: the owner of the personal token presented (its id is readable), or the service.
+    const tokenId = tokenIdOf(token);
+    const owner = tokenId ? await getToken(pool, tokenId).then((t) => t.user, () => undefined) : config.apiToken && token && secretsEqual(token, config.apiToken) ? 'service' : undefined;
+    const keys = { client: request.ip, ...(owner && { user: owner }) };
+    const retryAfter = await loginRetryAfter(pool, keys);
+    if (retryAfter > 0) {
+      request.log.warn({ ip: request.ip }, 'console login throttled');
+      return sendPage(reply.header('retry-after', String(retryAfter)), 429, page(next, `Too many failed logins; try again in ${Math.ceil(retryAfter / 60)} min.`));
+    }
+    const who = !token ? undefined : config.apiToken && secretsEqual(token, config.apiToken) ? serviceIdentity() : looksLikePersonalToken(token) ? await verifyToken(pool, token) : undefined;
+    if (!who) {
+      if (token) await recordLoginFailure(pool, keys);
+      request.log.warn({ ip: request.ip }, 'console login refused: wrong token');
+      return sendPage(reply, 401, page(next, token ? 'That token is not right.' : 'Enter a token.'));
+    }
+    await clearLoginFailures(pool, keys);
+    await signIn(request, reply, who, who.method === 'service' ? 'service token' : 'personal token');
     return reply.redirect(next, 303);
   });
 
-  app.post('/logout', async (request, reply) => {
-    reply.header('set-cookie', sessionCookie('', 0, isHttps(request, config)));
-    return reply.redirect(config.apiToken ? '/login' : '/', 303);
+  app.post('/logout', { config: { access: 'login' } }, async (request, reply) => {
+    const cookie = request.cookies[SESSION_COOKIE];
+    const actor = cookie ? await endSession(pool, cookie, 'logout') : undefined;
+    if (actor) await access.record({ kind: 'session.ended', actor, data: { reason: 'logout' } });
+    setSession(request, reply, '', 0);
+    return reply.redirect(local ? '/' : '/login', 303);
+  });
+
+  if (!oidc) return;
+
+  app.get(`${OIDC_PATH}/login`, { config: { access: 'public' } }, async (request, reply) => {
+    const next = safeNext((request.query as { next?: unknown }).next);
+    try {
+      const { url, browser } = await oidc.begin(next);
+      // Lax: the provider's redirect back is a cross-site navigation, which must carry it.
+      reply.setCookie(OIDC_BROWSER_COOKIE, browser, { path: OIDC_PATH, httpOnly: true, sameSite: 'lax', maxAge: OIDC_LOGIN_TTL_SECONDS, secure: isHttps(request, config) });
+      return reply.redirect(url, 303);
+    } catch (err) {
+      if (err instanceof LoginError) return sendPage(reply, 503, page(next, err.message));
+      throw err;
+    }
+  });
+
+  app.get(OIDC_CALLBACK_PATH, { config: { access: 'public' } }, async (request, reply) => {
+    const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : '';
+    reply.clearCookie(OIDC_BROWSER_COOKIE, { path: OIDC_PATH });
+    try {
+      const { identity: who, next } = await oidc.complete(query, request.cookies[OIDC_BROWSER_COOKIE]);
+      await signIn(request, reply, who, 'single sign-on');
+      return sendPage(reply, 200, continuePage(safeNext(next)));
+    } catch (err) {
+      if (err instanceof LoginError) return sendPage(reply, 401, page('/', err.message));
+      throw err;
+    }
   });
 }
 

@@ -9,7 +9,7 @@ import { html, raw, type SafeHtml } from './html.js';
 const WIDTH = 760;
 const LABEL_W = 150;
 const PAD_R = 18;
-const AXIS_H = 36;
+const AXIS_H = 42;
 const LANE_H = 28;
 const BAR_H = 16;
 
@@ -18,6 +18,11 @@ const NICE_STEPS_MS = [100, 250, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 30_00
 function tickStep(spanMs: number): number {
   return NICE_STEPS_MS.find((s) => spanMs / s <= 6) ?? NICE_STEPS_MS.at(-1)!;
 }
+
+/** Axis text is 11 units high; a generous width per character keeps labels apart without measuring fonts. */
+const CHAR_W = 6.8;
+const GAP = 12;
+const textWidth = (text: string) => text.length * CHAR_W;
 
 function tickLabel(offsetMs: number): string {
   if (offsetMs === 0) return '0';
@@ -54,8 +59,13 @@ export function timeAxisSvg(view: TimelineView, now: number): SafeHtml {
 
   const ticks: SafeHtml[] = [];
   for (let off = 0; off <= span; off += step) {
-    const tx = x(t0 + off).toFixed(1);
-    ticks.push(html`<g class="tick"><line x1="${tx}" x2="${tx}" y1="${AXIS_H - 6}" y2="${height - 4}"></line><text x="${tx}" y="${AXIS_H - 10}" text-anchor="middle">${tickLabel(off)}</text></g>`);
+    const tx = x(t0 + off);
+    const label = tickLabel(off);
+    // The last label may not fit centred on its line: keep it inside the picture.
+    const fits = tx + textWidth(label) / 2 <= WIDTH - 2;
+    ticks.push(
+      html`<g class="tick"><line x1="${tx.toFixed(1)}" x2="${tx.toFixed(1)}" y1="${AXIS_H - 6}" y2="${height - 4}"></line><text x="${(fits ? tx : WIDTH - 2).toFixed(1)}" y="${AXIS_H - 12}" text-anchor="${fits ? 'middle' : 'end'}">${label}</text></g>`,
+    );
   }
 
   const laneRows = lanes.map((id, i) => {
@@ -85,13 +95,18 @@ export function timeAxisSvg(view: TimelineView, now: number): SafeHtml {
     return html`<g class="${cls}" data-kind="${s.kind}" data-step="${s.stepId}">${title}<rect x="${x0.toFixed(1)}" y="${y.toFixed(1)}" width="${w.toFixed(1)}" height="${BAR_H}" rx="2"></rect>${failed ? html`<rect class="hatch" x="${x0.toFixed(1)}" y="${y.toFixed(1)}" width="${w.toFixed(1)}" height="${BAR_H}" rx="2"></rect>` : ''}</g>`;
   });
 
+  // The header row holds the start time on the left and the end (or now) marker's label, which
+  // sits right-aligned on its line unless that would run into the start time: then it moves right.
+  const startLabel = `${formatUtc(new Date(t0).toISOString(), { date: false })} UTC`;
+  const markerLabelX = (lineX: number, label: string) => Math.min(WIDTH - 2, Math.max(lineX, LABEL_W + textWidth(startLabel) + GAP + textWidth(label))).toFixed(1);
   const markers: SafeHtml[] = [];
   if (!view.run.finishedAt) {
-    const nx = x(now).toFixed(1);
-    markers.push(html`<g class="now"><line x1="${nx}" x2="${nx}" y1="${AXIS_H - 4}" y2="${height - 4}"></line><text x="${nx}" y="12" text-anchor="end">now</text></g>`);
+    const nx = x(now);
+    markers.push(html`<g class="now"><line x1="${nx.toFixed(1)}" x2="${nx.toFixed(1)}" y1="${AXIS_H - 4}" y2="${height - 4}"></line><text x="${markerLabelX(nx, 'now')}" y="12" text-anchor="end">now</text></g>`);
   } else {
-    const fx = x(ms(view.run.finishedAt)).toFixed(1);
-    markers.push(html`<g class="end"><line x1="${fx}" x2="${fx}" y1="${AXIS_H - 4}" y2="${height - 4}"></line><text x="${fx}" y="12" text-anchor="end">${view.run.status} ${formatUtc(view.run.finishedAt, { date: false })} UTC</text></g>`);
+    const fx = x(ms(view.run.finishedAt));
+    const label = `${view.run.status} ${formatUtc(view.run.finishedAt, { date: false })} UTC`;
+    markers.push(html`<g class="end"><line x1="${fx.toFixed(1)}" x2="${fx.toFixed(1)}" y1="${AXIS_H - 4}" y2="${height - 4}"></line><text x="${markerLabelX(fx, label)}" y="12" text-anchor="end">${label}</text></g>`);
   }
 
   const description = `${lanes.length} steps from ${formatUtc(new Date(t0).toISOString())} UTC over ${formatDuration(span)}. ${view.spans.filter((s) => s.kind !== 'policy').map((s) => s.label).join('. ')}`;
@@ -99,7 +114,7 @@ export function timeAxisSvg(view: TimelineView, now: number): SafeHtml {
 <title id="axis-title">Steps of run ${view.run.id} on a time axis</title>
 <desc id="axis-desc">${description}</desc>
 ${raw('<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3" height="6" fill="rgba(255,255,255,0.55)"></rect></pattern></defs>')}
-<text class="axis-start" x="${LABEL_W}" y="12">${formatUtc(new Date(t0).toISOString(), { date: false })} UTC</text>
+<text class="axis-start" x="${LABEL_W}" y="12">${startLabel}</text>
 ${laneRows}
 ${ticks}
 ${shapes}

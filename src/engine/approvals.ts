@@ -1,5 +1,5 @@
 import { ConflictError, NotFoundError } from '../errors.js';
-import type { PolicyGate } from '../policy/types.js';
+import type { AccessMode, PolicyGate, PolicyUser } from '../policy/types.js';
 import { runStatement, type Pool } from '../store/index.js';
 import type { NewEvent, Timeline } from '../timeline/index.js';
 import * as Q from './queries.js';
@@ -9,8 +9,12 @@ import { wake } from './transitions.js';
 export interface AnswerInput {
   approvalId: string;
   decision: 'approve' | 'reject';
-  /** Actor string: `slack:U123`, `console:alice`, `cli:bob`. */
-  user: string;
+  /** Who answers: the authenticated identity (its `id` is the actor recorded: `slack:U123`, `oidc:alice`, `token:bob`). */
+  user: PolicyUser;
+  /** Local mode (names unverified) or not; `firebreak/approve` sees it. */
+  mode: AccessMode;
+  /** Why, in the answerer's words (kept in the timeline). */
+  comment?: string;
 }
 
 export type AnswerResult =
@@ -56,8 +60,9 @@ export async function answerApproval(deps: { pool: Pool; timeline: Timeline; pol
     if (approval.status !== 'pending') {
       throw new ConflictError(`approval ${approval.id} is already ${approval.status}${approval.decided_by ? ` by ${approval.decided_by}` : ''}${approval.decided_at ? ` at ${approval.decided_at.toISOString()}` : ''}`);
     }
+    const actor = input.user.id;
     const votes = (await tx.query<{ voter: string; decision: string }>(Q.APPROVAL_VOTES, approval.id)).rows;
-    if (votes.some((v) => v.voter === input.user)) throw new ConflictError(`${input.user} has already answered approval ${approval.id}`);
+    if (votes.some((v) => v.voter === actor)) throw new ConflictError(`${actor} has already answered approval ${approval.id}`);
     const approvedBy = votes.filter((v) => v.decision === 'approve').map((v) => v.voter);
     const verdict = await deps.policy.approve({
       approval: {
@@ -74,14 +79,21 @@ export async function answerApproval(deps: { pool: Pool; timeline: Timeline; pol
         already_approved_by: approvedBy,
       },
       user: input.user,
+      mode: input.mode,
       now: approval.now.toISOString(),
     });
-    const policyData = { bundleHash: verdict.bundleHash, inputHash: verdict.inputHash, ...(verdict.error && { error: verdict.error }) };
+    const policyData = {
+      bundleHash: verdict.bundleHash,
+      inputHash: verdict.inputHash,
+      ...(verdict.error && { error: verdict.error }),
+      ...(!input.user.verified && { verified: false }),
+      ...(input.comment && { comment: input.comment }),
+    };
     if (!verdict.result.allow) {
-      await tx.append({ kind: 'approval.refused', actor: input.user, data: { approvalId: approval.id, stepId: approval.step_id, decision: input.decision, reason: verdict.result.reason, ...policyData } });
+      await tx.append({ kind: 'approval.refused', actor, data: { approvalId: approval.id, stepId: approval.step_id, decision: input.decision, reason: verdict.result.reason, ...policyData } });
       return { outcome: 'refused', reason: verdict.result.reason, approvalId: approval.id, runId: approval.run_id };
     }
-    await tx.query(Q.INSERT_VOTE, approval.id, input.user, input.decision);
+    await tx.query(Q.INSERT_VOTE, approval.id, actor, input.decision);
     const approvals = approvedBy.length + (input.decision === 'approve' ? 1 : 0);
     let outcome: 'approved' | 'rejected' | 'recorded' = 'recorded';
     if (input.decision === 'reject') outcome = 'rejected';
@@ -89,7 +101,7 @@ export async function answerApproval(deps: { pool: Pool; timeline: Timeline; pol
     let decidedAt: string | null = null;
     let waitedMs: number | undefined;
     if (outcome !== 'recorded') {
-      const decided = (await tx.query<{ decided_at: Date; waited_ms: number }>(Q.DECIDE_APPROVAL, approval.id, outcome, input.user)).rows[0]!;
+      const decided = (await tx.query<{ decided_at: Date; waited_ms: number }>(Q.DECIDE_APPROVAL, approval.id, outcome, actor)).rows[0]!;
       decidedAt = decided.decided_at.toISOString();
       waitedMs = Math.round(Number(decided.waited_ms));
       await wake(tx, 'approval');
@@ -107,10 +119,10 @@ export async function answerApproval(deps: { pool: Pool; timeline: Timeline; pol
     const time = decidedAt ? new Date(decidedAt) : approval.now;
     await tx.append(
       outcome === 'approved'
-        ? { kind: 'approval.granted', actor: input.user, data, time }
+        ? { kind: 'approval.granted', actor, data, time }
         : outcome === 'rejected'
-          ? { kind: 'approval.rejected', actor: input.user, data, time }
-          : { kind: 'approval.vote', actor: input.user, data, time },
+          ? { kind: 'approval.rejected', actor, data, time }
+          : { kind: 'approval.vote', actor, data, time },
     );
     return { outcome, approvalId: approval.id, runId: approval.run_id, approvals, minApprovals: approval.min_approvals, decidedAt };
   });

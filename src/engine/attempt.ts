@@ -7,14 +7,24 @@
  * it is driven again with the same key.
  */
 import type { Logger } from 'pino';
-import type { ActionDefinition } from '../actions/index.js';
+import { parseActionInput, type ActionDefinition } from '../actions/index.js';
 import { ActionError } from '../errors.js';
+import { contextsOf, renderValue } from '../expr/index.js';
 import type { PlaybookStep } from '../playbooks/index.js';
 import { call, type Call } from '../store/index.js';
 import type { ErrorInfo, NewEvent } from '../timeline/index.js';
 import * as Q from './queries.js';
 import { release, type Change } from './transitions.js';
 import type { RunRow, StepRow } from './types.js';
+
+/**
+ * Rendered step input: `with:` through the expression language, each value
+ * escaped for where it goes (contexts from the action's schema), parsed by the
+ * action's schema. The one place a step's (or a compensation's) input is rendered.
+ */
+export function renderInput(action: ActionDefinition, template: PlaybookStep['with'], vars: Record<string, unknown>): unknown {
+  return parseActionInput(action, renderValue(template, vars, contextsOf(action.input)));
+}
 
 export interface AttemptPlan {
   attempt: number;

@@ -11,13 +11,12 @@
  * same time.
  */
 import type { Logger } from 'pino';
-import { parseActionInput, type ActionRegistry } from '../actions/index.js';
+import type { ActionRegistry } from '../actions/index.js';
 import { ActionError, StepTimeoutError } from '../errors.js';
-import { renderValue } from '../expr/index.js';
 import type { PlaybookStep } from '../playbooks/index.js';
 import { call } from '../store/index.js';
 import type { NewEvent } from '../timeline/index.js';
-import { callAction } from './attempt.js';
+import { callAction, renderInput } from './attempt.js';
 import { describeSimulated, simulation } from './dry-run.js';
 import * as Q from './queries.js';
 import { LeaseLostError, type RunSession } from './run-tx.js';
@@ -55,7 +54,7 @@ export async function compensate(deps: CompensationDeps, session: RunSession, ro
   let ok = false;
   try {
     if (!action) throw new ActionError(`unknown action ${comp.action}`, { retryable: false });
-    const input = parseActionInput(action, renderValue(comp.with, vars));
+    const input = renderInput(action, comp.with, vars);
     let output: unknown;
     const simulated = simulation(run.dry_run, run.dry_run_options, action, input);
     if (simulated) {

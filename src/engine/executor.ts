@@ -9,16 +9,16 @@
  * transitions.ts (run state), run-tx.ts (the guarded batch).
  */
 import type { Logger } from 'pino';
-import { parseActionInput, type ActionDefinition, type ActionRegistry } from '../actions/index.js';
+import type { ActionDefinition, ActionRegistry } from '../actions/index.js';
 import type { Secrets } from '../config/index.js';
 import { ActionError, coerceError, StepTimeoutError, ValidationError } from '../errors.js';
-import { evaluateCondition, renderValue } from '../expr/index.js';
+import { evaluateCondition, WITHHELD_SECRETS } from '../expr/index.js';
 import type { PlaybookStep } from '../playbooks/index.js';
 import type { PolicyGate } from '../policy/types.js';
 import { call, type DatabaseClock, type Pool } from '../store/index.js';
 import type { NewEvent, Timeline } from '../timeline/index.js';
 import { admitOrPark } from './admission.js';
-import { callAction, denied, failed, planAttempt, polled, retrying, skipped, succeeded, type AttemptPlan } from './attempt.js';
+import { callAction, denied, failed, planAttempt, polled, renderInput, retrying, skipped, succeeded, type AttemptPlan } from './attempt.js';
 import { backoffDelay } from './backoff.js';
 import { clearStep } from './clearance.js';
 import { compensate, toCompensate } from './compensation.js';
@@ -57,11 +57,6 @@ export interface RunSignals {
 type Outcome = 'next' | 'stop';
 
 const MAX_TURNS = 10_000;
-
-/** Rendered step input: `with:` through the expression language, parsed by the action's schema. */
-export function renderInput(action: ActionDefinition, def: PlaybookStep, vars: Record<string, unknown>): unknown {
-  return parseActionInput(action, renderValue(def.with, vars));
-}
 
 export class RunExecutor {
   private readonly definitions = new DefinitionCache();
@@ -116,7 +111,7 @@ export class RunExecutor {
     const step = session.steps.find((s) => s.status === 'pending' || s.status === 'running');
     if (!step) {
       const failedSteps = session.steps.filter((s) => s.status === 'failed').map((s) => s.step_id);
-      const done = finish(run, 'succeeded', { reason: 'all steps done', ...(failedSteps.length > 0 && { failedSteps }) }, 'system', session.now());
+      const done = this.finish(session, 'succeeded', { reason: 'all steps done', ...(failedSteps.length > 0 && { failedSteps }) }, 'system');
       await session.commit(done.events, done.calls, done);
       return 'stop';
     }
@@ -134,7 +129,8 @@ export class RunExecutor {
       alert: run.alert ?? {},
       steps: stepVars,
       run: { id: run.id, playbook: run.playbook, trigger: run.trigger, started_by: run.started_by ?? '', dry_run: run.dry_run, params: run.params ?? {} },
-      secrets: withSecrets ? this.deps.secrets.asObject() : {},
+      // A playbook sent with a request (a dry run) is not ours: it gets no secret values.
+      secrets: !withSecrets ? {} : run.dry_run && run.dry_run_options?.playbooksFrom === 'request' ? WITHHELD_SECRETS : this.deps.secrets.asObject(),
     };
   }
 
@@ -146,7 +142,7 @@ export class RunExecutor {
 
     let input: unknown;
     try {
-      input = renderInput(action, def, vars);
+      input = renderInput(action, def.with, vars);
     } catch (err) {
       // A step that would be skipped anyway need not render.
       if (!step.cleared_at && def.when && this.tryWhen(def, vars) === false) return this.skip(session, step, { when: def.when, reason: 'condition is false' });
@@ -207,6 +203,11 @@ export class RunExecutor {
     }
   }
 
+  /** The run's end, its outcome redacted like everything else it stores. */
+  private finish(session: RunSession, status: RunEnd, outcome: { reason: string; [k: string]: unknown }, actor: string): Change {
+    return finish(session.run, status, this.deps.timeline.redact(outcome) as typeof outcome, actor, session.now());
+  }
+
   private commit(session: RunSession, change: Change) {
     return session.commit(change.events, change.calls, change);
   }
@@ -216,7 +217,7 @@ export class RunExecutor {
     const left = session.steps.some((s) => s.step_id !== stepId && (s.status === 'pending' || s.status === 'running'));
     if (left) return { change, last: false };
     const failedSteps = session.steps.filter((s) => s.step_id !== stepId && s.status === 'failed').map((s) => s.step_id);
-    return { change: merge(change, finish(session.run, 'succeeded', { reason: 'all steps done', ...(failedSteps.length > 0 && { failedSteps }) }, 'system', session.now())), last: true };
+    return { change: merge(change, this.finish(session, 'succeeded', { reason: 'all steps done', ...(failedSteps.length > 0 && { failedSteps }) }, 'system')), last: true };
   }
 
   private async skip(session: RunSession, step: StepRow, data: { reason: string; when?: string; approvalId?: string }): Promise<Outcome> {
@@ -325,7 +326,7 @@ export class RunExecutor {
     const vars = this.variables(run, session.steps, true);
     let input: unknown;
     try {
-      input = renderInput(action, def, vars);
+      input = renderInput(action, def.with, vars);
       if (def.when && !evaluateCondition(def.when, vars)) return undefined;
       if (action.target?.(input)) return undefined;
     } catch {
@@ -384,7 +385,7 @@ export class RunExecutor {
     }
     const steps = toCompensate(session);
     if (steps.length === 0) {
-      await this.commit(session, merge(first, finish(run, status, { reason }, actor, session.now())));
+      await this.commit(session, merge(first, this.finish(session, status, { reason }, actor)));
       return;
     }
     await this.commit(session, first);
@@ -398,6 +399,6 @@ export class RunExecutor {
       const ok = await compensate(deps, session, row, def, vars, signals.lease, signals.leaseHeld);
       (ok ? compensated : compensationFailed).push(def.id);
     }
-    await this.commit(session, finish(run, status, { reason, ...(compensated.length > 0 && { compensated }), ...(compensationFailed.length > 0 && { compensationFailed }) }, actor, session.now()));
+    await this.commit(session, this.finish(session, status, { reason, ...(compensated.length > 0 && { compensated }), ...(compensationFailed.length > 0 && { compensationFailed }) }, actor));
   }
 }

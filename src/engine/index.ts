@@ -16,7 +16,7 @@ import { requestAbort, resolveAlert, type AbortOutcome } from './transitions.js'
 import type { DryRunOptions, PlannedRun } from './types.js';
 import { Worker } from './worker.js';
 
-export { getRun, listRuns, listAlerts, listPendingApprovals, type RunView, type StepView, type ApprovalView } from './read.js';
+export { getRun, listRuns, listAlerts, listPendingApprovals, approvalRunId, type RunView, type StepView, type ApprovalView } from './read.js';
 export { planRun, runDefinition } from './plan.js';
 export { backoffDelay } from './backoff.js';
 export type { AnswerInput, AnswerResult } from './approvals.js';
@@ -63,6 +63,8 @@ export interface StartRunInput {
   dedupKey?: string;
   /** Dry runs only: how to simulate (stub, noGather, who asked). */
   dryRunOptions?: DryRunOptions;
+  /** Written after the run's first events, in the transaction that creates it (the access decision that let it start). */
+  events?: NewEvent[];
   /** Dry runs only: this playbook (sent with the request, e.g. `replay --diff`) instead of the catalog's. */
   definition?: Playbook;
 }
@@ -103,6 +105,7 @@ export class Engine {
     this.policyProxy = {
       decide: (input) => current().decide(input),
       approve: (input) => current().approve(input),
+      authorize: (input) => current().authorize(input),
       status: () => current().status(),
       close: () => current().close(),
     };
@@ -260,11 +263,11 @@ export class Engine {
         const existing = await runStatement<{ id: string }>(client, Q.RUN_BY_DEDUP_KEY, [input.dedupKey]);
         return { runId: existing.rows[0]!.id, created: false };
       }
-      await timeline.appendToRun(client, plan.runId, ...plan.genesis);
+      await timeline.appendToRun(client, plan.runId, ...plan.genesis, ...(input.events ?? []));
       await runStatement(client, Q.NOTIFY_RUNNABLE, ['manual']);
       return { runId: plan.runId, created: true };
     });
-    if (result.created) this.emit(result.runId, plan.genesis);
+    if (result.created) this.emit(result.runId, [...plan.genesis, ...(input.events ?? [])]);
     this.poke();
     return result;
   }

@@ -163,3 +163,11 @@ export async function listAlerts(db: Queryable, filters: { status?: string; sour
     runs: r.runs,
   }));
 }
+
+/** The run an approval belongs to (access checks record their decision on its chain). */
+export async function approvalRunId(db: Queryable, approvalId: string): Promise<string> {
+  if (!UUID.test(approvalId)) throw new NotFoundError(`approval ${approvalId} not found`);
+  const { rows } = await db.query<{ run_id: string }>(Q.APPROVAL_RUN, [approvalId]);
+  if (!rows[0]) throw new NotFoundError(`approval ${approvalId} not found`);
+  return rows[0].run_id;
+}

@@ -114,6 +114,12 @@ export function createMetrics(pool: Pool, logger: Logger): Metrics {
           case 'compensation.started':
           case 'compensation.succeeded':
           case 'compensation.failed':
+          case 'access.allowed':
+          case 'access.denied':
+          case 'token.created':
+          case 'token.revoked':
+          case 'session.started':
+          case 'session.ended':
             break;
           default:
             unhandledKind(e, undefined);

@@ -111,7 +111,7 @@ const trigger = z
       : { kind: 'alert', ...(t.source !== undefined && { source: t.source }), matchers: t.matchers ?? [] },
   );
 
-const step = z
+export const stepSchema = z
   .strictObject({
     id: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'must match [a-z_][a-z0-9_]* (it is used as steps.<id> in expressions)'),
     action: z.string().min(1).meta({ description: 'http.request, prometheus.query, prometheus.wait, slack.message, wait, note, exec, or a custom action' }),
@@ -158,6 +158,18 @@ const step = z
     };
   });
 
+/** A step id used twice, reported at each later use. */
+export function duplicateStepIds(steps: ReadonlyArray<{ id: string }>): Array<{ path: Array<string | number>; message: string }> {
+  const seen = new Map<string, number>();
+  const issues: Array<{ path: Array<string | number>; message: string }> = [];
+  steps.forEach((s, i) => {
+    const first = seen.get(s.id);
+    if (first !== undefined) issues.push({ path: ['steps', i, 'id'], message: `duplicate step id "${s.id}" (first used by steps[${first}])` });
+    else if (s.id !== '') seen.set(s.id, i);
+  });
+  return issues;
+}
+
 /** Authors coming from GitHub Actions write `when: ${{ expr }}`; accept it as the bare expression. */
 export function unwrapExpression(text: string): string {
   const m = /^\s*\$\{\{([\s\S]*)\}\}\s*$/.exec(text);
@@ -178,15 +190,10 @@ export const playbookSchema = z
       .meta({ description: 'At most `limit` active runs per key' }),
     channel: z.string().min(1).optional().meta({ description: 'Slack channel for the run, e.g. "#inc-${{ alert.labels.service }}"' }),
     on_resolved: z.enum(['continue', 'abort']).default('continue').meta({ description: 'What a run does when its alert resolves' }),
-    steps: z.array(step).min(1),
+    steps: z.array(stepSchema).min(1),
   })
   .superRefine((p, ctx) => {
-    const seen = new Map<string, number>();
-    p.steps.forEach((s, i) => {
-      const first = seen.get(s.id);
-      if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['steps', i, 'id'], message: `duplicate step id "${s.id}" (first used by steps[${first}])` });
-      else seen.set(s.id, i);
-    });
+    for (const issue of duplicateStepIds(p.steps)) ctx.addIssue({ code: 'custom', ...issue });
   })
   .transform(
     (p): PlaybookSpec => ({

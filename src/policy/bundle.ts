@@ -14,7 +14,8 @@ import { SUPPORTED_BUILTINS, customBuiltins } from './builtins.js';
 export const BUNDLE_FILE = 'bundle.tgz';
 export const DECISION = 'firebreak/decision';
 export const APPROVE = 'firebreak/approve';
-export const ENTRYPOINTS = [DECISION, APPROVE] as const;
+export const AUTHORIZE = 'firebreak/authorize';
+export const ENTRYPOINTS = [DECISION, APPROVE, AUTHORIZE] as const;
 export type Entrypoint = (typeof ENTRYPOINTS)[number];
 
 /** Real bundles are a few hundred KiB; anything near this is not one (or is a gzip bomb). */
@@ -113,7 +114,7 @@ export async function parseBundle(bytes: Uint8Array): Promise<BundleFiles> {
   return { hash, wasm, data, ...(revision ? { revision } : {}) };
 }
 
-/** Instantiate the wasm, check it can answer both entry points, and give it its data. */
+/** Instantiate the wasm, check it can answer every entry point, and give it its data. */
 export async function loadBundle(files: BundleFiles): Promise<LoadedBundle> {
   const where = `bundle ${files.hash.slice(0, 12)}`;
   let policy: LoadedPolicy;

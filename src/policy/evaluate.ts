@@ -6,8 +6,8 @@
  */
 import canonicalizeCjs from 'canonicalize';
 import { z } from 'zod';
-import type { ApproveResult, Decision, Evaluated } from './types.js';
-import { APPROVE, DECISION, type Entrypoint, type LoadedBundle, describeError, sha256 } from './bundle.js';
+import type { ApproveResult, AuthorizeResult, Decision, Evaluated } from './types.js';
+import { APPROVE, AUTHORIZE, DECISION, type Entrypoint, type LoadedBundle, describeError, sha256 } from './bundle.js';
 
 // canonicalize is CommonJS with ES-module typings: at runtime the default import is the function itself.
 const canonicalize = canonicalizeCjs as unknown as (input: unknown) => string | undefined;
@@ -27,16 +27,20 @@ const decisionSchema = z
 
 const approveSchema = z.strictObject({ allow: z.boolean(), reason: z.string() });
 
-const SCHEMAS = { [DECISION]: decisionSchema, [APPROVE]: approveSchema } as const;
+const authorizeSchema = z.strictObject({ allow: z.boolean(), reasons: z.array(z.string()) });
+
+const SCHEMAS = { [DECISION]: decisionSchema, [APPROVE]: approveSchema, [AUTHORIZE]: authorizeSchema } as const;
 
 export interface ResultOf {
   [DECISION]: Decision;
   [APPROVE]: ApproveResult;
+  [AUTHORIZE]: AuthorizeResult;
 }
 
 const denyOf = {
   [DECISION]: (reason: string): Decision => ({ allow: false, require_approval: false, approvers: [], min_approvals: 0, reasons: [reason] }),
   [APPROVE]: (reason: string): ApproveResult => ({ allow: false, reason }),
+  [AUTHORIZE]: (reason: string): AuthorizeResult => ({ allow: false, reasons: [reason] }),
 };
 
 /** The input as RFC 8785 canonical JSON: hashed for the timeline and handed to wasm as-is. */
@@ -95,17 +99,24 @@ const SAMPLE_APPROVE = {
     id: 'load-check', run_id: 'load-check', step_id: 'load_check', approvers: [], min_approvals: 1, started_by: null,
     playbook: 'firebreak-load-check', action: 'note', impact: 'low', decision: 'approve', already_approved_by: [],
   },
-  user: 'system:load-check',
+  user: { id: 'system:load-check', name: 'load-check', method: 'local', verified: false, groups: [] },
+  mode: 'authenticated',
+};
+const SAMPLE_AUTHORIZE = {
+  user: { id: 'system:load-check', name: 'load-check', method: 'local', verified: false, groups: [] },
+  action: 'run.start',
+  resource: { playbook: 'firebreak-load-check', dry_run: true },
+  mode: 'authenticated',
 };
 
 /**
- * Ask both entry points a harmless question before a bundle goes live, so a
+ * Ask every entry point a harmless question before a bundle goes live, so a
  * bundle that cannot answer at all (wrong shape, undefined, throwing) shows
  * up in status() rather than only in denied steps. What it answers is not judged.
  */
 export function checkAnswers(bundle: LoadedBundle): string | undefined {
   const now = new Date().toISOString();
-  for (const [entrypoint, input] of [[DECISION, SAMPLE_DECISION], [APPROVE, SAMPLE_APPROVE]] as const) {
+  for (const [entrypoint, input] of [[DECISION, SAMPLE_DECISION], [APPROVE, SAMPLE_APPROVE], [AUTHORIZE, SAMPLE_AUTHORIZE]] as const) {
     const r = evaluate(bundle, entrypoint, { ...input, now });
     if (r.error) return `bundle ${bundle.hash.slice(0, 12)} cannot answer a sample ${entrypoint} question: ${r.error}`;
   }

@@ -9,9 +9,9 @@ import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { ApproveInput, ApproveResult, Decision, DecisionInput, Evaluated, PolicyGate, PolicyStatus } from './types.js';
+import type { ApproveInput, ApproveResult, AuthorizeInput, AuthorizeResult, Decision, DecisionInput, Evaluated, PolicyGate, PolicyStatus } from './types.js';
 import { ValidationError } from '../errors.js';
-import { APPROVE, BUNDLE_FILE, DECISION, ENTRYPOINTS, type Entrypoint, type LoadedBundle, describeError, loadBundle, readBundleFile } from './bundle.js';
+import { APPROVE, AUTHORIZE, BUNDLE_FILE, DECISION, ENTRYPOINTS, type Entrypoint, type LoadedBundle, describeError, loadBundle, readBundleFile } from './bundle.js';
 import { type ResultOf, checkAnswers, evaluate } from './evaluate.js';
 
 export interface PolicyGateOptions {
@@ -142,6 +142,9 @@ export async function createPolicyGate(options: PolicyGateOptions): Promise<Relo
     async approve(input: ApproveInput): Promise<Evaluated<ApproveResult>> {
       return noted(evaluate(current(), APPROVE, input), APPROVE);
     },
+    async authorize(input: AuthorizeInput): Promise<Evaluated<AuthorizeResult>> {
+      return noted(evaluate(current(), AUTHORIZE, input), AUTHORIZE);
+    },
     status,
     reload,
     async close() {
@@ -162,8 +165,8 @@ const isEntrypoint = (name: string): name is Entrypoint => (ENTRYPOINTS as reado
  * partial inputs can be tried; failures are fail-closed denies with `error` set.
  */
 export async function evaluatePolicy<E extends Entrypoint>(dir: string, entrypoint: E, input: unknown): Promise<Evaluated<ResultOf[E]>>;
-export async function evaluatePolicy(dir: string, entrypoint: string, input: unknown): Promise<Evaluated<Decision | ApproveResult>>;
-export async function evaluatePolicy(dir: string, entrypoint: string, input: unknown): Promise<Evaluated<Decision | ApproveResult>> {
+export async function evaluatePolicy(dir: string, entrypoint: string, input: unknown): Promise<Evaluated<Decision | ApproveResult | AuthorizeResult>>;
+export async function evaluatePolicy(dir: string, entrypoint: string, input: unknown): Promise<Evaluated<Decision | ApproveResult | AuthorizeResult>> {
   if (!isEntrypoint(entrypoint)) {
     throw new ValidationError(`unknown policy entry point ${entrypoint}`, [
       { path: 'entrypoint', message: `must be one of ${ENTRYPOINTS.join(', ')}` },

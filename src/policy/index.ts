@@ -2,9 +2,16 @@
  * Policies: the compiled OPA bundle, evaluated in process with opa-wasm.
  * This file is the folder's only public surface.
  */
+export { ACTIONS } from './types.js';
 export type {
+  AccessMode,
+  Action,
   ApproveInput,
   ApproveResult,
+  AuthMethod,
+  AuthorizeInput,
+  AuthorizeResult,
+  PolicyUser,
   Decision,
   DecisionInput,
   Evaluated,

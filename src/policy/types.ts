@@ -30,6 +30,59 @@ export interface Decision {
   reasons: string[];
 }
 
+/** How a request's identity was established. */
+export type AuthMethod = 'token' | 'oidc' | 'slack' | 'service' | 'local' | 'operator';
+
+/**
+ * Who asks, as policies see it: `id` is the actor string written to the
+ * timeline (`token:alice`, `oidc:alice`, `slack:U0123`, `service`,
+ * `local:alice`), `verified` is false only for names claimed in local mode,
+ * `groups` are those the credential carries (a token's `--group`, the OIDC
+ * groups claim); policy data adds more by person.
+ */
+export interface PolicyUser {
+  id: string;
+  name: string;
+  method: AuthMethod;
+  verified: boolean;
+  groups: string[];
+}
+
+/** `local` when no authentication is configured (loopback only), else `authenticated`. */
+export type AccessMode = 'local' | 'authenticated';
+
+/** Acts `firebreak/authorize` is asked about. */
+export const ACTIONS = [
+  'run.start',
+  'run.abort',
+  'run.retry',
+  'run.cancel',
+  'approval.answer',
+  'token.create',
+  'token.list',
+  'token.revoke',
+  'automation.pause',
+  'automation.resume',
+  'silence.create',
+  'silence.expire',
+] as const;
+export type Action = (typeof ACTIONS)[number];
+
+/** Input to `firebreak/authorize`, asked before every act a person or automation asks for. */
+export interface AuthorizeInput {
+  user: PolicyUser;
+  action: Action;
+  /** What the act is about: `{ playbook, dry_run }`, `{ run_id, playbook, started_by, status }`, `{ approval_id, ... }`, `{ token_id, user }`... */
+  resource: Record<string, unknown>;
+  mode: AccessMode;
+  now: string;
+}
+
+export interface AuthorizeResult {
+  allow: boolean;
+  reasons: string[];
+}
+
 /** Input to `firebreak/approve`, asked when someone answers an approval. */
 export interface ApproveInput {
   approval: {
@@ -45,8 +98,9 @@ export interface ApproveInput {
     decision: 'approve' | 'reject';
     already_approved_by: string[];
   };
-  /** The answering user, as the actor string: `slack:U123`, `console:alice`, `cli:bob`. */
-  user: string;
+  /** Who answers (the authenticated identity). */
+  user: PolicyUser;
+  mode: AccessMode;
   now: string;
 }
 
@@ -82,6 +136,7 @@ export interface PolicyStatus {
 export interface PolicyGate {
   decide(input: DecisionInput): Promise<Evaluated<Decision>>;
   approve(input: ApproveInput): Promise<Evaluated<ApproveResult>>;
+  authorize(input: AuthorizeInput): Promise<Evaluated<AuthorizeResult>>;
   /** Ready to serve decisions; otherwise why not (for /readyz). */
   status(): PolicyStatus;
   close(): Promise<void>;

@@ -20,7 +20,8 @@ export interface ReplayApiResponse {
 }
 
 export interface ReplayDeps {
-  api(method: 'GET' | 'POST', path: string, body?: unknown): Promise<ReplayApiResponse>;
+  /** `as`: the name `--as` claims (local mode only; the server refuses it otherwise). */
+  api(method: 'GET' | 'POST', path: string, body?: unknown, as?: string): Promise<ReplayApiResponse>;
   /** The body of a 2xx answer; throws the CLI's error otherwise. */
   expectOk(res: ReplayApiResponse, what: string): unknown;
   /** An error the CLI prints as is (exit 1). */
@@ -149,8 +150,6 @@ export async function replayCommand(args: string[], deps: ReplayDeps): Promise<n
 
   const body: Record<string, unknown> = {
     dryRun: true,
-    user: values.as ?? process.env.USER ?? 'cli',
-    via: 'cli',
     ...(values.playbook && { playbook: values.playbook }),
     ...(values['no-gather'] && { noGather: true }),
   };
@@ -177,8 +176,8 @@ export async function replayCommand(args: string[], deps: ReplayDeps): Promise<n
 
   const sent = values.diff ? await readPlaybookFolder(values.diff, deps) : undefined;
   // The other folder first: if the server refuses its playbooks, nothing was started.
-  const b = sent ? (deps.expectOk(await deps.api('POST', '/api/runs', { ...body, playbooks: sent }), `replay against ${values.diff}`) as StartAnswer) : undefined;
-  const a = deps.expectOk(await deps.api('POST', '/api/runs', body), 'replay') as StartAnswer;
+  const b = sent ? (deps.expectOk(await deps.api('POST', '/api/runs', { ...body, playbooks: sent }, values.as), `replay against ${values.diff}`) as StartAnswer) : undefined;
+  const a = deps.expectOk(await deps.api('POST', '/api/runs', body, values.as), 'replay') as StartAnswer;
 
   const ids = [...a.items, ...(b?.items ?? [])].map((r) => r.id);
   const runs = ids.length > 0 ? await settle(ids, timeoutMs, deps) : new Map<string, RunJson>();

@@ -24,8 +24,10 @@ import {
   type Alert,
   type AlertSource,
 } from '../ingest/index.js';
+import { withheldSecret } from '../expr/index.js';
 import { formatProblem, parsePlaybookSource, type Playbook, type Problem } from '../playbooks/index.js';
 import type { Queryable } from '../store/index.js';
+import type { NewEvent } from '../timeline/index.js';
 
 const MAX_PLAYBOOK_SOURCE = 256 * 1024;
 
@@ -58,9 +60,10 @@ export const dryRunFields = {
 export const startRunBody = z.object({
   playbook: z.string().min(1).optional(),
   params: z.record(z.string(), z.unknown()).default({}),
+  // Never an identity: when given it must name who authenticated (else 400); see src/access.
   user: z.string().trim().min(1).max(200).optional(),
-  // Names the client in the actor string: `cli:bob` for `firebreak run-playbook`, `api:bob` by default.
-  via: z.enum(['api', 'cli', 'console']).default('api'),
+  // Accepted from older clients and ignored: the actor says how the request authenticated.
+  via: z.enum(['api', 'cli', 'console']).optional(),
   dryRun: z.boolean().default(false),
   idempotencyKey: z.string().min(1).max(200).optional(),
   ...dryRunFields,
@@ -190,14 +193,8 @@ export interface DryRunsResult {
   alerts: AlertOutcome[];
 }
 
-/**
- * Start the dry runs a request asks for: one per (firing alert, matching
- * playbook), or of the named playbook. Runs of an alert run as the alert's
- * run would (trigger `alert`, no starter), so the policy sees the same input;
- * who asked is kept in the dry-run options and the first event's actor.
- */
-export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body: StartRunBody): Promise<DryRunsResult> {
-  const { engine, db } = deps;
+/** The shape checks of a dry-run request, before anyone is asked whether it may run (400s first). */
+export function checkDryRunBody(body: StartRunBody): void {
   if (!body.dryRun) {
     throw new ValidationError('alert, episodeId, playbooks, stub, stubs and noGather are for dry runs', [{ path: 'dryRun', message: 'must be true' }]);
   }
@@ -207,7 +204,19 @@ export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body
   if (body.source && body.alert === undefined) {
     throw new ValidationError('source names the sender of an alert payload', [{ path: 'alert', message: 'required with source' }]);
   }
-  const requestedBy = `${body.via}:${body.user ?? 'anonymous'}`;
+}
+
+/**
+ * Start the dry runs a request asks for: one per (firing alert, matching
+ * playbook), or of the named playbook. Runs of an alert run as the alert's
+ * run would (trigger `alert`, no starter), so the policy sees the same input;
+ * who asked (`requestedBy`, the authenticated actor) is kept in the dry-run
+ * options and the first event's actor; `events` (the access decision) follow
+ * the first events of every run created.
+ */
+export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body: StartRunBody, requestedBy: string, events: NewEvent[] = []): Promise<DryRunsResult> {
+  const { engine, db } = deps;
+  checkDryRunBody(body);
   const sent = body.playbooks ? parseSentPlaybooks(engine, body.playbooks) : undefined;
   const catalog = sent ?? undefined;
   const lookup = (name: string): Playbook => {
@@ -219,6 +228,8 @@ export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body
   const baseOptions: DryRunOptions = {
     requestedBy,
     playbooksFrom: sent ? 'request' : 'server',
+    // A playbook from the request is not the operator's: no secret values (see the executor's variables).
+    ...(sent && { secrets: `withheld: a playbook sent with the request gets no secrets; \${{ secrets.NAME }} renders as "${withheldSecret('NAME')}"` }),
     ...(body.noGather !== undefined && { noGather: body.noGather }),
     ...(body.stub && { stub: body.stub }),
     ...(body.stubs && { stubs: body.stubs }),
@@ -246,6 +257,7 @@ export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body
       startedBy: requestedBy,
       dryRun: true,
       dryRunOptions: options,
+      events,
       ...(body.idempotencyKey && { dedupKey: `api:${body.idempotencyKey}` }),
     });
     runs.push({ runId: r.runId, created: r.created, playbook: playbook.name, matched: true, fingerprint: null });
@@ -280,6 +292,7 @@ export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body
         alert,
         dryRun: true,
         dryRunOptions: options,
+        events,
         ...(body.idempotencyKey && { dedupKey: `api:${body.idempotencyKey}:${alert.source}:${alert.fingerprint}:${alert.startsAt}:${playbook.name}` }),
       });
       runs.push({ runId: r.runId, created: r.created, playbook: playbook.name, matched, fingerprint: alert.fingerprint });

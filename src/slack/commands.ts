@@ -4,25 +4,27 @@
  * command does shows up in the run's thread like anything else.
  */
 import type { Logger } from 'pino';
+import { identity, type Access, type Identity } from '../access/index.js';
 import { getRun, type Engine, type RunView } from '../engine/index.js';
-import { ConflictError, NotFoundError, ValidationError, coerceError } from '../errors.js';
-import type { PolicyGate } from '../policy/index.js';
-import { withTransaction, type Pool } from '../store/index.js';
-import type { Timeline } from '../timeline/index.js';
+import { AccessDeniedError, ConflictError, NotFoundError, ValidationError, coerceError } from '../errors.js';
+import type { Pool } from '../store/index.js';
 import * as Q from './queries.js';
 import { COMMAND_HELP, escapeText, runUrl, truncate } from './render.js';
 
-/** Who may abort a run from Slack (besides whoever started it and the approvers of its pending approvals). */
-export const ABORT_APPROVERS = ['group:sre', 'group:oncall'];
+/**
+ * The identity of a signed Slack request: the user id Slack vouches for
+ * (Bolt verified the signature). Policy data says whose it is.
+ */
+export function slackIdentity(userId: string): Identity {
+  return identity('slack', userId);
+}
 
 export interface CommandDeps {
   pool: Pool;
   engine: Engine;
-  timeline: Timeline;
-  policy: () => PolicyGate;
+  access: Access;
   logger: Logger;
   publicUrl: string;
-  now?: () => number;
 }
 
 export interface CommandResponse {
@@ -92,7 +94,7 @@ async function resolveRunId(pool: Pool, text: string | undefined): Promise<strin
 }
 
 export async function handleCommand(deps: CommandDeps, input: { text: string; userId: string }): Promise<CommandResponse> {
-  const user = `slack:${input.userId}`;
+  const user = slackIdentity(input.userId);
   const [verb, ...args] = tokenize(input.text ?? '');
   try {
     switch ((verb ?? '').toLowerCase()) {
@@ -109,15 +111,17 @@ export async function handleCommand(deps: CommandDeps, input: { text: string; us
         return reply(`Unknown command \`${escapeText(verb ?? '')}\`.\n${COMMAND_HELP}`);
     }
   } catch (err) {
+    if (err instanceof AccessDeniedError) return reply(`⛔ You may not ${verb === 'abort' ? 'abort that run' : verb === 'run' ? 'start that playbook' : 'do that'}: ${escapeText(err.reasons.join('; '))}`);
     if (err instanceof ValidationError || err instanceof NotFoundError || err instanceof ConflictError) return reply(`⚠️ ${escapeText(err.message)}`);
     deps.logger.error({ err: coerceError(err).message, command: verb }, 'slash command failed');
     return reply('⚠️ Firebreak could not do that right now (see its logs); nothing was changed.');
   }
 }
 
-async function runCommand(deps: CommandDeps, user: string, args: string[]): Promise<CommandResponse> {
+async function runCommand(deps: CommandDeps, user: Identity, args: string[]): Promise<CommandResponse> {
   const cmd = parseRunCommand(args);
-  const { runId } = await deps.engine.startRun({ playbook: cmd.playbook, params: cmd.params, startedBy: user, trigger: 'manual', dryRun: cmd.dryRun });
+  deps.engine.findPlaybook(cmd.playbook); // "not found" before asking the policy
+  const { runId } = await deps.access.startRun(deps.engine, user, { playbook: cmd.playbook, params: cmd.params, trigger: 'manual', dryRun: cmd.dryRun });
   return reply(`${cmd.dryRun ? '🧪 Dry run' : '▶️ Run'} <${runUrl(deps.publicUrl, runId)}|${runId}> of *${escapeText(cmd.playbook)}* started. Progress goes to the run's thread.`);
 }
 
@@ -145,47 +149,11 @@ async function statusCommand(deps: CommandDeps, runArg: string | undefined): Pro
   return reply(`*Active runs*\n${lines.join('\n')}`);
 }
 
-/**
- * Abort goes through `firebreak/approve`, as an answer of "reject" to a
- * request whose approvers are ABORT_APPROVERS, whoever started the run, and
- * the approvers of its pending approvals: the people who could stop it by
- * rejecting anyway. The verdict is written to the run's timeline either way.
- */
-async function abortCommand(deps: CommandDeps, user: string, runArg: string | undefined, reason: string): Promise<CommandResponse> {
+/** Abort as the Slack user: asked of `firebreak/authorize` (run.abort), the verdict written to the run's timeline either way. */
+async function abortCommand(deps: CommandDeps, user: Identity, runArg: string | undefined, reason: string): Promise<CommandResponse> {
   const runId = await resolveRunId(deps.pool, runArg);
   const run = await getRun(deps.pool, runId);
   if (!['queued', 'running', 'waiting'].includes(run.status)) return reply(`Run ${runId} already finished (${run.status}).`);
-  const pending = run.approvals.filter((a) => a.status === 'pending');
-  const approvers = [...new Set([...ABORT_APPROVERS, ...(run.startedBy ? [run.startedBy] : []), ...pending.flatMap((a) => a.approvers)])];
-  const verdict = await deps
-    .policy()
-    .approve({
-      approval: {
-        id: `abort:${runId}`,
-        run_id: runId,
-        step_id: pending[0]?.stepId ?? '(run)',
-        approvers,
-        min_approvals: 1,
-        started_by: run.startedBy,
-        playbook: run.playbook,
-        action: 'run.abort',
-        impact: 'high',
-        decision: 'reject',
-        already_approved_by: [],
-      },
-      user,
-      now: new Date((deps.now ?? Date.now)()).toISOString(),
-    })
-    .catch((err) => ({ result: { allow: false, reason: `policy evaluation failed: ${coerceError(err).message}` }, bundleHash: 'unknown', inputHash: 'unknown', error: coerceError(err).message }));
-  await withTransaction(deps.pool, async (client) => {
-    await deps.timeline.lockRun(client, runId);
-    await deps.timeline.appendToRun(client, runId, {
-      kind: verdict.result.allow ? 'run.abort_allowed' : 'run.abort_refused',
-      actor: user,
-      data: { entrypoint: 'firebreak/approve', allow: verdict.result.allow, reason: verdict.result.reason, approvers, bundleHash: verdict.bundleHash, inputHash: verdict.inputHash, ...(verdict.error && { error: verdict.error }) },
-    });
-  });
-  if (!verdict.result.allow) return reply(`⛔ You may not abort run ${runId}: ${escapeText(verdict.result.reason)}`);
-  const result = await deps.engine.abortRun(runId, user, reason || undefined);
+  const result = await deps.access.abortRun(deps.engine, user, runId, reason || undefined);
   return reply(`🛑 Run <${runUrl(deps.publicUrl, runId)}|${runId}> ${result.status === 'aborted' ? 'aborted' : 'is aborting (compensating completed steps)'}.`);
 }

@@ -9,7 +9,7 @@ import type { SlackOptions, SlackService } from './types.js';
 export type { SlackOptions, SlackService } from './types.js';
 export { SLACK_EVENTS_PATH } from './paths.js';
 export { APPROVE_ACTION, REJECT_ACTION } from './render.js';
-export { ABORT_APPROVERS, parseRunCommand, tokenize } from './commands.js';
+export { parseRunCommand, slackIdentity, tokenize } from './commands.js';
 
 const offService = (reason: string): SlackService => ({
   mode: 'off',

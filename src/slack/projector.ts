@@ -233,6 +233,12 @@ export class Projector {
       case 'compensation.started':
       case 'compensation.succeeded':
       case 'compensation.failed':
+      case 'access.allowed':
+      case 'access.denied':
+      case 'token.created':
+      case 'token.revoked':
+      case 'session.started':
+      case 'session.ended':
         return line();
       default:
         return unhandledKind(event, []);

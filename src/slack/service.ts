@@ -10,11 +10,11 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import type { Engine } from '../engine/index.js';
-import { ConflictError, NotFoundError, coerceError } from '../errors.js';
+import { AccessDeniedError, ConflictError, NotFoundError, coerceError } from '../errors.js';
 import type { PolicyGate } from '../policy/index.js';
 import type { Pool } from '../store/index.js';
 import type { Timeline } from '../timeline/index.js';
-import { handleCommand } from './commands.js';
+import { handleCommand, slackIdentity } from './commands.js';
 import { OutboxSender, enqueue } from './outbox.js';
 import { Projector } from './projector.js';
 import * as Q from './queries.js';
@@ -175,7 +175,8 @@ export class SlackApp implements SlackService {
       const decision = a.action_id === APPROVE_ACTION ? 'approve' : 'reject';
       const log = this.log.child({ approvalId: a.value, user: userId, decision });
       try {
-        const result = await engine.answerApproval({ approvalId: a.value, decision, user: `slack:${userId}` });
+        // The verified Slack user id is the identity; firebreak/authorize, then firebreak/approve, judge it.
+        const result = await this.options.access.answerApproval(engine, slackIdentity(userId), { approvalId: a.value, decision });
         if (result.outcome === 'refused') {
           log.info({ reason: result.reason }, 'Slack click refused by policy');
           await this.ephemeral(channel, userId, `⛔ You cannot ${decision} this step: ${escapeText(result.reason)}`, threadTs);
@@ -184,6 +185,11 @@ export class SlackApp implements SlackService {
         }
         // approved / rejected: the message itself is updated through the projector.
       } catch (err) {
+        if (err instanceof AccessDeniedError) {
+          log.info({ reasons: err.reasons }, 'Slack click refused by policy');
+          await this.ephemeral(channel, userId, `⛔ You cannot ${decision} this step: ${escapeText(err.reasons.join('; '))}`, threadTs);
+          return;
+        }
         if (err instanceof ConflictError || err instanceof NotFoundError) {
           await this.ephemeral(channel, userId, `ℹ️ ${escapeText(err.message)}`, threadTs);
           return;
@@ -195,7 +201,7 @@ export class SlackApp implements SlackService {
 
     this.bolt.command(/^\/firebreak/, async ({ ack, command, respond }) => {
       const work = handleCommand(
-        { pool: this.options.pool, engine, timeline: this.options.timeline, policy: this.options.policy, logger: this.log, publicUrl: this.options.config.publicUrl, ...(this.options.now && { now: this.options.now }) },
+        { pool: this.options.pool, engine, access: this.options.access, logger: this.log, publicUrl: this.options.config.publicUrl },
         { text: command.text ?? '', userId: command.user_id },
       );
       // Slack wants the ack within 3 s; a slow answer follows through response_url.

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { Access } from '../access/index.js';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import type { Engine } from '../engine/index.js';
@@ -13,6 +14,8 @@ export interface SlackOptions {
   engine: Engine;
   timeline: Timeline;
   policy: () => PolicyGate;
+  /** Acts from Slack (`/firebreak run|abort`, button clicks) are authorized and recorded here, as `slack:<user id>`. */
+  access: Access;
   now?: () => number;
 }
 

@@ -1,4 +1,4 @@
-import { DatabaseUnavailableError } from '../errors.js';
+import { DatabaseUnavailableError, FirebreakError } from '../errors.js';
 
 /** Postgres SQLSTATE codes we act on, by name rather than by message text. */
 export const PgCode = {
@@ -36,4 +36,24 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 export function pgErrorCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * Embedded Postgres could not be prepared or started. The message is one line:
+ * what went wrong, then what to do about it (`hint`), for `firebreak serve` to
+ * print before exiting 1.
+ */
+export class EmbeddedPostgresError extends FirebreakError {
+  readonly code = 'embedded_postgres_failed';
+  constructor(readonly problem: string, readonly hint: string, options?: { cause?: unknown }) {
+    super(`embedded PostgreSQL: ${oneLine(problem)}. ${capitalise(oneLine(hint))}.`, options);
+  }
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+function capitalise(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }

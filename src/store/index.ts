@@ -3,8 +3,21 @@ import type { Logger } from 'pino';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './embedded.js';
 import { migrate } from './migrate.js';
 
-export { isDatabaseUnavailable, pgErrorCode, PgCode } from './errors.js';
-export { migrate, migrationsDir, readMigrations, migrationChecksum, unexpectedGaps, MigrationMismatchError, KNOWN_MIGRATION_GAPS, type Migration, type MigrateOptions } from './migrate.js';
+export { EmbeddedPostgresError, isDatabaseUnavailable, pgErrorCode, PgCode } from './errors.js';
+export {
+  migrate,
+  migrationsDir,
+  grantAppRole,
+  APPEND_ONLY_TABLES,
+  READ_ONLY_TABLES,
+  readMigrations,
+  migrationChecksum,
+  unexpectedGaps,
+  MigrationMismatchError,
+  KNOWN_MIGRATION_GAPS,
+  type Migration,
+  type MigrateOptions,
+} from './migrate.js';
 export { dumpSchema } from './schema-dump.js';
 export { withTransaction } from './transaction.js';
 export { statement, call, runStatement, sendBatch, withBatchClient, literal, type Statement, type Call } from './batch.js';
@@ -62,7 +75,11 @@ export async function openStore(options: { databaseUrl?: string; dataDir: string
   let url = options.databaseUrl;
   if (!url) {
     options.logger.info({ dataDir: options.dataDir }, 'DATABASE_URL unset: starting embedded PostgreSQL');
-    embedded = await startEmbeddedPostgres({ dataDir: options.dataDir, log: (line) => options.logger.debug({ postgres: line }) });
+    embedded = await startEmbeddedPostgres({
+      dataDir: options.dataDir,
+      log: (line) => options.logger.debug({ postgres: line }),
+      progress: (message) => options.logger.info(message),
+    });
     url = embedded.url;
   }
   const pool = createPool(url, options.logger, options.poolSize);

@@ -1,7 +1,8 @@
+import type { AuditKey } from '../audit/index.js';
 import type { Queryable } from '../store/index.js';
 import type { NewEvent, TimelineEvent } from './events.js';
 import { GENESIS_HASH, hashEvent, type HashedEvent } from './hash.js';
-import { CHAIN_HEAD, COUNT_EVENTS, EVENTS_OF_CHAIN, EVENTS_PAGE, INSERT_EVENTS, LOCK_CHAIN } from './queries.js';
+import { CHAIN_HEAD, EVENTS_OF_CHAIN, INSERT_EVENTS, LOCK_CHAIN } from './queries.js';
 
 /** The chain holding events that belong to no run. */
 export const SYSTEM_CHAIN = 'system';
@@ -51,6 +52,7 @@ export interface ChainHead {
 
 export async function appendToChain(
   client: Queryable,
+  key: AuditKey,
   chainId: string,
   runId: string | null,
   events: NewEvent[],
@@ -60,7 +62,7 @@ export async function appendToChain(
   if (!options.locked) await client.query(LOCK_CHAIN, [chainId]);
   // A caller holding the lock may already know the head (read after locking); null means a new chain.
   const head = options.head !== undefined ? options.head : (await client.query<ChainHead>(CHAIN_HEAD, [chainId])).rows[0];
-  const built = linkEvents(chainId, runId, head ?? null, events, options.now);
+  const built = linkEvents(key, chainId, runId, head ?? null, events, options.now);
   const result = await client.query<{ id: number }>(INSERT_EVENTS, [
     built.map((e) => e.chainId),
     built.map((e) => e.seq),
@@ -77,10 +79,10 @@ export async function appendToChain(
 
 /**
  * Number and hash events after a chain head (null: a new chain), each linked to
- * the one before. Events without a time get `now()` (the database clock as the
+ * the one before, under the audit key. Events without a time get `now()` (the database clock as the
  * app last read it: the time is hashed, so it is fixed before the insert).
  */
-export function linkEvents(chainId: string, runId: string | null, head: ChainHead | null, events: readonly NewEvent[], now: () => Date): LinkedEvent[] {
+export function linkEvents(key: AuditKey, chainId: string, runId: string | null, head: ChainHead | null, events: readonly NewEvent[], now: () => Date): LinkedEvent[] {
   let seq = head?.seq ?? 0;
   let prevHash = head?.hash ?? GENESIS_HASH;
   return events.map((event) => {
@@ -94,7 +96,7 @@ export function linkEvents(chainId: string, runId: string | null, head: ChainHea
       data: event.data ?? {},
       prevHash,
     };
-    const hash = hashEvent(hashed);
+    const hash = hashEvent(hashed, key);
     prevHash = hash;
     return { ...hashed, hash };
   });
@@ -108,86 +110,6 @@ export function eventRecords(events: readonly LinkedEvent[]): Array<Record<strin
 export async function readChain(db: Queryable, chainId: string): Promise<TimelineEvent[]> {
   const { rows } = await db.query<EventRow>(EVENTS_OF_CHAIN, [chainId]);
   return rows.map(rowToEvent);
-}
-
-export interface BrokenEvent {
-  chainId: string;
-  seq: number;
-  id: number | null;
-  kind: string | null;
-  problem: string;
-}
-
-export interface VerifyReport {
-  chains: number;
-  events: number;
-  broken: BrokenEvent[];
-}
-
-/** Check one event against the one before it; returns the problem or undefined. */
-function checkEvent(event: TimelineEvent, expectedSeq: number, expectedPrev: string): string | undefined {
-  if (event.seq !== expectedSeq) return `sequence gap: expected seq ${expectedSeq}, found ${event.seq}`;
-  if (event.prevHash !== expectedPrev) return `prev_hash does not match the hash of event ${expectedSeq - 1}`;
-  const recomputed = hashEvent({
-    chainId: event.chainId,
-    seq: event.seq,
-    runId: event.runId,
-    time: event.time,
-    kind: event.kind,
-    actor: event.actor,
-    data: event.data,
-    prevHash: event.prevHash,
-  });
-  if (recomputed !== event.hash) return 'hash does not match the event contents (the event was altered)';
-  return undefined;
-}
-
-/**
- * Recompute hash chains: one chain (a run id) or all of them. Reports the
- * first broken event of each broken chain. Reads in pages so a large
- * database does not sit in memory.
- */
-export async function verifyChains(
-  db: Queryable,
-  options: { chainId?: string; pageSize?: number; onProgress?: (checked: number, total: number) => void } = {},
-): Promise<VerifyReport> {
-  const pageSize = options.pageSize ?? 5_000;
-  const total = Number((await db.query<{ n: number }>(COUNT_EVENTS, [options.chainId ?? null])).rows[0]?.n ?? 0);
-  const report: VerifyReport = { chains: 0, events: 0, broken: [] };
-  let currentChain: string | null = null;
-  let expectedSeq = 1;
-  let expectedPrev = GENESIS_HASH;
-  let chainBroken = false;
-  let cursor: [string, number] = options.chainId ? [options.chainId, 0] : ['', 0];
-  for (;;) {
-    const { rows } = await db.query<EventRow>(EVENTS_PAGE, [cursor[0], cursor[1], pageSize]);
-    const page = options.chainId ? rows.filter((r) => r.chain_id === options.chainId) : rows;
-    for (const row of page) {
-      const event = rowToEvent(row);
-      if (event.chainId !== currentChain) {
-        currentChain = event.chainId;
-        report.chains += 1;
-        expectedSeq = 1;
-        expectedPrev = GENESIS_HASH;
-        chainBroken = false;
-      }
-      report.events += 1;
-      if (!chainBroken) {
-        const problem = checkEvent(event, expectedSeq, expectedPrev);
-        if (problem) {
-          chainBroken = true;
-          report.broken.push({ chainId: event.chainId, seq: event.seq, id: event.id, kind: event.kind, problem });
-        }
-      }
-      expectedSeq = event.seq + 1;
-      expectedPrev = event.hash;
-    }
-    options.onProgress?.(report.events, total);
-    const last = rows[rows.length - 1];
-    if (rows.length < pageSize || !last || (options.chainId && last.chain_id !== options.chainId)) break;
-    cursor = [last.chain_id, last.seq];
-  }
-  return report;
 }
 
 /**

@@ -31,6 +31,10 @@ interface PolicyStamp {
   bundleHash: string;
   inputHash: string;
   error?: string;
+  /** false: a name given in local mode, not an authenticated identity. */
+  verified?: boolean;
+  /** Why, in the answerer's words. */
+  comment?: string;
 }
 
 type RunEnd = {
@@ -115,6 +119,26 @@ export interface EventData {
   'compensation.started': { stepId: string; action: string; idempotencyKey: string };
   'compensation.succeeded': { stepId: string; action: string; output: unknown };
   'compensation.failed': { stepId: string; action: string; error: ErrorInfo };
+  /** `firebreak/authorize` (or a fixed rule) on an act: in the run's chain when it concerns a run, else the access chain. */
+  'access.allowed': AccessDecision;
+  'access.denied': AccessDecision;
+  'token.created': { tokenId: string; user: string; groups: string[]; expiresAt: string | null; description?: string };
+  'token.revoked': { tokenId: string; user: string; sessionsEnded: number; alreadyRevoked: boolean };
+  'session.started': { via: string; method: string; verified: boolean; groups: string[]; client?: string };
+  'session.ended': { reason: string };
+}
+
+/** Who asked to do what, and the answer (src/access). */
+interface AccessDecision {
+  entrypoint: string;
+  action: string;
+  resource: Record<string, unknown>;
+  user: { id?: string; name?: string; method?: string; verified?: boolean; groups?: string[] };
+  allow: boolean;
+  reasons: string[];
+  bundleHash?: string;
+  inputHash?: string;
+  error?: string;
 }
 
 interface ApprovalAnswer extends PolicyStamp {
@@ -185,6 +209,12 @@ export const EVENT_KINDS = [
   'compensation.started',
   'compensation.succeeded',
   'compensation.failed',
+  'access.allowed',
+  'access.denied',
+  'token.created',
+  'token.revoked',
+  'session.started',
+  'session.ended',
 ] as const satisfies readonly EventKind[];
 
 // Both directions: every kind is listed, and the list holds nothing else.

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
+import type { AuditKey } from '../audit/index.js';
 
 // canonicalize is CommonJS with a default-export typing that NodeNext cannot call.
 const canonicalize = createRequire(import.meta.url)('canonicalize') as (input: unknown) => string | undefined;
@@ -25,8 +26,21 @@ export function canonicalJson(value: unknown): string {
   return text;
 }
 
-/** SHA-256 over the previous hash and the event's RFC 8785 canonical JSON. */
-export function hashEvent(event: HashedEvent): string {
+/**
+ * An event's hash: HMAC-SHA256 under the audit key over the previous hash and
+ * the event's RFC 8785 canonical JSON. Every writer of the timeline calls
+ * this, and only this; without the key nobody can re-hash an edited chain.
+ */
+export function hashEvent(event: HashedEvent, key: AuditKey): string {
+  return key.mac(event.prevHash, '\n', canonicalJson(event));
+}
+
+/**
+ * How events were hashed before the audit key (plain SHA-256, same input).
+ * Only `audit verify` uses it, for chain prefixes frozen as legacy by
+ * migration 0014; nothing writes with it any more.
+ */
+export function legacyHashEvent(event: HashedEvent): string {
   return createHash('sha256').update(event.prevHash).update('\n').update(canonicalJson(event)).digest('hex');
 }
 

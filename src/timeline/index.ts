@@ -1,3 +1,4 @@
+import type { AuditKey } from '../audit/index.js';
 import { DatabaseClock, type Queryable } from '../store/index.js';
 import { appendToChain, linkEvents, SYSTEM_CHAIN, type ChainHead, type LinkedEvent } from './chain.js';
 import type { NewEvent, TimelineEvent } from './events.js';
@@ -5,19 +6,22 @@ import { createJsonRedactor, createRedactor } from './redact.js';
 import { LOCK_CHAIN } from './queries.js';
 
 export { INSERT_EVENT_RECORDS, CHAIN_HEAD } from './queries.js';
-export { verifyChains, readChain, rowToEvent, eventRecords, lockAndReadHeadSql, SYSTEM_CHAIN, type EventRow, type ChainHead, type LinkedEvent, type VerifyReport, type BrokenEvent } from './chain.js';
+export { readChain, rowToEvent, eventRecords, lockAndReadHeadSql, SYSTEM_CHAIN, type EventRow, type ChainHead, type LinkedEvent } from './chain.js';
 export * from './events.js';
-export { GENESIS_HASH, canonicalJson, sha256Hex } from './hash.js';
+export { GENESIS_HASH, canonicalJson, hashEvent, legacyHashEvent, sha256Hex, type HashedEvent } from './hash.js';
 export { createRedactor, createJsonRedactor, REDACTED } from './redact.js';
 export * from './view.js';
 export * from './format.js';
 export { timelineMarkdown, mdCell, mdCode } from './markdown.js';
 export { buildTimelineView, renderTimeline } from './render.js';
 
+/** The chain holding access decisions, token and session events that belong to no run. */
+export const ACCESS_CHAIN = 'access';
+
 /**
  * The one way events are written: every `data` passes through the secret
- * redactor before it is hashed and stored, and an event's time is the
- * database clock as the app last read it.
+ * redactor before it is hashed (HMAC under the audit key) and stored, and an
+ * event's time is the database clock as the app last read it.
  */
 export class Timeline {
   readonly redact: (value: unknown) => unknown;
@@ -25,7 +29,12 @@ export class Timeline {
   readonly redactJson: (value: unknown) => string;
   readonly clock: DatabaseClock;
 
-  constructor(secretValues: readonly string[] = [], clock: DatabaseClock = new DatabaseClock()) {
+  /** `key` hashes every event (HMAC-SHA256); see src/audit. */
+  constructor(
+    private readonly key: AuditKey,
+    secretValues: readonly string[] = [],
+    clock: DatabaseClock = new DatabaseClock(),
+  ) {
     this.redact = createRedactor(secretValues);
     this.redactJson = createJsonRedactor(secretValues);
     this.clock = clock;
@@ -39,7 +48,7 @@ export class Timeline {
 
   /** Append to a run's chain. Call inside a transaction (see appendToChain). */
   appendToRun(client: Queryable, runId: string, ...events: NewEvent[]): Promise<TimelineEvent[]> {
-    return appendToChain(client, runId, runId, this.clean(events), { now: this.now });
+    return appendToChain(client, this.key, runId, runId, this.clean(events), { now: this.now });
   }
 
   /**
@@ -52,12 +61,20 @@ export class Timeline {
 
   /** Append to a run's chain in a transaction that already took lockRun. */
   appendToLockedRun(client: Queryable, runId: string, head: ChainHead | null | undefined, events: NewEvent[]): Promise<TimelineEvent[]> {
-    return appendToChain(client, runId, runId, this.clean(events), { locked: true, head, now: this.now });
+    return appendToChain(client, this.key, runId, runId, this.clean(events), { locked: true, head, now: this.now });
   }
 
   /** Append to the chain of events that belong to no run. */
   appendSystem(client: Queryable, ...events: NewEvent[]): Promise<TimelineEvent[]> {
-    return appendToChain(client, SYSTEM_CHAIN, null, this.clean(events), { now: this.now });
+    return appendToChain(client, this.key, SYSTEM_CHAIN, null, this.clean(events), { now: this.now });
+  }
+
+  /**
+   * Append to the access chain: authorization decisions, tokens and console
+   * sessions that concern no run (decisions about a run go to its chain).
+   */
+  appendAccess(client: Queryable, ...events: NewEvent[]): Promise<TimelineEvent[]> {
+    return appendToChain(client, this.key, ACCESS_CHAIN, null, this.clean(events), { now: this.now });
   }
 
   /**
@@ -67,6 +84,6 @@ export class Timeline {
    * check that the head is still the head.
    */
   link(runId: string, head: ChainHead | null, events: readonly NewEvent[]): LinkedEvent[] {
-    return linkEvents(runId, runId, head, this.clean(events), this.now);
+    return linkEvents(this.key, runId, runId, head, this.clean(events), this.now);
   }
 }

@@ -20,16 +20,6 @@ export const EVENTS_OF_CHAIN = `
   select id, chain_id, seq, run_id, time, kind, actor, data, prev_hash, hash
   from timeline_events where chain_id = $1::text order by seq`;
 
-/** Keyset pagination over all chains, in chain order, for `audit verify` of the whole database. */
-export const EVENTS_PAGE = `
-  select id, chain_id, seq, run_id, time, kind, actor, data, prev_hash, hash
-  from timeline_events
-  where (chain_id, seq) > ($1::text, $2::int)
-  order by chain_id, seq
-  limit $3::int`;
-
-export const COUNT_EVENTS = `select count(*)::bigint as n from timeline_events where ($1::text is null or chain_id = $1::text)`;
-
 /**
  * Events already linked and hashed by the caller (Timeline.link), as one JSON
  * array: for batches that insert them with the state they describe. The

@@ -270,6 +270,17 @@ export function summarise(e: TimelineEvent): string {
     case 'run.aborted':
     case 'run.cancelled':
       return `run ${e.kind.slice(4)}${list(e.data.compensated).length ? `; compensated ${list(e.data.compensated).join(', ')}` : ''}${list(e.data.compensationFailed).length ? `; compensation FAILED for ${list(e.data.compensationFailed).join(', ')}` : ''}`;
+    case 'access.allowed':
+    case 'access.denied':
+      return `${e.actor}${e.data.user?.verified === false ? ' (unverified)' : ''} ${e.kind === 'access.allowed' ? 'may' : 'may NOT'} ${str(e.data.action)}`;
+    case 'session.started':
+      return `${e.actor} signed in to the console (${str(e.data.via)})`;
+    case 'session.ended':
+      return `${e.actor} signed out`;
+    case 'token.created':
+      return `personal token ${str(e.data.tokenId)} created for ${str(e.data.user)} by ${e.actor}`;
+    case 'token.revoked':
+      return `personal token ${str(e.data.tokenId)} of ${str(e.data.user)} revoked by ${e.actor}`;
     default:
       return unhandledKind(e, `${(e as { kind: string }).kind}${step ? ` ${step}` : ''}`);
   }
@@ -280,7 +291,9 @@ export function explain(e: TimelineEvent): string | null {
   switch (e.kind) {
     case 'policy.decision':
     case 'approval.requested':
-    case 'step.denied': {
+    case 'step.denied':
+    case 'access.allowed':
+    case 'access.denied': {
       const reasons = list(e.data.reasons).filter(Boolean);
       const error = 'error' in e.data ? e.data.error : undefined;
       return reasons.length ? reasons.join('; ') : error ? str(error) : null;
@@ -319,6 +332,10 @@ export function explain(e: TimelineEvent): string | null {
     case 'step.succeeded':
     case 'compensation.started':
     case 'compensation.succeeded':
+    case 'token.created':
+    case 'token.revoked':
+    case 'session.started':
+    case 'session.ended':
       return null;
     default:
       return unhandledKind(e, null);
@@ -558,6 +575,12 @@ export function applyEvent(story: RunStory, e: TimelineEvent): RunStory {
     case 'alert.resolved':
     case 'step.resumed':
     case 'step.polled':
+    case 'access.allowed':
+    case 'access.denied':
+    case 'token.created':
+    case 'token.revoked':
+    case 'session.started':
+    case 'session.ended':
       break;
     default:
       unhandledKind(e, undefined);

@@ -17,6 +17,7 @@ import { CLAIM_RUNS } from '../../src/engine/queries.js';
 import { loadPlaybooks } from '../../src/playbooks/index.js';
 import { createPolicyGate, type ReloadingPolicyGate } from '../../src/policy/index.js';
 import { Timeline } from '../../src/timeline/index.js';
+import { testAuditKey } from '../helpers/audit.js';
 import { advanceDatabaseClock, createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { playbooksDir } from '../helpers/playbooks.js';
 import { eventually, ROOT } from '../helpers/server.js';
@@ -52,7 +53,7 @@ steps:
     });
     const { playbooks, problems } = await loadPlaybooks(dir, { actions });
     expect(problems).toEqual([]);
-    const timeline = new Timeline();
+    const timeline = new Timeline(testAuditKey().key);
     const secrets = new Secrets({});
     const engine = new Engine({ pool: db.pool, databaseUrl: db.url, timeline, actions, policy: () => policy, playbooks: () => playbooks, logger, secrets, httpAllow: ['127.0.0.1'], playbooksDir: dir, workers: 0 });
     const executor = (id: string) => new RunExecutor({ pool: db.pool, timeline, clock: timeline.clock, actions, policy, logger, secrets, httpAllow: ['127.0.0.1'], playbooksDir: dir }, id);
@@ -106,7 +107,7 @@ steps:
 `,
     });
     const { playbooks } = await loadPlaybooks(dir, { actions });
-    const timeline = new Timeline();
+    const timeline = new Timeline(testAuditKey().key);
     const secrets = new Secrets({});
     const engine = new Engine({ pool: db.pool, databaseUrl: db.url, timeline, actions, policy: () => policy, playbooks: () => playbooks, logger, secrets, httpAllow: ['127.0.0.1'], playbooksDir: dir, workers: 0 });
     // A long lease: its heartbeat (every lease/3) will not come round during this test, as when heartbeats fail.

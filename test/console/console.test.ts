@@ -8,7 +8,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alertBody, writePlaybooks } from '../timeline/fixture.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { eventually, httpJson, startServer, type ServerProcess } from '../helpers/server.js';
+import { eventually, httpJson, runCli, startServer, type ServerProcess } from '../helpers/server.js';
 import { startTarget, type Target } from '../helpers/target.js';
 
 const TOKEN = `console-token-${Math.random().toString(36).slice(2)}`;
@@ -18,7 +18,10 @@ let db: TestDatabase;
 let target: Target;
 let server: ServerProcess;
 let dir: string;
+/** alice's console session (she logs in with her personal token; alice is SRE in policies/data.json). */
 let cookie: string;
+let aliceToken: string;
+let bobToken: string;
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -39,6 +42,7 @@ steps:
 `,
   });
   server = await startServer({ DATABASE_URL: db.url, FIREBREAK_PLAYBOOKS: dir, FIREBREAK_HTTP_ALLOW: target.host, FIREBREAK_API_TOKEN: TOKEN });
+  [aliceToken, bobToken] = await Promise.all(['alice', 'bob'].map(async (u) => (await runCli(['token', 'create', u], { DATABASE_URL: db.url })).stdout.trim()));
 });
 
 afterAll(async () => {
@@ -96,13 +100,17 @@ describe('login', () => {
     expect(wrong.text).toContain('That token is not right.');
     expect(wrong.headers['set-cookie']).toBeUndefined();
 
-    const ok = await postForm('/login', { token: TOKEN, next: '/?status=waiting' });
+    const ok = await postForm('/login', { token: aliceToken, next: '/?status=waiting' });
     expect(ok.status).toBe(303);
     expect(ok.headers.location).toBe('/?status=waiting');
     const setCookie = String(ok.headers['set-cookie']);
-    expect(setCookie).toMatch(/^firebreak_session=v1\.\d+\.[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Max-Age=\d+$/);
-    expect(setCookie).not.toContain(TOKEN);
+    expect(setCookie).toMatch(/^firebreak_session=[A-Za-z0-9_-]{43}; Max-Age=\d+; Path=\/; HttpOnly; SameSite=Strict$/);
+    expect(setCookie).not.toContain(aliceToken.slice(-43));
     cookie = setCookie.split(';')[0]!;
+    // The service token logs in too (as `service`, which reads but cannot answer approvals).
+    const service = await postForm('/login', { token: TOKEN });
+    expect(service.status).toBe(303);
+    expect(String(service.headers['set-cookie'])).not.toContain(TOKEN);
 
     const evil = await postForm('/login', { token: TOKEN, next: '//evil.example/x' });
     expect(evil.headers.location).toBe('/');
@@ -114,6 +122,7 @@ describe('login', () => {
     expect((await get('/', { cookie })).status).toBe(200);
     expect((await get('/api/runs', { cookie })).status).toBe(200);
     expect((await get('/api/runs', { cookie: `firebreak_session=${TOKEN}` })).status).toBe(401);
+    expect((await get('/api/runs', { cookie: `firebreak_session=${aliceToken}` })).status).toBe(401);
     expect((await get('/api/runs', { cookie: 'firebreak_session=%E0%A4%A' })).status).toBe(401);
     const tampered = cookie.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'));
     expect((await get('/api/runs', { cookie: tampered })).status).toBe(401);
@@ -179,7 +188,7 @@ describe('pages', () => {
   });
 
   describe('CSRF', () => {
-    const answer = (headers: Record<string, string>) => httpJson('POST', `${server.url}/api/approvals/${approvalId}`, { decision: 'approve', user: 'alice' }, headers);
+    const answer = (headers: Record<string, string>) => httpJson('POST', `${server.url}/api/approvals/${approvalId}`, { decision: 'approve' }, headers);
 
     it('refuses cookie-authenticated writes without the console header, from other origins, or cross-site', async () => {
       const noHeader = await answer({ cookie });
@@ -196,7 +205,7 @@ describe('pages', () => {
       expect(run.approvals[0].status).toBe('pending');
     });
 
-    it('accepts the console’s own request and records console:<user>', async () => {
+    it('accepts the console’s own request and records who the session is (token:alice)', async () => {
       const ok = await answer({ cookie, 'x-firebreak-console': '1', origin: server.url, 'sec-fetch-site': 'same-origin' });
       expect(ok.status).toBe(200);
       expect(ok.body.outcome).toBe('approved');
@@ -204,12 +213,12 @@ describe('pages', () => {
         const r = (await httpJson('GET', `${server.url}/api/runs/${runId}`, undefined, BEARER)).body;
         return r.status === 'succeeded' ? r : undefined;
       });
-      expect(run.approvals[0].decidedBy).toBe('console:alice');
+      expect(run.approvals[0].decidedBy).toBe('token:alice');
     });
 
     it('leaves scripts with a Bearer token alone', async () => {
       const second = await waitingRun({ alertname: 'ConsoleHttpAbort', service: 'checkout' });
-      const aborted = await httpJson('POST', `${server.url}/api/runs/${second.runId}/abort`, { user: 'bob' }, BEARER);
+      const aborted = await httpJson('POST', `${server.url}/api/runs/${second.runId}/abort`, {}, { authorization: `Bearer ${bobToken}` });
       expect(aborted.status).toBe(202);
     });
   });
@@ -238,7 +247,7 @@ describe('server-sent events', () => {
     // the feed's poll of the timeline table finds it.
     const replica = await startServer({ DATABASE_URL: db.url, FIREBREAK_PLAYBOOKS: dir, FIREBREAK_HTTP_ALLOW: target.host, FIREBREAK_API_TOKEN: TOKEN, FIREBREAK_WORKERS: '0' });
     try {
-      const other = await httpJson('POST', `${replica.url}/api/runs/${runId}/abort`, { user: 'bob', reason: 'testing live updates' }, BEARER);
+      const other = await httpJson('POST', `${replica.url}/api/runs/${runId}/abort`, { reason: 'testing live updates' }, { authorization: `Bearer ${bobToken}` });
       expect(other.status).toBe(202);
       await eventually(async () => text.includes('run.abort_requested'));
     } finally {
@@ -253,10 +262,11 @@ describe('server-sent events', () => {
 });
 
 describe('logout', () => {
-  it('clears the session cookie', async () => {
+  it('clears the session cookie and ends the session on the server', async () => {
     const out = await postForm('/logout', {}, { cookie });
     expect(out.status).toBe(303);
     expect(out.headers.location).toBe('/login');
-    expect(String(out.headers['set-cookie'])).toMatch(/^firebreak_session=; Path=\/; HttpOnly; SameSite=Strict; Max-Age=0/);
+    expect(String(out.headers['set-cookie'])).toMatch(/^firebreak_session=; Max-Age=0; Path=\/; HttpOnly; SameSite=Strict/);
+    expect((await get('/api/runs', { cookie })).status).toBe(401);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * Runs started by hand: POST /api/runs and `firebreak run-playbook` record
- * who started them (run, API and timeline), with parameters and retries
- * deduplicated by idempotency key.
+ * who started them, as they authenticated (run, API and timeline), with
+ * parameters and retries deduplicated by idempotency key.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
@@ -12,6 +12,9 @@ const API_TOKEN = 'api-token-for-manual-runs';
 let db: TestDatabase;
 let server: ServerProcess;
 const auth = { authorization: `Bearer ${API_TOKEN}` };
+/** alice (SRE in policies/data.json): a personal token made by the operator. */
+let alice: Record<string, string>;
+let bobToken: string;
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -26,6 +29,9 @@ steps:
 `,
   });
   server = await startServer({ DATABASE_URL: db.url, FIREBREAK_PLAYBOOKS: dir, FIREBREAK_API_TOKEN: API_TOKEN });
+  const made = await Promise.all(['alice', 'bob'].map((u) => runCli(['token', 'create', u], { DATABASE_URL: db.url })));
+  alice = { authorization: `Bearer ${made[0]!.stdout.trim()}` };
+  bobToken = made[1]!.stdout.trim();
 });
 
 afterAll(async () => {
@@ -39,32 +45,35 @@ async function runCreatedActor(runId: string): Promise<string> {
 }
 
 describe('manual runs', () => {
-  it('POST /api/runs starts a manual run recorded as started by the user', async () => {
-    const res = await httpJson('POST', `${server.url}/api/runs`, { playbook: 'restart-service', params: { service: 'checkout' }, user: 'alice' }, auth);
+  it('POST /api/runs starts a manual run recorded as started by who authenticated', async () => {
+    const res = await httpJson('POST', `${server.url}/api/runs`, { playbook: 'restart-service', params: { service: 'checkout' } }, alice);
     expect(res.status, JSON.stringify(res.body)).toBe(201);
-    expect(res.body).toMatchObject({ playbook: 'restart-service', trigger: 'manual', startedBy: 'api:alice', created: true, params: { service: 'checkout' } });
+    expect(res.body).toMatchObject({ playbook: 'restart-service', trigger: 'manual', startedBy: 'token:alice', created: true, params: { service: 'checkout' } });
     const runId = res.body.id;
     const { rows } = await db.pool.query('select trigger, started_by, params from runs where id = $1', [runId]);
-    expect(rows[0]).toEqual({ trigger: 'manual', started_by: 'api:alice', params: { service: 'checkout' } });
-    expect(await runCreatedActor(runId)).toBe('api:alice');
+    expect(rows[0]).toEqual({ trigger: 'manual', started_by: 'token:alice', params: { service: 'checkout' } });
+    expect(await runCreatedActor(runId)).toBe('token:alice');
     const done = await eventually(async () => {
       const run = (await httpJson('GET', `${server.url}/api/runs/${runId}`, undefined, auth)).body;
       return run.status === 'succeeded' ? run : undefined;
     });
-    expect(done.steps[0].output.text).toBe('restart checkout for api:alice');
+    expect(done.steps[0].output.text).toBe('restart checkout for token:alice');
   });
 
-  it('without a user the run is still attributed (api:anonymous); the API token is required', async () => {
+  it('the service token starts runs as `service`; a name in the body is not an identity; a credential is required', async () => {
     const res = await httpJson('POST', `${server.url}/api/runs`, { playbook: 'restart-service' }, auth);
     expect(res.status).toBe(201);
-    expect(res.body.startedBy).toBe('api:anonymous');
+    expect(res.body.startedBy).toBe('service');
+    const named = await httpJson('POST', `${server.url}/api/runs`, { playbook: 'restart-service', user: 'alice' }, auth);
+    expect(named.status).toBe(400);
+    expect(named.body.details[0].path).toBe('user');
     expect((await httpJson('POST', `${server.url}/api/runs`, { playbook: 'restart-service', user: 'mallory' })).status).toBe(401);
   });
 
   it('a retried request with the same idempotency key gets the same run', async () => {
     const body = { playbook: 'restart-service', user: 'alice', idempotencyKey: 'ticket-4711' };
-    const first = await httpJson('POST', `${server.url}/api/runs`, body, auth);
-    const again = await httpJson('POST', `${server.url}/api/runs`, body, auth);
+    const first = await httpJson('POST', `${server.url}/api/runs`, body, alice);
+    const again = await httpJson('POST', `${server.url}/api/runs`, body, alice);
     expect(first.status).toBe(201);
     expect(again.status).toBe(200);
     expect(again.body).toMatchObject({ id: first.body.id, created: false });
@@ -79,20 +88,24 @@ describe('manual runs', () => {
     expect(unknown.body.error).toMatch(/no-such-playbook/);
   });
 
-  it('`firebreak run-playbook` starts a run recorded as started by --as (or $USER)', async () => {
-    const env = { FIREBREAK_URL: server.url, FIREBREAK_API_TOKEN: API_TOKEN };
-    const cli = await runCli(['run-playbook', 'restart-service', 'service=payments', 'reason=game day', '--as', 'bob'], env);
+  it('`firebreak run-playbook` starts a run recorded as started by FIREBREAK_TOKEN’s identity', async () => {
+    const env = { FIREBREAK_URL: server.url, FIREBREAK_TOKEN: bobToken };
+    const cli = await runCli(['run-playbook', 'restart-service', 'service=payments', 'reason=game day'], env);
     expect(cli.code, cli.stderr).toBe(0);
     const id = /started run ([0-9a-f-]{36})/.exec(cli.stdout)?.[1];
     expect(id, cli.stdout).toBeDefined();
     const run = (await httpJson('GET', `${server.url}/api/runs/${id}`, undefined, auth)).body;
-    expect(run).toMatchObject({ trigger: 'manual', startedBy: 'cli:bob', params: { service: 'payments', reason: 'game day' } });
-    expect(await runCreatedActor(id!)).toBe('cli:bob');
+    expect(run).toMatchObject({ trigger: 'manual', startedBy: 'token:bob', params: { service: 'payments', reason: 'game day' } });
+    expect(await runCreatedActor(id!)).toBe('token:bob');
 
-    const asUser = await runCli(['run-playbook', 'restart-service'], { ...env, USER: 'carol' });
-    expect(asUser.code, asUser.stderr).toBe(0);
-    const id2 = /started run ([0-9a-f-]{36})/.exec(asUser.stdout)![1];
-    expect((await httpJson('GET', `${server.url}/api/runs/${id2}`, undefined, auth)).body.startedBy).toBe('cli:carol');
+    // The service token when there is no personal one; --as is only for local mode.
+    const asService = await runCli(['run-playbook', 'restart-service'], { FIREBREAK_URL: server.url, FIREBREAK_API_TOKEN: API_TOKEN, USER: 'carol' });
+    expect(asService.code, asService.stderr).toBe(0);
+    const id2 = /started run ([0-9a-f-]{36})/.exec(asService.stdout)![1];
+    expect((await httpJson('GET', `${server.url}/api/runs/${id2}`, undefined, auth)).body.startedBy).toBe('service');
+    const withAs = await runCli(['run-playbook', 'restart-service', '--as', 'carol'], env);
+    expect(withAs.code).toBe(2);
+    expect(withAs.stderr).toMatch(/--as is only for local mode/);
 
     const bad = await runCli(['run-playbook', 'restart-service', 'no-equals-sign'], env);
     expect(bad.code).not.toBe(0);

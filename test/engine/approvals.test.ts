@@ -76,15 +76,15 @@ describe('approvals', () => {
       const r = await statusOf(runId);
       return r.status === 'succeeded' ? r : undefined;
     });
-    expect(done.approvals[0]).toMatchObject({ status: 'approved', decidedBy: 'console:alice' });
+    expect(done.approvals[0]).toMatchObject({ status: 'approved', decidedBy: 'local:alice' });
     expect(targets[0]!.count('/rollback')).toBe(1);
 
     const again = await httpJson('POST', `${server.url}/api/approvals/${approvalId}`, { decision: 'approve', user: 'bob' });
     expect(again.status).toBe(409);
-    expect(again.body.error).toMatch(/already approved by console:alice/);
+    expect(again.body.error).toMatch(/already approved by local:alice/);
     const t = (await httpJson('GET', `${server.url}/api/runs/${runId}/timeline`)).body.events;
     const granted = t.find((e: any) => e.kind === 'approval.granted');
-    expect(granted.actor).toBe('console:alice');
+    expect(granted.actor).toBe('local:alice');
   });
 
   it('someone outside the approvers is refused, and the refusal is in the timeline', async () => {
@@ -93,7 +93,7 @@ describe('approvals', () => {
     expect(res.status).toBe(403);
     expect((await statusOf(runId)).status).toBe('waiting');
     const t = (await httpJson('GET', `${server.url}/api/runs/${runId}/timeline`)).body.events;
-    expect(t.find((e: any) => e.kind === 'approval.refused')).toMatchObject({ actor: 'console:mallory' });
+    expect(t.find((e: any) => e.kind === 'approval.refused')).toMatchObject({ actor: 'local:mallory' });
     // then a real approver through the CLI
     const cli = await runCli(['approve', approvalId, '--as', 'bob'], { FIREBREAK_URL: server.url });
     expect(cli.stdout + cli.stderr).toMatch(/approved/);
@@ -109,7 +109,7 @@ describe('approvals', () => {
       const r = await statusOf(runId);
       return r.status === 'aborted' ? r : undefined;
     });
-    expect(run.approvals[0]).toMatchObject({ status: 'rejected', decidedBy: 'cli:alice' });
+    expect(run.approvals[0]).toMatchObject({ status: 'rejected', decidedBy: 'local:alice' });
     expect(run.steps.map((s: any) => s.status)).toEqual(['succeeded', 'skipped', 'skipped']);
     expect(targets[2]!.count('/rollback')).toBe(0);
     const again = await runCli(['approve', approvalId, '--as', 'bob'], { FIREBREAK_URL: server.url });

@@ -15,6 +15,7 @@ import { Worker } from '../../src/engine/worker.js';
 import { loadPlaybooks } from '../../src/playbooks/index.js';
 import { createPolicyGate, type ReloadingPolicyGate } from '../../src/policy/index.js';
 import { Timeline } from '../../src/timeline/index.js';
+import { testAuditKey } from '../helpers/audit.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { genericAlert, playbooksDir } from '../helpers/playbooks.js';
 import { eventually, httpJson, ROOT, startServer, type ServerProcess } from '../helpers/server.js';
@@ -98,7 +99,7 @@ describe('leases', () => {
     const dir = await playbooksDir({ 'comp-stop.yaml': compensating(target.url, 'comp-stop') });
     const { playbooks, problems } = await loadPlaybooks(dir, { actions });
     expect(problems).toEqual([]);
-    const timeline = new Timeline();
+    const timeline = new Timeline(testAuditKey().key);
     const secrets = new Secrets({});
     const engine = new Engine({ pool: db.pool, databaseUrl: db.url, timeline, actions, policy: () => policy, playbooks: () => playbooks, logger, secrets, httpAllow: ['127.0.0.1'], playbooksDir: dir, workers: 0 });
     const worker = new Worker({

@@ -31,9 +31,12 @@ describe('configuration', () => {
     expect(found.map((p) => p.split(':')[0]).sort()).toEqual(['FIREBREAK_HTTP_ALLOW', 'LOG_LEVEL', 'PORT', 'SLACK_API_URL']);
   });
 
-  it('refuses a non-loopback HOST without both tokens, unless FIREBREAK_INSECURE=1', () => {
-    expect(problems({ HOST: '0.0.0.0' }).map((p) => p.split(':')[0]).sort()).toEqual(['FIREBREAK_API_TOKEN', 'FIREBREAK_WEBHOOK_TOKEN']);
-    expect(problems({ HOST: '0.0.0.0', FIREBREAK_WEBHOOK_TOKEN: 'a', FIREBREAK_API_TOKEN: 'b' })).toEqual([]);
+  it('refuses a non-loopback HOST without both tokens (unless FIREBREAK_INSECURE=1) and without the audit key (unless FIREBREAK_INSECURE=1, which falls back to the data dir key file)', () => {
+    const key = 'ab'.repeat(32);
+    expect(problems({ HOST: '0.0.0.0' }).map((p) => p.split(':')[0]).sort()).toEqual(['FIREBREAK_API_TOKEN', 'FIREBREAK_AUDIT_KEY', 'FIREBREAK_WEBHOOK_TOKEN']);
+    expect(problems({ HOST: '0.0.0.0', FIREBREAK_WEBHOOK_TOKEN: 'a', FIREBREAK_API_TOKEN: 'b', FIREBREAK_AUDIT_KEY: key })).toEqual([]);
+    expect(problems({ HOST: '0.0.0.0', FIREBREAK_INSECURE: '1', FIREBREAK_AUDIT_KEY: key })).toEqual([]);
+    // Running open waives the key like the tokens: the chain is still keyed, by the data dir's key file.
     expect(problems({ HOST: '0.0.0.0', FIREBREAK_INSECURE: '1' })).toEqual([]);
     expect(problems({ HOST: '::1' })).toEqual([]);
   });

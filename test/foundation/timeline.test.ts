@@ -1,12 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTransaction } from '../../src/store/index.js';
-import { Timeline, verifyChains, readChain, GENESIS_HASH } from '../../src/timeline/index.js';
+import { verifyAudit } from '../../src/audit/index.js';
+import { Timeline, readChain, GENESIS_HASH } from '../../src/timeline/index.js';
+import { testAuditKey } from '../helpers/audit.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { runCli } from '../helpers/server.js';
 
 let db: TestDatabase;
-const timeline = new Timeline(['hunter2-secret']);
+const audit = testAuditKey();
+const timeline = new Timeline(audit.key, ['hunter2-secret']);
+const verifyChains = (pool: TestDatabase['pool'], options: { chainId: string }) => verifyAudit(pool, { key: audit.key, ...options });
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -52,7 +56,7 @@ describe('timeline_events', () => {
   it('audit verify finds a tampered event and names it', async () => {
     const runId = randomUUID();
     for (const kind of ['run.created', 'policy.decision', 'step.started', 'step.succeeded']) await append(runId, kind, { note: kind });
-    const env = { DATABASE_URL: db.url };
+    const env = { DATABASE_URL: db.url, FIREBREAK_AUDIT_KEY: audit.hex };
     const clean = await runCli(['audit', 'verify', runId], env);
     expect(clean.code).toBe(0);
     expect(clean.stdout).toMatch(/audit ok: 1 chain\(s\), 4 event\(s\)/);

@@ -20,3 +20,23 @@ export async function playbooksDir(files: Record<string, string>, scripts: Recor
 export function genericAlert(labels: Record<string, string>, extra: Record<string, unknown> = {}) {
   return { labels, annotations: { summary: `${labels.alertname} on ${labels.service ?? 'x'}` }, startsAt: new Date().toISOString(), ...extra };
 }
+
+/**
+ * A playbook of one high-impact `note` step, started by alerts named
+ * `alertname`: the sample policy asks one SRE to approve it, so a run waits
+ * for an answer (identity and access tests).
+ */
+export function oneApprovalPlaybook(name: string, alertname: string): Record<string, string> {
+  return {
+    [`${name}.yaml`]: `
+name: ${name}
+triggers:
+  - matchers: ['alertname="${alertname}"']
+steps:
+  - id: change
+    action: note
+    impact: high
+    with: { text: "changing" }
+`,
+  };
+}

@@ -12,6 +12,7 @@ import { Engine } from '../../src/engine/index.js';
 import { Ingestor, type Alert, type Notification } from '../../src/ingest/index.js';
 import type { PolicyGate } from '../../src/policy/types.js';
 import { Timeline } from '../../src/timeline/index.js';
+import { testAuditKey } from '../helpers/audit.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { genericAlert } from '../helpers/playbooks.js';
 import { httpJson, startServer, type ServerProcess } from '../helpers/server.js';
@@ -22,7 +23,7 @@ let ingestor: Ingestor;
 beforeAll(async () => {
   db = await createTestDatabase();
   const logger = pino({ level: 'silent' });
-  const timeline = new Timeline();
+  const timeline = new Timeline(testAuditKey().key);
   // No playbooks: this is about storing notifications, so the engine is only asked for (no) runs.
   const engine = new Engine({ pool: db.pool, databaseUrl: db.url, timeline, actions: createActionRegistry(), policy: () => ({}) as PolicyGate, playbooks: () => [], logger, secrets: new Secrets({}), httpAllow: [], playbooksDir: '.', workers: 0 });
   ingestor = new Ingestor(db.pool, timeline, engine.ingestHooks, logger);

@@ -114,8 +114,8 @@ describe('a loaded policy that answers badly', () => {
   });
 
   it('an evaluation error (a function with two answers, from bad data) denies', async () => {
-    const g = await gateWith(await bundleWithData((d) => (d.people.mallory = ['console:alice'])));
-    const r = await g.approve(approveInput('slack:U0SRE1', { started_by: 'console:alice' }));
+    const g = await gateWith(await bundleWithData((d) => (d.people.mallory = ['slack:U0SRE1'])));
+    const r = await g.approve(approveInput('slack:U0SRE1', { started_by: 'token:alice' }));
     expect(r.result.allow).toBe(false);
     expect(r.error).toMatch(/^firebreak\/approve failed: .*conflict/);
   });
@@ -130,11 +130,13 @@ describe('a loaded policy that answers badly', () => {
 
 describe.skipIf(!opa)('bad bundles compiled with the real opa', () => {
   const APPROVE_OK = 'package firebreak.approve\nimport rego.v1\nallow := false\nreason := "no"\n';
+  const AUTHORIZE_OK = 'package firebreak.authorize\nimport rego.v1\nallow := false\nreasons := ["no"]\n';
+  const ALL = ['firebreak/decision', 'firebreak/approve', 'firebreak/authorize'];
 
   it('wrong shape: not ready, and says which field', async () => {
     const bytes = await opaBuild(
-      { 'd.rego': 'package firebreak.decision\nimport rego.v1\nallow := "yes"\n', 'a.rego': APPROVE_OK },
-      ['firebreak/decision', 'firebreak/approve'],
+      { 'd.rego': 'package firebreak.decision\nimport rego.v1\nallow := "yes"\n', 'a.rego': APPROVE_OK, 'z.rego': AUTHORIZE_OK },
+      ALL,
     );
     const g = await gateWith(bytes);
     expect(g.status()).toMatchObject({ ready: false, bundleHash: 'none' });
@@ -144,8 +146,8 @@ describe.skipIf(!opa)('bad bundles compiled with the real opa', () => {
 
   it('undefined result', async () => {
     const bytes = await opaBuild(
-      { 'f.rego': 'package firebreak\nimport rego.v1\ndecision := {"allow": true} if input.never\napprove := {"allow": false, "reason": "no"}\n' },
-      ['firebreak/decision', 'firebreak/approve'],
+      { 'f.rego': 'package firebreak\nimport rego.v1\ndecision := {"allow": true} if input.never\napprove := {"allow": false, "reason": "no"}\nauthorize := {"allow": false, "reasons": ["no"]}\n' },
+      ALL,
     );
     const g = await gateWith(bytes);
     expect(g.status().reason).toMatch(/firebreak\/decision is undefined for this input/);
@@ -153,15 +155,21 @@ describe.skipIf(!opa)('bad bundles compiled with the real opa', () => {
   });
 
   it('an entry point missing', async () => {
-    const bytes = await opaBuild({ 'a.rego': APPROVE_OK }, ['firebreak/approve']);
+    const bytes = await opaBuild({ 'a.rego': APPROVE_OK, 'z.rego': AUTHORIZE_OK }, ['firebreak/approve', 'firebreak/authorize']);
     const g = await gateWith(bytes);
-    await expectDenied(g, /has no entry point firebreak\/decision \(it has: firebreak\/approve\)/);
+    await expectDenied(g, /has no entry point firebreak\/decision \(it has: firebreak\/approve, firebreak\/authorize\)/);
+    // A bundle from before firebreak/authorize existed is refused whole: acts would all be denied anyway.
+    const old = await gateWith(await opaBuild({ 'd.rego': 'package firebreak.decision\nimport rego.v1\nallow := false\nrequire_approval := false\napprovers := []\nmin_approvals := 0\nreasons := []\n', 'a.rego': APPROVE_OK }, ['firebreak/decision', 'firebreak/approve']));
+    await expectDenied(old, /has no entry point firebreak\/authorize/);
+    const who = { id: 'token:alice', name: 'alice', method: 'token' as const, verified: true, groups: [] };
+    const refused = await old.authorize({ user: who, action: 'run.start', resource: {}, mode: 'authenticated', now: '2027-11-01T10:00:00Z' });
+    expect(refused.result).toEqual({ allow: false, reasons: [expect.stringMatching(/^policy error, denied: .*has no entry point firebreak\/authorize/)] });
   });
 
   it('built-ins the wasm runtime lacks: refused at load, not at first use', async () => {
     const bytes = await opaBuild(
-      { 'd.rego': 'package firebreak.decision\nimport rego.v1\ndefault allow := false\nallow if time.now_ns() < 0\n', 'a.rego': APPROVE_OK },
-      ['firebreak/decision', 'firebreak/approve'],
+      { 'd.rego': 'package firebreak.decision\nimport rego.v1\ndefault allow := false\nallow if time.now_ns() < 0\n', 'a.rego': APPROVE_OK, 'z.rego': AUTHORIZE_OK },
+      ALL,
     );
     const g = await gateWith(bytes);
     await expectDenied(g, /calls built-ins the wasm runtime lacks: time\.now_ns/);
@@ -169,7 +177,7 @@ describe.skipIf(!opa)('bad bundles compiled with the real opa', () => {
 
   it('an evaluation error (conflicting values)', async () => {
     const d = 'package firebreak.decision\nimport rego.v1\ndefault allow := false\nallow := true if input.a\nallow := false if input.b\nrequire_approval := false\napprovers := []\nmin_approvals := 0\nreasons := []\n';
-    const g = await gateWith(await opaBuild({ 'd.rego': d, 'a.rego': APPROVE_OK }, ['firebreak/decision', 'firebreak/approve']));
+    const g = await gateWith(await opaBuild({ 'd.rego': d, 'a.rego': APPROVE_OK, 'z.rego': AUTHORIZE_OK }, ALL));
     expect(g.status().ready).toBe(true);
     const r = await g.decide({ ...decisionInput(), a: true, b: true } as never);
     expect(r.error).toMatch(/^firebreak\/decision failed: .*conflict/);

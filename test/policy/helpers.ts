@@ -124,13 +124,21 @@ export function ran(minutesAgo: number, status = 'succeeded', patch: Partial<Dec
   };
 }
 
+/** The policy's `user` object for an actor string (`slack:U1`, `token:alice`, `service`); '' gives an empty id. */
+export function userOf(actor: string, patch: Partial<ApproveInput['user']> = {}): ApproveInput['user'] {
+  const i = actor.indexOf(':');
+  const method = (i > 0 ? actor.slice(0, i) : actor === 'service' ? 'service' : 'token') as ApproveInput['user']['method'];
+  return { id: actor, name: i > 0 ? actor.slice(i + 1) : actor, method, verified: method !== 'local', groups: [], ...patch };
+}
+
 export function approveInput(user: string, patch: Partial<ApproveInput['approval']> = {}): ApproveInput {
   return {
     approval: {
       id: 'ap-1', run_id: 'run-1', step_id: 'rollback', approvers: ['group:sre'], min_approvals: 1, started_by: null,
       playbook: 'high-error-rate', action: 'http.request', impact: 'high', decision: 'approve', already_approved_by: [], ...patch,
     },
-    user,
+    user: userOf(user),
+    mode: 'authenticated',
     now: NOW,
   };
 }

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPolicyGate, type ReloadingPolicyGate } from '../../src/policy/index.js';
-import { BUNDLE, IN_FREEZE, POLICIES, approveInput, decisionInput, ran, rollback, silent } from './helpers.js';
+import { BUNDLE, IN_FREEZE, NOW, POLICIES, approveInput, decisionInput, ran, rollback, silent, userOf } from './helpers.js';
 
 let gate: ReloadingPolicyGate;
 beforeAll(async () => {
@@ -60,8 +60,8 @@ describe('firebreak/decision', () => {
   });
 
   it('notes four-eyes when a person started the run', async () => {
-    const { result } = await gate.decide(decisionInput(rollback(), { run: { id: 'run-1', trigger: 'manual', started_by: 'console:alice', dry_run: false } }));
-    expect(result.reasons).toContain('four-eyes: console:alice started this run and cannot approve it');
+    const { result } = await gate.decide(decisionInput(rollback(), { run: { id: 'run-1', trigger: 'manual', started_by: 'oidc:alice', dry_run: false } }));
+    expect(result.reasons).toContain('four-eyes: oidc:alice started this run and cannot approve it');
   });
 
   describe('change freeze', () => {
@@ -154,7 +154,7 @@ describe('firebreak/approve', () => {
 
   it('lets a member of an approver group answer', async () => {
     expect(await answer('slack:U0SRE1')).toEqual({ allow: true, reason: 'slack:U0SRE1 may approve as group:sre' });
-    expect((await answer('console:bob', { decision: 'reject' })).allow).toBe(true);
+    expect((await answer('oidc:bob', { decision: 'reject' })).allow).toBe(true);
   });
 
   it('refuses anyone outside the approvers', async () => {
@@ -167,24 +167,55 @@ describe('firebreak/approve', () => {
   });
 
   it('applies four-eyes to the starter on any channel, but lets them reject', async () => {
-    expect(await answer('slack:U0SRE1', { started_by: 'console:alice' })).toEqual({
+    expect(await answer('slack:U0SRE1', { started_by: 'oidc:alice' })).toEqual({
       allow: false,
-      reason: 'four-eyes: run run-1 was started by console:alice; slack:U0SRE1 (the same person) cannot approve its steps',
+      reason: 'four-eyes: run run-1 was started by oidc:alice; slack:U0SRE1 (the same person) cannot approve its steps',
     });
-    expect((await answer('slack:U0SRE1', { started_by: 'console:alice', decision: 'reject' })).allow).toBe(true);
-    expect((await answer('slack:U0SRE2', { started_by: 'console:alice' })).allow).toBe(true);
+    expect((await answer('slack:U0SRE1', { started_by: 'oidc:alice', decision: 'reject' })).allow).toBe(true);
+    expect((await answer('slack:U0SRE2', { started_by: 'oidc:alice' })).allow).toBe(true);
   });
 
   it('lets a person approve once', async () => {
-    expect(await answer('slack:U0SRE1', { min_approvals: 2, already_approved_by: ['cli:alice'] })).toEqual({
+    expect(await answer('slack:U0SRE1', { min_approvals: 2, already_approved_by: ['token:alice'] })).toEqual({
       allow: false,
-      reason: 'slack:U0SRE1 already approved this step (as cli:alice)',
+      reason: 'slack:U0SRE1 already approved this step (as token:alice)',
     });
-    expect((await answer('slack:U0SRE2', { min_approvals: 2, already_approved_by: ['cli:alice'] })).allow).toBe(true);
+    expect((await answer('slack:U0SRE2', { min_approvals: 2, already_approved_by: ['token:alice'] })).allow).toBe(true);
   });
 
   it('denies malformed answers', async () => {
     expect(await answer('', {})).toEqual({ allow: false, reason: 'no answering user given' });
     expect((await answer('slack:U0SRE1', { decision: 'maybe' as never })).reason).toBe('decision must be approve or reject, not "maybe"');
+  });
+});
+
+describe('firebreak/authorize (through the compiled bundle)', () => {
+  const ask = async (actor: string, action: string, resource: Record<string, unknown> = {}, mode: 'local' | 'authenticated' = 'authenticated') =>
+    gate.authorize({ user: userOf(actor), action: action as never, resource, mode, now: NOW });
+
+  it('answers exactly { allow, reasons } with the bundle hash for the timeline', async () => {
+    const r = await ask('slack:U0ONC1', 'run.start', { playbook: 'p' });
+    expect(r.result).toEqual({ allow: true, reasons: ['on-call and SRE may start runs'] });
+    expect(r.bundleHash).toBe(gate.status().bundleHash);
+    expect(r.inputHash).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('keeps the service token away from approvals, and unverified names outside local mode', async () => {
+    expect((await ask('service', 'approval.answer')).result.allow).toBe(false);
+    expect((await ask('service', 'run.start', { playbook: 'p' })).result.allow).toBe(true);
+    expect((await ask('local:alice', 'approval.answer')).result.allow).toBe(false);
+    expect((await ask('local:alice', 'approval.answer', {}, 'local')).result.allow).toBe(true);
+  });
+
+  it('defines the acts of the next release: pause for anyone, resume for SRE', async () => {
+    expect((await ask('token:erin', 'automation.pause')).result.allow).toBe(true);
+    expect((await ask('token:erin', 'automation.resume')).result.allow).toBe(false);
+    expect((await ask('token:bob', 'automation.resume')).result.allow).toBe(true);
+    expect((await ask('token:carol', 'silence.create')).result.allow).toBe(true);
+    expect((await ask('token:carol', 'run.cancel')).result.allow).toBe(false);
+  });
+
+  it('fails closed on unknown acts', async () => {
+    expect((await ask('token:alice', 'run.delete')).result).toEqual({ allow: false, reasons: ['unknown action "run.delete"'] });
   });
 });

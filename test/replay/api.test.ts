@@ -69,7 +69,7 @@ describe('POST /api/runs with dryRun', () => {
     expect(res.body.alerts[0]).toMatchObject({ source: 'generic', fingerprint: 'fp-StubDemo-api', runs: [{ playbook: 'stub-demo', matched: true }] });
     const run = await finished(res.body.items[0].id);
     expect(run.status).toBe('succeeded');
-    expect(run.dryRunOptions).toMatchObject({ stub: { status: 202, body: { queued: true, job: 'j-7' }, headers: {} }, requestedBy: 'api:erin', alertSource: 'generic' });
+    expect(run.dryRunOptions).toMatchObject({ stub: { status: 202, body: { queued: true, job: 'j-7' }, headers: {} }, requestedBy: 'local:erin', alertSource: 'generic' });
     const t = await timeline(server.url, run.id);
     const calls = t.events.filter((e: any) => e.kind === 'step.would_call').map((e: any) => [e.data.stepId, e.data.request.method, e.data.request.url, e.data.response.status]);
     expect(calls).toEqual([
@@ -78,7 +78,7 @@ describe('POST /api/runs with dryRun', () => {
     ]);
     expect(world.calls.filter((c) => c.path.startsWith('/deploy/job') || c.path.startsWith('/deploy/follow'))).toHaveLength(0);
     // The run.created event says who asked and how it simulates.
-    expect(t.events[0].actor).toBe('api:erin');
+    expect(t.events[0].actor).toBe('local:erin');
     expect(t.events[0].data.dryRunOptions.stub.status).toBe(202);
   });
 
@@ -132,7 +132,7 @@ describe('POST /api/runs with dryRun', () => {
     expect(res.stdout).toContain(`would call: POST ${world.a}/deploy/follow/j-9`);
     const dryId = /run ([0-9a-f-]{36})/.exec(res.stdout)![1]!;
     const dry = (await httpJson('GET', `${server.url}/api/runs/${dryId}`)).body;
-    expect(dry).toMatchObject({ dryRun: true, trigger: 'alert', episodeId: null, dryRunOptions: { episodeId: episode.id, requestedBy: 'cli:frank' } });
+    expect(dry).toMatchObject({ dryRun: true, trigger: 'alert', episodeId: null, dryRunOptions: { episodeId: episode.id, requestedBy: 'local:frank' } });
     const alerts = await httpJson('GET', `${server.url}/api/alerts`);
     expect(alerts.body.items.find((e: any) => e.id === episode.id).runs).toEqual([realRun]);
   });
@@ -158,7 +158,7 @@ describe('POST /api/runs with dryRun', () => {
     expect(second.body.items.map((r: any) => r.id)).toEqual(first.body.items.map((r: any) => r.id));
     const plain = await post({ playbook: 'stub-demo', dryRun: true, user: 'gina' });
     expect(plain.status).toBe(201);
-    expect(plain.body).toMatchObject({ playbook: 'stub-demo', dryRun: true, trigger: 'manual', startedBy: 'api:gina', dryRunOptions: { requestedBy: 'api:gina', playbooksFrom: 'server' } });
+    expect(plain.body).toMatchObject({ playbook: 'stub-demo', dryRun: true, trigger: 'manual', startedBy: 'local:gina', dryRunOptions: { requestedBy: 'local:gina', playbooksFrom: 'server' } });
   });
 
   it('refuses bad requests with the field named', async () => {

@@ -201,7 +201,7 @@ describe('replay of every sample alert against the sample playbooks', () => {
     const { dry, real } = sampleRuns.find((r) => r.file === 'high-error-rate.json')!;
     const api = await httpJson('GET', `${server.url}/api/runs/${dry}`);
     expect(api.body.dryRun).toBe(true);
-    expect(api.body.dryRunOptions).toMatchObject({ requestedBy: 'cli:dana', alertSource: 'alertmanager', playbooksFrom: 'server' });
+    expect(api.body.dryRunOptions).toMatchObject({ requestedBy: 'local:dana', alertSource: 'alertmanager', playbooksFrom: 'server' });
     // A replayed alert runs as the alert's run would: trigger alert, nobody started it.
     expect(api.body.trigger).toBe('alert');
     expect(api.body.startedBy).toBeNull();

@@ -194,7 +194,7 @@ describe('Slack over HTTP', () => {
     await eventually(async () => slack.ephemerals.find((e) => e.user === SRE1 && e.text.includes('already rejected')));
   });
 
-  it('/firebreak run, status and abort (abort checked by policy and logged)', async () => {
+  it('/firebreak run, status and abort (checked by firebreak/authorize as slack:<user id>, and logged)', async () => {
     const run = await postSlack(server, { body: commandBody('run manual-wait who="dear reader"', SRE1), contentType: FORM });
     expect(run.status).toBe(200);
     expect(run.body.response_type).toBe('ephemeral');
@@ -216,17 +216,27 @@ describe('Slack over HTTP', () => {
     const help = await postSlack(server, { body: commandBody('', SRE1), contentType: FORM });
     expect(help.body.text).toContain('/firebreak run');
 
-    // Someone outside the approver groups may not abort.
+    // Someone in no group may not start a run; the decision is on the access chain.
+    const notStarted = await postSlack(server, { body: commandBody('run manual-wait', 'UNOBODY1'), contentType: FORM });
+    expect(notStarted.body.text).toContain('may not start that playbook');
+    const startDecisions = await db.pool.query("select chain_id, kind, actor, data from timeline_events where data->>'action' = 'run.start' order by id");
+    expect(startDecisions.rows.map((r) => [r.chain_id, r.kind, r.actor])).toEqual([
+      [runId, 'access.allowed', `slack:${SRE1}`],
+      ['access', 'access.denied', 'slack:UNOBODY1'],
+    ]);
+    expect(startDecisions.rows[0].data.user).toMatchObject({ id: `slack:${SRE1}`, method: 'slack', verified: true });
+
+    // Someone outside the responder groups may not abort.
     const refused = await postSlack(server, { body: commandBody(`abort ${runId}`, 'UNOBODY1'), contentType: FORM });
     expect(refused.body.text).toContain('may not abort');
-    expect((await timeline(server, runId!)).find((e) => e.kind === 'run.abort_refused')?.actor).toBe('slack:UNOBODY1');
+    expect((await timeline(server, runId!)).find((e) => e.kind === 'access.denied')?.actor).toBe('slack:UNOBODY1');
 
     const aborted = await postSlack(server, { body: commandBody(`abort ${runId} enough testing`, ONCALL1), contentType: FORM });
     expect(aborted.body.text).toMatch(/abort/);
     const finished = await waitForRun(server, runId!, 'aborted');
     expect(finished.abortReason).toBe('enough testing');
     const events = await timeline(server, runId!);
-    expect(events.find((e) => e.kind === 'run.abort_allowed')?.actor).toBe(`slack:${ONCALL1}`);
+    expect(events.find((e) => e.kind === 'access.allowed' && e.data.action === 'run.abort')?.actor).toBe(`slack:${ONCALL1}`);
     expect(events.find((e) => e.kind === 'run.abort_requested')?.actor).toBe(`slack:${ONCALL1}`);
   });
 

@@ -168,14 +168,14 @@ describe('postmortem export of a run with retries, an approval, a deny and compe
   it('names the approver and the policy reasons', () => {
     expect(json.approvals).toHaveLength(1);
     const a = json.approvals[0];
-    expect(a).toMatchObject({ stepId: 'rollback', status: 'approved', decidedBy: 'console:alice', approvers: ['group:sre'] });
+    expect(a).toMatchObject({ stepId: 'rollback', status: 'approved', decidedBy: 'local:alice', approvers: ['group:sre'] });
     expect(a.reasons.length).toBeGreaterThan(0);
     expect(a.waitMs).toBe(at(a.decidedAt) - at(a.requestedAt));
     expect(a.waitMs).toBeGreaterThanOrEqual(90_000);
     const denied = eventOf('step.denied', 'cleanup');
     expect(denied.actor).toBe('policy');
     expect(denied.why).toMatch(/wipe-everything\.sh/);
-    expect(eventOf('approval.granted').actor).toBe('console:alice');
+    expect(eventOf('approval.granted').actor).toBe('local:alice');
     expect(json.run.reason).toMatch(/policy denied step cleanup/);
   });
 
@@ -211,7 +211,7 @@ describe('postmortem export of a run with retries, an approval, a deny and compe
     expect(md).toContain(`| Alert → mitigation | ${formatDuration(json.durations.alertToMitigationMs)} |`);
     expect(md).toContain(`| Waiting for approvals | ${formatDuration(json.durations.approvalWaitMs)} |`);
     expect(md).toContain(`| Run total | ${formatDuration(json.durations.totalMs)} |`);
-    expect(md).toMatch(/\| `rollback` \| .* \| approved at .* \| console:alice \|/);
+    expect(md).toMatch(/\| `rollback` \| .* \| approved at .* \| local:alice \|/);
     expect(md).toMatch(/\| `restart` \| `http\.request` \| low \| compensated \| 3 \|/);
     expect(md).toMatch(/\| `cleanup` \| `exec` \| low \| \*\*denied\*\* \| 0 \|/);
     expect(md).toContain('DENIED by policy');
@@ -249,10 +249,10 @@ describe('dry run export', () => {
     expect(target.count('/metrics')).toBe(2);
     expect(target.calls.filter((c) => c.path !== '/metrics' && c.at < realRunStartedAt)).toEqual([]);
 
-    expect(dry.run).toMatchObject({ dryRun: true, trigger: 'manual', startedBy: 'api:bob', status: 'failed' });
+    expect(dry.run).toMatchObject({ dryRun: true, trigger: 'manual', startedBy: 'local:bob', status: 'failed' });
     expect(dry.origin).toEqual({ kind: 'run', time: dry.run.createdAt });
     expect(dry.durations.mitigation).toMatchObject({ stepId: 'rollback', simulated: true });
-    expect(dry.approvals[0]).toMatchObject({ status: 'approved', decidedBy: 'console:alice' });
+    expect(dry.approvals[0]).toMatchObject({ status: 'approved', decidedBy: 'local:alice' });
     expect(dryMd).toMatch(/^# Timeline: postmortem-demo run `[0-9a-f]{8}` — DRY RUN\n/);
     expect(dryMd).toContain('> **DRY RUN — nothing was changed.**');
     expect(dryMd).toContain(`| Run | \`${dry.run.id}\` (dry run) |`);

@@ -1,23 +1,66 @@
-/** The redactor straight to JSON text gives exactly what the walking redactor gives, cheap path or not. */
 import { describe, expect, it } from 'vitest';
-import { createJsonRedactor, createRedactor } from '../../src/timeline/index.js';
+import { createJsonRedactor, createRedactor, REDACTED } from '../../src/timeline/index.js';
 
-const secrets = ['tok-9f8e7d6c5b4a', 'abc', 'quo"te\\back'];
-const walk = createRedactor(secrets);
-const json = createJsonRedactor(secrets);
+const SECRET = 'p/ss w+rd&"x"\\é';
+
+describe('createRedactor', () => {
+  const redact = createRedactor([SECRET, 'abc']);
+
+  it('replaces the secret in every form a request or a message gives it', () => {
+    const forms = [
+      SECRET,
+      encodeURIComponent(SECRET),
+      encodeURIComponent(SECRET).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()), // lower-case hex
+      encodeURI(SECRET),
+      new URLSearchParams({ s: SECRET }).toString().slice(2),
+      JSON.stringify(SECRET).slice(1, -1),
+      SECRET.replace(/&/g, '&amp;'),
+      Buffer.from(SECRET).toString('base64'),
+      Buffer.from(SECRET).toString('base64url'),
+    ];
+    for (const form of forms) {
+      expect(redact(`GET https://h/x/${form}/y answered 500`), form).toBe(`GET https://h/x/${REDACTED}/y answered 500`);
+    }
+    expect(redact({ [`k-${SECRET}`]: [{ deep: `Bearer ${SECRET}` }] })).toEqual({ [`k-${REDACTED}`]: [{ deep: `Bearer ${REDACTED}` }] });
+  });
+
+  it('redacts short secrets only as whole strings', () => {
+    expect(redact('abc')).toBe(REDACTED);
+    expect(redact('abcdef')).toBe('abcdef');
+  });
+
+  it('cannot be made to recurse without bound', () => {
+    let value: unknown = 'leaf';
+    for (let i = 0; i < 200_000; i++) value = [value];
+    expect(() => redact(value)).not.toThrow();
+    expect(JSON.stringify(redact(value))).toContain('[nested too deep]');
+  });
+
+  it('keeps data JSON-safe: no NUL, no lone surrogates, dates as ISO strings', () => {
+    expect(redact({ a: 'x\u0000y', b: '\ud800', c: new Date(0), d: Infinity })).toEqual({ a: 'x\uFFFDy', b: '\uFFFD', c: '1970-01-01T00:00:00.000Z', d: null });
+  });
+});
 
 describe('createJsonRedactor', () => {
+  const secrets = [SECRET, 'tok-9f8e7d6c5b4a', 'abc'];
+  const walk = createRedactor(secrets);
+  const json = createJsonRedactor(secrets);
+  let deep: unknown = 'leaf';
+  for (let i = 0; i < 200; i++) deep = { d: deep };
+
   it.each([
     ['a clean payload', { labels: { alertname: 'X', service: 'checkout' }, n: 1, ok: true, list: [1, 'two', null] }],
     ['a long secret inside a string', { header: 'Bearer tok-9f8e7d6c5b4a please' }],
+    ['a secret percent-encoded in a URL', { url: `https://h/x/${encodeURIComponent(SECRET)}/y` }],
+    ['a secret in base64', { auth: `Basic ${Buffer.from(SECRET).toString('base64')}` }],
     ['a short secret as a whole value', { a: 'abc', b: 'abcd' }],
     ['a secret as a key', { 'tok-9f8e7d6c5b4a': 1 }],
-    ['a secret with quotes and backslashes', { s: 'x quo"te\\back y' }],
     ['NUL in a string', { s: 'a\u0000b' }],
     ['a lone surrogate', { s: 'a\ud800b' }],
     ['a well-formed pair', { s: 'emoji \ud83d\ude00' }],
     ['dates and non-finite numbers', { d: new Date(Date.UTC(2025, 0, 1)), n: Number.NaN }],
-  ])('%s', (_name, value) => {
+    ['nesting deeper than the redactor walks', deep],
+  ])('gives what the walking redactor gives: %s', (_name, value) => {
     expect(json(value)).toBe(JSON.stringify(walk(value)));
   });
 });
