@@ -368,6 +368,12 @@ CREATE INDEX slack_outbox_sent_idx ON public.slack_outbox USING btree (sent_at) 
 CREATE INDEX slack_seen_requests_seen_idx ON public.slack_seen_requests USING btree (seen_at);
 CREATE INDEX slack_threads_open_idx ON public.slack_threads USING btree (run_id) WHERE (NOT done);
 
+create function fb_clock() returns timestamp with time zone language plpgsql volatile as $$
+begin
+  return clock_timestamp() + coalesce((select offset_interval from firebreak_clock), interval '0');
+end
+$$;
+
 create function fb_now() returns timestamp with time zone language plpgsql stable as $$
 begin
   return now() + coalesce((select offset_interval from firebreak_clock), interval '0');
@@ -391,7 +397,7 @@ begin
   if coalesce((select max(seq) from timeline_events where chain_id = p_run::text), 0) <> p_seq then
     raise exception 'run % changed: its timeline is past event %', p_run, p_seq using errcode = 'FBH01';
   end if;
-  return fb_now();
+  return fb_clock();
 end
 $$;
 

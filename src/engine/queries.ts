@@ -31,7 +31,7 @@ const TURN_STATE = (r: string) => `
    from approvals a where a.run_id = ${r}.id order by a.requested_at desc, a.round desc limit 1) as approval,
   (select json_build_object('seq', e.seq, 'hash', e.hash)
    from timeline_events e where e.chain_id = ${r}.id::text order by e.seq desc limit 1) as head,
-  fb_now() as now`;
+  fb_clock() as now`;
 
 /**
  * Claim due runs, and load them in the same round trip. SKIP LOCKED lets

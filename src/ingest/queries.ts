@@ -108,7 +108,7 @@ wake as (
 select s.n, s.id as notification_id,
   (select count(*) from genesis) as genesis_events,
   (select count(*) from wake) as woke,
-  fb_now() as now,
+  fb_clock() as now,
   coalesce((select json_agg(json_build_object(
      'id', ep.id, 'fingerprint', ep.fingerprint, 'startsAt', ep.starts_at, 'status', ep.status,
      'deliveries', ep.deliveries, 'resolvedNow', ep.resolved_now,

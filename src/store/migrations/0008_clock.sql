@@ -18,6 +18,16 @@ begin
 end
 $$;
 
+-- The database's clock at this instant (fb_now() is the transaction's start,
+-- earlier by whatever the transaction waited for): what the app reads to
+-- follow the database's time, never what it decides by.
+create function fb_clock() returns timestamptz
+language plpgsql volatile parallel safe as $$
+begin
+  return clock_timestamp() + coalesce((select offset_interval from firebreak_clock), interval '0');
+end
+$$;
+
 -- Move this database's clock forward (tests). Returns the new fb_now().
 create function firebreak_advance_clock(by_interval interval) returns timestamptz
 language sql volatile as $$

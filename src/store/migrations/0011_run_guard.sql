@@ -8,7 +8,8 @@
 --   4. the chain head the worker hashed its events onto is still the head: nobody
 --      (an abort, an answer, a resolve) wrote to the run since the worker last read it.
 -- A failed check raises, so the whole batch rolls back: FBL01 = lease lost,
--- FBH01 = the run changed (reload and decide again). Returns the database's time.
+-- FBH01 = the run changed (reload and decide again). Returns the database's
+-- clock as the checks end (fb_clock), for the app's reading of it.
 create function fb_run_guard(p_run uuid, p_worker text, p_seq integer, p_key text) returns timestamptz
 language plpgsql volatile as $$
 begin
@@ -23,7 +24,7 @@ begin
   if coalesce((select max(seq) from timeline_events where chain_id = p_run::text), 0) <> p_seq then
     raise exception 'run % changed: its timeline is past event %', p_run, p_seq using errcode = 'FBH01';
   end if;
-  return fb_now();
+  return fb_clock();
 end
 $$;
 
