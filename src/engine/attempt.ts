@@ -52,10 +52,7 @@ export function planAttempt(run: RunRow, step: StepRow, def: PlaybookStep, worke
   const calls: Call[] =
     events.length === 0
       ? []
-      : [
-          call(Q.INSERT_ATTEMPT, run.id, def.id, attempt, idempotencyKey, workerId),
-          call(Q.UPDATE_STEP, run.id, def.id, 'running', attempt, null, null, step.poll_state ?? null, cleared?.target ?? null, cleared !== null),
-        ];
+      : [call(Q.BEGIN_ATTEMPT, run.id, def.id, attempt, idempotencyKey, workerId, step.poll_state ?? null, cleared?.target ?? null, cleared !== null)];
   return { attempt, idempotencyKey, inFlight, polling, change: { events, calls } };
 }
 
@@ -63,7 +60,7 @@ export function planAttempt(run: RunRow, step: StepRow, def: PlaybookStep, worke
 export function succeeded(runId: string, def: PlaybookStep, attempt: number, output: unknown, durationMs: number): Change {
   return {
     events: [{ kind: 'step.succeeded', actor: 'system', data: { stepId: def.id, action: def.action, attempt, durationMs, output } }],
-    calls: [call(Q.FINISH_ATTEMPT, runId, def.id, attempt, 'succeeded', null), call(Q.UPDATE_STEP, runId, def.id, 'succeeded', attempt, output, null, null, null, false)],
+    calls: [call(Q.END_ATTEMPT, runId, def.id, attempt, 'succeeded', null, 'succeeded', output)],
   };
 }
 
@@ -79,7 +76,7 @@ export function polled(runId: string, def: PlaybookStep, attempt: number, result
 export function retrying(runId: string, def: PlaybookStep, attempt: number, error: ErrorInfo, delayMs: number, nextAttemptAt: Date, durationMs?: number): Change {
   return {
     events: [{ kind: 'step.retrying', actor: 'system', data: { stepId: def.id, attempt, error, nextAttempt: attempt + 1, nextAttemptAt: nextAttemptAt.toISOString(), ...(durationMs !== undefined && { durationMs }) } }],
-    calls: [call(Q.FINISH_ATTEMPT, runId, def.id, attempt, 'failed', error), call(Q.UPDATE_STEP, runId, def.id, 'pending', attempt, null, error, null, null, false), release(runId, 'running', delayMs)],
+    calls: [call(Q.END_ATTEMPT, runId, def.id, attempt, 'failed', error, 'pending', null), release(runId, 'running', delayMs)],
   };
 }
 
@@ -87,10 +84,7 @@ export function retrying(runId: string, def: PlaybookStep, attempt: number, erro
 export function failed(runId: string, def: PlaybookStep, attempt: number, error: ErrorInfo, durationMs?: number): Change {
   return {
     events: [{ kind: 'step.failed', actor: 'system', data: { stepId: def.id, action: def.action, attempt, error, onFailure: def.onFailure, ...(durationMs !== undefined && { durationMs }) } }],
-    calls: [
-      ...(attempt > 0 ? [call(Q.FINISH_ATTEMPT, runId, def.id, attempt, 'failed', error)] : []),
-      call(Q.UPDATE_STEP, runId, def.id, 'failed', attempt > 0 ? attempt : null, null, error, null, null, false),
-    ],
+    calls: [attempt > 0 ? call(Q.END_ATTEMPT, runId, def.id, attempt, 'failed', error, 'failed', null) : call(Q.UPDATE_STEP, runId, def.id, 'failed', null, null, error, null, null, false)],
   };
 }
 

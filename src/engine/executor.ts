@@ -243,12 +243,12 @@ export class RunExecutor {
     if (plan.change.calls.length > 0) {
       // The decision that cleared the step (if it was just made) commits with the attempt's start.
       const results = await this.commit(session, plan.change);
-      this.started(session, step, plan, results[1], cleared !== null);
+      this.started(session, step, plan, results[0], cleared !== null);
     }
     return this.runAttempt(session, step, def, action, input, plan, signals, log);
   }
 
-  /** The cached step after its attempt's start committed (UPDATE_STEP returns the database's started_at). */
+  /** The cached step after its attempt's start committed (BEGIN_ATTEMPT returns the database's started_at). */
   private started(session: RunSession, step: StepRow, plan: AttemptPlan, updated: { rows: Array<Record<string, unknown>> } | undefined, cleared: boolean): void {
     step.status = 'running';
     step.attempts = plan.attempt;
@@ -305,7 +305,7 @@ export class RunExecutor {
     const next = last ? undefined : await this.readyToStart(session, signals);
     const results = await this.commit(session, next ? merge(change, next.plan.change) : change);
     if (!next) return last ? 'stop' : 'next';
-    this.started(session, next.step, next.plan, results[change.calls.length + 1], true);
+    this.started(session, next.step, next.plan, results[change.calls.length], true);
     return this.runAttempt(session, next.step, next.def, next.action, next.input, next.plan, signals, log);
   }
 

@@ -208,15 +208,35 @@ export const UPDATE_STEP = statement('fb_engine_update_step', `
   where run_id = $1::uuid and step_id = $2::text
   returning started_at`);
 
-/** The attempt row exists before the action is called; a re-drive (same key) finds it there. Batch. */
-export const INSERT_ATTEMPT = statement('fb_engine_insert_attempt', `
-  insert into step_attempts (run_id, step_id, attempt, idempotency_key, worker)
-  values ($1::uuid, $2::text, $3::int, $4::text, $5::text)
-  on conflict do nothing`);
+/**
+ * An attempt starts: its row (a re-drive finds it there: same key) and the
+ * step's new state, in one statement. Returns the step's started_at. Batch.
+ */
+export const BEGIN_ATTEMPT = statement('fb_engine_begin_attempt', `
+  with attempt as (
+    insert into step_attempts (run_id, step_id, attempt, idempotency_key, worker)
+    values ($1::uuid, $2::text, $3::int, $4::text, $5::text)
+    on conflict do nothing
+  )
+  update run_steps set status = 'running', attempts = $3::int, started_at = coalesce(started_at, fb_now()),
+                       error = null, poll_state = $6::jsonb, target = coalesce($7::text, target),
+                       cleared_at = case when $8::boolean then coalesce(cleared_at, fb_now()) else cleared_at end
+  where run_id = $1::uuid and step_id = $2::text
+  returning started_at`);
 
-export const FINISH_ATTEMPT = statement('fb_engine_finish_attempt', `
-  update step_attempts set status = $4::text, finished_at = fb_now(), error = $5::jsonb
-  where run_id = $1::uuid and step_id = $2::text and attempt = $3::int`);
+/**
+ * An attempt ends ($4: succeeded | failed) and its step with it ($6: succeeded,
+ * failed, or pending for a retry), in one statement. Batch.
+ */
+export const END_ATTEMPT = statement('fb_engine_end_attempt', `
+  with attempt as (
+    update step_attempts set status = $4::text, finished_at = fb_now(), error = $5::jsonb
+    where run_id = $1::uuid and step_id = $2::text and attempt = $3::int
+  )
+  update run_steps set status = $6::text, attempts = $3::int,
+                       finished_at = case when $6::text in ('succeeded', 'failed') then fb_now() else finished_at end,
+                       output = coalesce($7::jsonb, output), error = $5::jsonb, poll_state = null
+  where run_id = $1::uuid and step_id = $2::text`);
 
 export const SET_COMPENSATION = statement('fb_engine_set_compensation', `
   update run_steps set compensation_status = $3::text,
