@@ -95,8 +95,6 @@ export const RECORD_LOGIN_FAILURE = named('fb_access_record_login_failure', `
     failures = case when login_failures.window_started_at + make_interval(secs => $3::bigint) > now() then login_failures.failures + 1 else 1 end,
     window_started_at = case when login_failures.window_started_at + make_interval(secs => $3::bigint) > now() then login_failures.window_started_at else now() end`);
 
-export const CLEAR_LOGIN_FAILURES = named('fb_access_clear_login_failures', `
-  delete from login_failures where (scope, key) in (select * from unnest($1::text[], $2::text[]))`);
 
 // ---- OpenID Connect logins ----------------------------------------------------------------
 

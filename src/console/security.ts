@@ -15,7 +15,6 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
-  clearLoginFailures,
   createSession,
   endSession,
   getToken,
@@ -34,6 +33,7 @@ import {
   recordLoginFailure,
   secretsEqual,
   serviceIdentity,
+  sessionValidity,
   SESSION_COOKIE,
   SESSION_TTL_SECONDS,
   sha256Hex,
@@ -48,9 +48,14 @@ import { ValidationError } from '../errors.js';
 import type { Pool } from '../store/index.js';
 import { continuePage, loginPage } from './pages.js';
 
-/** A local path to go back to after login; anything else (other hosts, "//x") becomes "/". */
+/**
+ * A local path to go back to after login; anything else (other hosts, "//x",
+ * "/\\x") becomes "/". Printable ASCII only: it goes out in a Location header,
+ * where a control or non-Latin-1 character would make Node throw (a 500), and
+ * browsers drop tabs and newlines (so "/\t/evil" would become "//evil").
+ */
 export function safeNext(next: unknown): string {
-  return typeof next === 'string' && /^\/(?![/\\])[^\s]*$/.test(next) ? next : '/';
+  return typeof next === 'string' && /^\/(?![/\\])[\x21-\x7e]*$/.test(next) ? next : '/';
 }
 
 function isHttps(request: FastifyRequest, config: Config): boolean {
@@ -90,7 +95,7 @@ export function registerSecurity(app: FastifyInstance, options: SecurityOptions)
   app.get('/login', { config: { access: 'public' } }, async (request, reply) => {
     const next = safeNext((request.query as { next?: unknown }).next);
     const cookie = request.cookies[SESSION_COOKIE];
-    if (cookie && (await readSession(pool, cookie, serviceHash))) return reply.redirect(next, 303);
+    if (cookie && (await readSession(pool, cookie, sessionValidity(config)))) return reply.redirect(next, 303);
     return sendPage(reply, 200, page(next));
   });
 
@@ -133,7 +138,6 @@ export function registerSecurity(app: FastifyInstance, options: SecurityOptions)
       request.log.warn({ ip: request.ip }, 'console login refused: wrong token');
       return sendPage(reply, 401, page(next, token ? 'That token is not right.' : 'Enter a token.'));
     }
-    await clearLoginFailures(pool, keys);
     await signIn(request, reply, who, who.method === 'service' ? 'service token' : 'personal token');
     return reply.redirect(next, 303);
   });
