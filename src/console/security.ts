@@ -83,8 +83,15 @@ export function registerSecurity(app: FastifyInstance, options: SecurityOptions)
   const setSession = (request: FastifyRequest, reply: FastifyReply, value: string, maxAge: number) =>
     reply.setCookie(SESSION_COOKIE, value, { path: '/', httpOnly: true, sameSite: 'strict', maxAge, secure: isHttps(request, config) });
 
-  /** Open a session for `who`, set its cookie and record it on the access chain. */
+  /**
+   * Open a session for `who`, set its cookie and record it on the access
+   * chain. A session this browser already held ends first: a new login on a
+   * shared browser must not leave the previous person's session live.
+   */
   async function signIn(request: FastifyRequest, reply: FastifyReply, who: Identity, via: string): Promise<void> {
+    const previous = request.cookies[SESSION_COOKIE];
+    const replaced = previous ? await endSession(pool, previous, `replaced by a login as ${who.id}`) : undefined;
+    if (replaced) await access.record({ kind: 'session.ended', actor: replaced, data: { reason: 'replaced by a new login in the same browser', by: who.id } });
     const { cookie } = await createSession(pool, who, { ...(who.method === 'service' && serviceHash && { credentialHash: serviceHash }) });
     setSession(request, reply, cookie, SESSION_TTL_SECONDS);
     await access.record({ kind: 'session.started', actor: who.id, data: { via, method: who.method, verified: who.verified, groups: who.groups, client: request.ip } });
@@ -116,8 +123,6 @@ export function registerSecurity(app: FastifyInstance, options: SecurityOptions)
         if (fromConsole) return reply.code(400).send({ error: (err as ValidationError).message, details: (err as ValidationError).details });
         return sendPage(reply, 400, page(next, 'Use letters, digits and . _ @ + - (up to 64).'));
       }
-      const previous = request.cookies[SESSION_COOKIE];
-      if (previous) await endSession(pool, previous, who.id);
       await signIn(request, reply, who, 'name');
       if (fromConsole) return reply.code(200).send({ id: who.id, name: who.name, verified: who.verified });
       return reply.redirect(next, 303);

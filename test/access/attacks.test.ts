@@ -238,6 +238,40 @@ describe('four-eyes and "approve once" count people, whatever the case of their 
   });
 });
 
+describe('names in a body, and a browser shared by two people', () => {
+  it('an `as` field is held to the same rule as `user`: it cannot name someone else', async () => {
+    const carol = await createToken('carol');
+    const auth = { authorization: `Bearer ${carol}` };
+    const fired = await httpJson('POST', `${server.url}/hooks/generic`, alertBody({ alertname: 'Attack', service: 'as-field' }));
+    const run = await eventually(async () => {
+      const r = (await httpJson('GET', `${server.url}/api/runs/${fired.body.runs[0]}`, undefined, SERVICE)).body;
+      return r.status === 'waiting' ? r : undefined;
+    });
+    // Before: `as` was dropped silently and the answer went ahead as token:carol.
+    const answer = await httpJson('POST', `${server.url}/api/approvals/${run.approvals[0].id}`, { decision: 'reject', as: 'bob' }, auth);
+    expect(answer.status, JSON.stringify(answer.body)).toBe(400);
+    expect(answer.body.error).toContain('is not who authenticated (token:carol)');
+    const abort = await httpJson('POST', `${server.url}/api/runs/${run.id}/abort`, { as: 'alice' }, auth);
+    expect(abort.status).toBe(400);
+    expect((await httpJson('POST', `${server.url}/api/runs`, { playbook: 'attack', as: 'alice' }, auth)).status).toBe(400);
+    expect((await httpJson('GET', `${server.url}/api/runs/${run.id}`, undefined, SERVICE)).body.approvals[0].status).toBe('pending');
+  });
+
+  it('a login over another person’s session in the same browser ends that session on the server', async () => {
+    const first = await consoleLogin(await createToken('rita'));
+    const res = await request(`${server.url}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: first.cookie! },
+      body: new URLSearchParams({ token: await createToken('sam') }).toString(),
+    });
+    await res.body.text();
+    expect(res.statusCode).toBe(303);
+    expect((await httpJson('GET', `${server.url}/api/whoami`, undefined, { cookie: first.cookie! })).status).toBe(401);
+    const { rows } = await db.pool.query("select actor, data from timeline_events where chain_id = 'access' and kind = 'session.ended' order by seq desc limit 1");
+    expect(rows[0]).toMatchObject({ actor: 'token:rita', data: { by: 'token:sam' } });
+  });
+});
+
 describe('a local-mode session after authentication was set up', () => {
   it('no longer reads anything, and the login page is shown instead of a redirect loop', async () => {
     const localDb = await createTestDatabase();
