@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { durationSchema, formatDuration } from './duration.js';
+import { templateField } from '../expr/index.js';
 import { defineAction, done, type ActionResult } from './types.js';
 
 /** A durable pause: the engine turns each `poll` into a database timer, so nothing sleeps in memory. */
@@ -25,10 +26,11 @@ export const noteAction = defineAction({
   },
 });
 
+// Slack mrkdwn: each ${{ }} has & < > escaped, so alert text cannot add links, mentions or @channel.
 const slackInput = z.strictObject({
   channel: z.string().min(1).optional(),
-  text: z.string().min(1, 'must not be empty'),
-  blocks: z.array(z.record(z.string(), z.unknown())).optional(),
+  text: templateField(z.string().min(1, 'must not be empty'), 'mrkdwn'),
+  blocks: templateField(z.array(z.record(z.string(), z.unknown())), 'mrkdwn').optional(),
 });
 
 /** Records the message; posting goes through the Slack outbox so a Slack outage loses nothing. */

@@ -23,8 +23,7 @@ export interface HttpReply {
 
 const MAX_REDIRECTS = 5;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-// Credentials the caller meant for one origin; fetch drops these on cross-origin redirects too.
-const ORIGIN_BOUND = new Set(['authorization', 'cookie', 'proxy-authorization']);
+const IDEMPOTENCY_KEY = 'idempotency-key';
 
 export function parseTargetUrl(raw: string): URL {
   let url: URL;
@@ -76,7 +75,7 @@ export async function httpCall(call: HttpCall, ctx: ActionContext): Promise<Http
   let url = parseTargetUrl(call.url);
   let { method, body } = call;
   // Set last and case-insensitively, so a playbook header cannot replace the engine's key.
-  let headers: Record<string, string> = { ...withoutHeaders(call.headers, (k) => k === 'idempotency-key'), 'Idempotency-Key': ctx.idempotencyKey };
+  let headers: Record<string, string> = { ...withoutHeaders(call.headers, (k) => k === IDEMPOTENCY_KEY), 'Idempotency-Key': ctx.idempotencyKey };
   const timeout = AbortSignal.timeout(call.timeoutMs);
   const signal = AbortSignal.any([ctx.signal, timeout]);
 
@@ -90,7 +89,9 @@ export async function httpCall(call: HttpCall, ctx: ActionContext): Promise<Http
         if (hop >= MAX_REDIRECTS) throw new ActionError(`too many redirects (more than ${MAX_REDIRECTS}) from ${call.url}`, { retryable: false });
         const next = parseTargetUrl(new URL(location, url).toString());
         ctx.logger.debug({ from: url.toString(), to: next.toString(), status: res.statusCode }, 'following redirect');
-        if (next.origin !== url.origin) headers = withoutHeaders(headers, (k) => ORIGIN_BOUND.has(k));
+        // The playbook's headers were written for one origin: any of them (X-Api-Key, a token
+        // under a custom name) may be a credential, so another origin gets none of them.
+        if (next.origin !== url.origin) headers = withoutHeaders(headers, (k) => k !== IDEMPOTENCY_KEY);
         // Browsers' rule: 303 always, and 301/302 after a POST, continue as a bodiless GET.
         if (res.statusCode === 303 || ((res.statusCode === 301 || res.statusCode === 302) && method === 'POST')) {
           if (method !== 'HEAD') method = 'GET';

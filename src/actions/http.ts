@@ -3,6 +3,8 @@ import { ActionError } from '../errors.js';
 import { refuseInDryRun } from './dry-run.js';
 import { durationSchema } from './duration.js';
 import { httpCall, isJsonContentType, isRetryableStatus } from './http-core.js';
+import { templateField } from '../expr/index.js';
+import { jsonTooDeep } from '../json/index.js';
 import { defineAction, done } from './types.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
@@ -27,7 +29,8 @@ const statusPattern = z.union([
 export const httpRequestInput = z
   .strictObject({
     method: z.string().toUpperCase().pipe(z.enum(METHODS)).default('GET'),
-    url: httpUrl,
+    // Each ${{ }} in the URL is percent-encoded for its position (path segment, query value).
+    url: templateField(httpUrl, 'url'),
     headers: z.record(z.string(), z.union([z.string(), z.number()]).transform(String)).optional(),
     body: z.union([z.string(), z.json()]).optional(),
     timeout: durationSchema.default(30_000),
@@ -64,7 +67,8 @@ export function pickHeaders(headers: Record<string, string | string[] | undefine
 }
 
 export function parseBody(text: string, contentType: unknown): unknown {
-  if (!isJsonContentType(contentType) || text === '') return text;
+  // Too deep to walk safely later (redaction, hashing): kept as the text it is.
+  if (!isJsonContentType(contentType) || text === '' || jsonTooDeep(text) !== undefined) return text;
   try {
     return JSON.parse(text);
   } catch {

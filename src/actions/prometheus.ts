@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ActionError } from '../errors.js';
-import { evaluateCondition } from '../expr/index.js';
+import { evaluateCondition, templateField } from '../expr/index.js';
+import { parseJson } from '../json/index.js';
 import { durationSchema, formatDuration } from './duration.js';
 import { httpCall, isRetryableStatus } from './http-core.js';
 import { httpUrl } from './http.js';
@@ -21,9 +22,13 @@ export interface PromQueryOutput {
   vector: PromSample[];
 }
 
+// Each ${{ }} in `query` is escaped as PromQL: a string's content inside quotes, a number outside.
+const url = templateField(httpUrl, 'url');
+const query = templateField(z.string().min(1, 'must not be empty'), 'promql');
+
 const promQueryInput = z.strictObject({
-  url: httpUrl,
-  query: z.string().min(1, 'must not be empty'),
+  url,
+  query,
   time: z.union([z.string().min(1), z.number()]).optional(),
 });
 
@@ -44,19 +49,19 @@ type PromBody = {
 /** One instant query (GET /api/v1/query) through the allow-listed HTTP core. */
 export async function promQuery(input: z.output<typeof promQueryInput>, ctx: ActionContext): Promise<PromQueryOutput> {
   // Keep a path prefix (http://host/prometheus) and append the API path to it.
-  const url = new URL(input.url);
-  url.pathname = `${url.pathname.replace(/\/+$/, '')}/api/v1/query`;
-  url.searchParams.set('query', input.query);
-  if (input.time !== undefined) url.searchParams.set('time', String(input.time));
+  const target = new URL(input.url);
+  target.pathname = `${target.pathname.replace(/\/+$/, '')}/api/v1/query`;
+  target.searchParams.set('query', input.query);
+  if (input.time !== undefined) target.searchParams.set('time', String(input.time));
   const reply = await httpCall(
-    { method: 'GET', url: url.toString(), headers: { accept: 'application/json' }, body: undefined, timeoutMs: QUERY_TIMEOUT_MS, maxBytes: MAX_BYTES },
+    { method: 'GET', url: target.toString(), headers: { accept: 'application/json' }, body: undefined, timeoutMs: QUERY_TIMEOUT_MS, maxBytes: MAX_BYTES },
     ctx,
   );
   let body: PromBody;
   try {
-    body = JSON.parse(reply.text) as PromBody;
+    body = parseJson(reply.text) as PromBody;
   } catch {
-    throw new ActionError(`Prometheus at ${url.host} answered ${reply.status} with a non-JSON body`, {
+    throw new ActionError(`Prometheus at ${target.host} answered ${reply.status} with a non-JSON body`, {
       retryable: isRetryableStatus(reply.status),
     });
   }
@@ -97,9 +102,9 @@ export const prometheusQuery = defineAction({
 });
 
 const promWaitInput = z.strictObject({
-  url: httpUrl,
-  query: z.string().min(1, 'must not be empty'),
-  until: z.string().min(1, 'must be a CEL expression over value and vector'),
+  url,
+  query,
+  until: templateField(z.string().min(1, 'must be a CEL expression over value and vector'), 'cel'),
   interval: durationSchema.default(15_000).refine((ms) => ms > 0, 'must be more than 0'),
   timeout: durationSchema,
 });

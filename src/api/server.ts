@@ -2,7 +2,7 @@ import fastifyCookie from '@fastify/cookie';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { installGuard, originForm } from '../access/index.js';
-import type { Config } from '../config/index.js';
+import { maskUrlCredentials, type Config } from '../config/index.js';
 import type { Ingestor } from '../ingest/index.js';
 import type { Pool } from '../store/index.js';
 import { errorBody } from './http.js';
@@ -68,7 +68,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     checks.database = await deps.pool
       .query('select 1')
       .then(() => ({ ok: true }))
-      .catch((err: Error) => ({ ok: false, detail: err.message }));
+      .catch((err: Error) => ({ ok: false, detail: maskUrlCredentials(err.message) }));
     for (const c of deps.readiness ?? []) {
       try {
         checks[c.name] = await c.check();

@@ -12,7 +12,7 @@ import { CheckpointWriter, loadAuditKey } from '../audit/index.js';
 import { createActionRegistry, loadCustomActions, type ActionRegistry } from '../actions/index.js';
 import { registerApi } from '../api/routes.js';
 import { buildServer } from '../api/server.js';
-import { isLocalMode, type Config } from '../config/index.js';
+import { isLocalMode, maskUrlCredentials, sensitiveValues, type Config } from '../config/index.js';
 import { registerConsole } from '../console/index.js';
 import { Engine } from '../engine/index.js';
 import { Ingestor } from '../ingest/index.js';
@@ -22,7 +22,7 @@ import { createPolicyGate, type ReloadingPolicyGate } from '../policy/index.js';
 import { Scheduler } from '../schedule/index.js';
 import { createSlack } from '../slack/index.js';
 import { openStore, type Store } from '../store/index.js';
-import { Timeline } from '../timeline/index.js';
+import { createRedactor, Timeline } from '../timeline/index.js';
 
 export interface App {
   config: Config;
@@ -34,17 +34,44 @@ export interface App {
   stop(): Promise<void>;
 }
 
+const isPlainObject = (v: unknown): v is Record<string, unknown> => {
+  if (typeof v !== 'object' || v === null) return false;
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === Object.prototype || proto === null;
+};
+
 /**
  * JSON lines for log collectors; readable lines (pino-pretty) when a person
- * watches a terminal. Redaction happens before either.
+ * watches a terminal. Redaction happens before either: no line carries a
+ * credential, since every message and every plain object or error logged
+ * passes through the secret redactor (all encoded forms of `sensitive`) and
+ * has URL passwords masked. Objects of other classes (fastify's request and
+ * reply) are left to pino's serializers and path redaction.
  */
-export function createLogger(level: string, options: { readable?: boolean; destination?: pino.DestinationStream } = {}): Logger {
-  const settings = {
+export function createLogger(level: string, options: { readable?: boolean; destination?: pino.DestinationStream; sensitive?: readonly string[] } = {}): Logger {
+  const redact = createRedactor(options.sensitive ?? [], { alsoMask: maskUrlCredentials });
+  const clean = (v: unknown): unknown => {
+    if (typeof v === 'string') return redact(v);
+    if (v instanceof Error) return redact(pino.stdSerializers.err(v));
+    if (Array.isArray(v)) return redact(v);
+    if (isPlainObject(v)) {
+      const out: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(v)) out[k] = x instanceof Error ? redact(pino.stdSerializers.err(x)) : isPlainObject(x) || Array.isArray(x) || typeof x === 'string' ? redact(x) : x;
+      return out;
+    }
+    return v;
+  };
+  const settings: pino.LoggerOptions = {
     level,
     base: { service: 'firebreak' },
     timestamp: pino.stdTimeFunctions.isoTime,
     // Belt and braces: headers that carry credentials never reach the logs.
     redact: { paths: ['req.headers.authorization', 'req.headers.cookie', '*.token', '*.password', 'headers.authorization'], censor: '[redacted]' },
+    hooks: {
+      logMethod(args, method) {
+        method.apply(this, args.map(clean) as Parameters<typeof method>);
+      },
+    },
   };
   if (options.destination) return pino(settings, options.destination);
   if (!(options.readable ?? process.stdout.isTTY === true)) return pino(settings);
@@ -66,9 +93,10 @@ class PlaybookCatalog {
   ) {}
 
   async load(): Promise<void> {
-    const { playbooks, problems } = await loadPlaybooks(this.dir, { actions: this.actions });
+    const { playbooks, problems, warnings } = await loadPlaybooks(this.dir, { actions: this.actions });
     this.problems = problems;
     for (const p of problems) this.logger.error({ problem: formatProblem(p) }, 'playbook problem');
+    for (const w of warnings) this.logger.warn({ problem: formatProblem(w) }, 'playbook warning');
     const broken = new Set(problems.map((p) => p.file));
     // Keep the previous version of a playbook whose file is now broken.
     const kept = this.playbooks.filter((old) => broken.has(old.file) && !playbooks.some((p) => p.name === old.name));
@@ -101,7 +129,7 @@ class PlaybookCatalog {
 }
 
 export async function startApp(config: Config, options: { logger?: Logger; listen?: boolean } = {}): Promise<App> {
-  const logger = options.logger ?? createLogger(config.logLevel);
+  const logger = options.logger ?? createLogger(config.logLevel, { sensitive: sensitiveValues(config) });
   // The key first: a server that cannot sign its timeline must not start (or start a database).
   const audit = await loadAuditKey({ material: config.auditKey, dataDir: config.dataDir, create: true });
   if (audit.created) logger.info({ file: audit.created }, 'created the audit key file (local mode); back it up with the data dir: without it the timeline cannot be verified');

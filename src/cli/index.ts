@@ -10,10 +10,10 @@ import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { Access, AS_HEADER, identity, isValidName, parseTtl, type Identity, type TokenRecord } from '../access/index.js';
 import { auditPassed, loadAuditKey, parseCheckpointFile, verifyAudit, type AuditKey, type VerifyOptions, type VerifyReport } from '../audit/index.js';
-import { isLocalMode, isLoopbackHost, loadConfig, type Config } from '../config/index.js';
+import { isLocalMode, isLoopbackHost, loadConfig, maskUrlCredentials, type Config } from '../config/index.js';
 import { FirebreakError, ValidationError } from '../errors.js';
 import { createActionRegistry, loadCustomActions } from '../actions/index.js';
-import { formatProblem, validatePlaybooks } from '../playbooks/index.js';
+import { formatProblem, isError, validatePlaybooks } from '../playbooks/index.js';
 import { createPolicyGate, evaluatePolicy, runPolicyTests } from '../policy/index.js';
 import { replayCommand } from '../replay/index.js';
 import { createPool, grantAppRole, isDatabaseUnavailable, migrate, runningEmbeddedUrl, startEmbeddedPostgres } from '../store/index.js';
@@ -189,13 +189,16 @@ async function cmdValidate(args: string[]): Promise<number> {
   const config = cliConfig();
   const dir = positionals[0] ?? config.playbooksDir;
   const actions = createActionRegistry(await loadCustomActions(join(dir, 'actions')));
-  const problems = await validatePlaybooks(dir, actions);
-  for (const p of problems) out(formatProblem(p));
-  if (problems.length > 0) {
-    err(`${problems.length} problem${problems.length === 1 ? '' : 's'} found`);
+  const reported = await validatePlaybooks(dir, actions);
+  for (const p of reported) out(formatProblem(p));
+  const problems = reported.filter(isError).length;
+  const warnings = reported.length - problems;
+  const warned = warnings > 0 ? ` (${warnings} warning${warnings === 1 ? '' : 's'})` : '';
+  if (problems > 0) {
+    err(`${problems} problem${problems === 1 ? '' : 's'} found${warned}`);
     return 1;
   }
-  out(`ok: playbooks in ${dir} are valid`);
+  out(`ok: playbooks in ${dir} are valid${warned}`);
   return 0;
 }
 
@@ -594,17 +597,19 @@ export async function main(argv: string[]): Promise<number> {
     }
     // Typed failures carry a message written for the operator (audit key, migrations, embedded Postgres, access): no stack trace.
     if (e instanceof FirebreakError && !isDatabaseUnavailable(e)) {
-      err(e.message);
+      err(maskUrlCredentials(e.message));
       return 1;
     }
     if (isDatabaseUnavailable(e)) {
-      err(`database unavailable: ${(e as Error).message}`);
+      err(`database unavailable: ${maskUrlCredentials((e as Error).message)}`);
       return 1;
     }
     if (e instanceof Error && (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
       err(e.message);
       return 2;
     }
-    throw e;
+    // Anything else: one line, with any connection string's password masked (never a stack of secrets).
+    err(maskUrlCredentials(e instanceof Error ? e.message : String(e)));
+    return 1;
   }
 }

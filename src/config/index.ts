@@ -100,8 +100,59 @@ const hostList = z
       .filter(Boolean),
   );
 
+/**
+ * A URL's credentials hidden: the password in `user:password@` and in a
+ * `password=` query parameter (libpq reads both) become `****`. Works on
+ * text that is not a valid URL too, so a typo is never echoed with the password.
+ */
+export function maskUrlCredentials(text: string): string {
+  return text
+    .replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^\s:/?#@]*:)\S*@/gi, '$1****@')
+    .replace(/([?&\s](?:password|sslpassword)\s*=\s*)[^&#\s]*/gi, '$1****');
+}
+
+const DATABASE_SCHEMES = ['postgres:', 'postgresql:'];
+
+const databaseUrl = z
+  .string()
+  .trim()
+  .superRefine((v, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(v);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be a postgres://user:password@host:port/database URL' });
+      return;
+    }
+    if (!DATABASE_SCHEMES.includes(url.protocol)) {
+      ctx.addIssue({ code: 'custom', message: `must be a postgres:// or postgresql:// URL, not ${url.protocol}//` });
+      return;
+    }
+    try {
+      // The driver percent-decodes user and password; a bad escape would fail later, with the URL in the error.
+      decodeURIComponent(url.username);
+      decodeURIComponent(url.password);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'has a bad %-escape in its user or password (encode special characters, e.g. @ as %40)' });
+    }
+  });
+
+/** Variables whose values are never echoed in an error (tokens, secrets); DATABASE_URL is echoed masked. */
+const SENSITIVE_VARIABLE = /TOKEN|SECRET|PASSWORD|KEY/;
+
+function shownValue(name: string, value: string | undefined): string {
+  if (value === undefined) return '""';
+  if (name === 'DATABASE_URL') {
+    // Only a value that parses as a URL can be masked with confidence; anything else is not echoed.
+    if (!URL.canParse(value.trim())) return '(value hidden: not a URL)';
+    return JSON.stringify(maskUrlCredentials(value));
+  }
+  if (SENSITIVE_VARIABLE.test(name)) return '(value hidden)';
+  return JSON.stringify(value);
+}
+
 const envSchema = z.object({
-  DATABASE_URL: urlString('postgres').optional(),
+  DATABASE_URL: databaseUrl.optional(),
   FIREBREAK_DATA_DIR: z.string().min(1).default('.firebreak'),
   PORT: port.default(8080),
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -225,7 +276,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: { clie
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const name = String(issue.path[0] ?? 'environment');
-      problems.push({ path: name, message: NEVER_ECHOED.has(name) ? issue.message : `${issue.message} (got ${JSON.stringify(env[name] ?? '')})` });
+      problems.push({ path: name, message: NEVER_ECHOED.has(name) ? issue.message : `${issue.message} (got ${shownValue(name, env[name])})` });
     }
   }
   const secrets: Record<string, string> = {};
@@ -308,4 +359,32 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: { clie
     pollMs: e.FIREBREAK_POLL_MS,
     secrets: new Secrets(secrets),
   };
+}
+
+/**
+ * Every credential the process holds, for redacting logs and error messages:
+ * playbook secrets, tokens, signing secrets and the database password.
+ */
+export function sensitiveValues(config: Config): string[] {
+  const values = [
+    ...config.secrets.values(),
+    config.webhookToken,
+    config.apiToken,
+    config.grafanaSecret,
+    config.pagerdutySecret,
+    config.slack.botToken,
+    config.slack.signingSecret,
+    config.slack.appToken,
+  ];
+  const audit = config.auditKey?.bytes();
+  if (audit) values.push(audit.toString('hex'), audit.toString('base64'), audit.toString('base64url'));
+  if (config.databaseUrl) {
+    try {
+      const url = new URL(config.databaseUrl);
+      values.push(decodeURIComponent(url.password), url.searchParams.get('password') ?? undefined);
+    } catch {
+      // validated at start-up; nothing more to hide
+    }
+  }
+  return values.filter((v): v is string => typeof v === 'string' && v.length > 0);
 }

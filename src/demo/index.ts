@@ -16,7 +16,7 @@ import pg from 'pg';
 import pino from 'pino';
 import { request } from 'undici';
 import { stampWithNow } from '../cli/stamp.js';
-import { loadConfig, type Config } from '../config/index.js';
+import { loadConfig, sensitiveValues, type Config } from '../config/index.js';
 import { createActionRegistry } from '../actions/index.js';
 import { loadPlaybooks, matchesAlert } from '../playbooks/index.js';
 import { packageRoot, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../store/index.js';
@@ -154,7 +154,7 @@ export async function demoCommand(args: string[], io: DemoIo): Promise<number> {
     const { createLogger, startApp } = await import('../app/index.js');
     // The terminal tells the demo's story; the server's own log (JSON lines) goes to a file.
     const logFile = join(demoDir, 'server.log');
-    app = await startApp(config, { logger: createLogger(config.logLevel, { destination: pino.destination({ dest: logFile, sync: true, mkdir: true, append: false }) }) });
+    app = await startApp(config, { logger: createLogger(config.logLevel, { sensitive: sensitiveValues(config), destination: pino.destination({ dest: logFile, sync: true, mkdir: true, append: false }) }) });
     say(`server log: ${relative(process.cwd(), logFile) || logFile}`);
     const url = app.url.replace(/\/+$/, '');
 

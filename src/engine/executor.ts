@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { parseActionInput, type ActionDefinition, type ActionRegistry } from '../actions/index.js';
 import type { Secrets } from '../config/index.js';
 import { ActionError, coerceError, StepTimeoutError, ValidationError } from '../errors.js';
-import { evaluateCondition, renderValue } from '../expr/index.js';
+import { contextsOf, evaluateCondition, renderValue, WITHHELD_SECRETS } from '../expr/index.js';
 import type { PlaybookStep } from '../playbooks/index.js';
 import type { Decision, DecisionInput, Evaluated, PolicyGate } from '../policy/types.js';
 import { escapeLiteral, withTransaction, type Pool, type PoolClient } from '../store/index.js';
@@ -228,7 +228,8 @@ export class RunExecutor {
         dry_run: run.dry_run,
         params: run.params ?? {},
       },
-      secrets: withSecrets ? this.deps.secrets.asObject() : {},
+      // A playbook sent with a request (a dry run) is not ours: it gets no secret values.
+      secrets: !withSecrets ? {} : run.dry_run && run.dry_run_options?.playbooksFrom === 'request' ? WITHHELD_SECRETS : this.deps.secrets.asObject(),
     };
   }
 
@@ -239,7 +240,7 @@ export class RunExecutor {
 
     let input: unknown;
     try {
-      input = parseActionInput(action, renderValue(def.with, vars));
+      input = parseActionInput(action, renderValue(def.with, vars, contextsOf(action.input)));
     } catch (err) {
       if (!step.cleared_at && def.when) {
         // A step that would be skipped anyway need not render.
@@ -559,7 +560,8 @@ export class RunExecutor {
   }
 
   private async failStep(run: RunRow, steps: StepRow[], step: StepRow, def: PlaybookStep, err: unknown, attempt: number, durationMs?: number): Promise<StepOutcome> {
-    const info = errorInfo(err);
+    // Redacted once, here: the same info goes to the step and attempt rows, the timeline and the run's outcome.
+    const info = this.deps.timeline.redact(errorInfo(err)) as Record<string, unknown>;
     const retryable = err instanceof ActionError ? err.retryable : !(err instanceof ValidationError);
     if (attempt > 0 && retryable && attempt < def.retry.attempts) {
       const delay = backoffDelay(attempt, def.retry.backoffMs, def.retry.maxBackoffMs);
@@ -625,7 +627,7 @@ export class RunExecutor {
     let ok = false;
     try {
       if (!action) throw new ActionError(`unknown action ${comp.action}`, { retryable: false });
-      const input = parseActionInput(action, renderValue(comp.with, vars));
+      const input = parseActionInput(action, renderValue(comp.with, vars, contextsOf(action.input)));
       let output: unknown;
       const simulated = simulation(run.dry_run, run.dry_run_options, action, input);
       if (simulated) {
@@ -654,7 +656,7 @@ export class RunExecutor {
     const events: NewEvent[] = [{ kind: `run.${status}`, actor, data: { ...outcome, durationMs: this.deps.now() - startedAt } }];
     await this.inRun(run.id, async (client) => {
       await client.query(Q.SKIP_PENDING_STEPS, [run.id]);
-      await client.query(Q.FINISH_RUN, [run.id, this.workerId, status, JSON.stringify(outcome)]);
+      await client.query(Q.FINISH_RUN, [run.id, this.workerId, status, JSON.stringify(this.deps.timeline.redact(outcome))]);
       await this.record(client, run.id, events);
       if (run.concurrency_key) {
         const woken = await client.query(Q.WAKE_QUEUED_WITH_KEY, [run.concurrency_key]);

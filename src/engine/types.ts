@@ -37,6 +37,8 @@ export interface DryRunOptions {
   episodeId?: number;
   /** Where the playbook came from: the server's catalog, or sources sent with the request (`replay --diff`). */
   playbooksFrom?: 'server' | 'request';
+  /** Set for playbooks sent with the request: they get no secrets, and this says what they see instead. */
+  secrets?: string;
 }
 
 export interface RunRow {

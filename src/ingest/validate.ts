@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ValidationError, type FieldProblem } from '../errors.js';
+import { jsonTooDeep, MAX_JSON_DEPTH } from '../json/index.js';
 
 /** Turn zod issues into field-level problems: `alerts.0.labels.severity: expected string`. */
 export function zodProblems(error: z.ZodError): FieldProblem[] {
@@ -12,6 +13,9 @@ export function zodProblems(error: z.ZodError): FieldProblem[] {
 export function parseJsonBody(raw: Buffer | string | undefined): unknown {
   const text = raw === undefined ? '' : typeof raw === 'string' ? raw : raw.toString('utf8');
   if (text.trim() === '') throw new ValidationError('request body is empty; expected a JSON object', [{ path: '(body)', message: 'empty body' }]);
+  if (jsonTooDeep(text) !== undefined) {
+    throw new ValidationError(`request body is nested deeper than ${MAX_JSON_DEPTH} levels`, [{ path: '(body)', message: `nested deeper than ${MAX_JSON_DEPTH} levels of arrays and objects` }]);
+  }
   try {
     return JSON.parse(text);
   } catch (err) {

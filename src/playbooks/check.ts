@@ -1,23 +1,27 @@
 /**
  * Checks that need more than the schema: known actions and their inputs, CEL in
- * `${{ }}` / `when:`, and that `steps.<id>` only reads steps that ran before.
+ * `${{ }}` / `when:`, that `steps.<id>` only reads steps that ran before, that
+ * secrets are only interpolated whole, and how each interpolation is escaped
+ * for its field (opting out with unescaped() is a warning).
  */
 import type { z } from 'zod';
-import { checkExpression, checkTemplate, referencedSteps, templateExpressions } from '../expr/index.js';
+import { checkExpression, checkTemplateIn, contextsOf, referencedSteps, templateExpressions, type ContextOf } from '../expr/index.js';
 import type { PlaybookSpec } from './schema.js';
 
 export type PathSegment = string | number;
 export interface PathIssue {
   path: PathSegment[];
   message: string;
+  /** Warnings are reported but do not make the playbook invalid. */
+  severity?: 'warning';
 }
 
 /** Registered actions: names only, or names with their zod input schema (then `with:` is checked too). */
 export type ActionCatalog = ReadonlyMap<string, { input: z.ZodType }> | ReadonlySet<string>;
 
 const RUN_NAMES = ['alert', 'steps', 'run', 'secrets'];
-// Evaluated when the run starts, before any step has an output.
-const START_NAMES = ['alert', 'run', 'secrets'];
+// Evaluated when the run starts, before any step has an output; the result is stored and shown, so no secrets.
+const START_NAMES = ['alert', 'run'];
 
 export function formatPath(path: readonly PathSegment[]): string {
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('') || '(top level)';
@@ -81,12 +85,19 @@ function checkRefs(expr: string, visible: readonly string[], all: readonly strin
   }
 }
 
-function checkStrings(value: unknown, path: PathSegment[], visible: readonly string[], all: readonly string[], out: PathIssue[]): void {
+/** How the named action escapes each `with:` field (all plain when the catalog only has names). */
+function contextsFor(actions: ActionCatalog, name: string): ContextOf {
+  const def = 'get' in actions ? actions.get(name) : undefined;
+  return def ? contextsOf(def.input) : () => 'plain';
+}
+
+function checkStrings(value: unknown, path: PathSegment[], contextOf: ContextOf, visible: readonly string[], all: readonly string[], out: PathIssue[]): void {
   for (const [text, p] of strings(value, path)) {
     if (!text.includes('${{')) continue;
-    const problem = checkTemplate(text, { names: RUN_NAMES });
-    if (problem) {
-      out.push({ path: p, message: problem });
+    const report = checkTemplateIn(text, contextOf(p.slice(path.length)), { names: RUN_NAMES });
+    for (const warning of report.warnings) out.push({ path: p, message: warning, severity: 'warning' });
+    if (report.errors.length > 0) {
+      for (const error of report.errors) out.push({ path: p, message: error });
       continue;
     }
     for (const e of templateExpressions(text).expressions) checkRefs(e, visible, all, p, out);
@@ -102,19 +113,20 @@ export function checkPlaybook(spec: PlaybookSpec, actions: ActionCatalog): PathI
   ] as const) {
     if (value === undefined) continue;
     const path = field === 'concurrency' ? ['concurrency', 'key'] : [field];
-    const problem = checkTemplate(value, { names: START_NAMES });
-    if (problem) out.push({ path, message: problem.replace(/unknown name "steps"[^)]*\)/, 'steps are not available here: this is evaluated when the run starts') });
+    for (const problem of checkTemplateIn(value, 'plain', { names: START_NAMES, allowSecret: false }).errors) {
+      out.push({ path, message: problem.replace(/unknown name "steps"[^)]*\)/, 'steps are not available here: this is evaluated when the run starts') });
+    }
   }
   const all = spec.steps.map((s) => s.id);
   spec.steps.forEach((step, i) => {
     const path: PathSegment[] = ['steps', i];
     const earlier = all.slice(0, i);
     checkAction(actions, step.action, step.with, path, out);
-    checkStrings(step.with, [...path, 'with'], earlier, all, out);
+    checkStrings(step.with, [...path, 'with'], contextsFor(actions, step.action), earlier, all, out);
     if (step.when !== undefined) {
       const problem = step.when.includes('${{')
         ? 'write a bare expression (e.g. steps.x.output.value > 1), not ${{ }} inside it'
-        : checkExpression(step.when, { names: RUN_NAMES });
+        : checkExpression(step.when, { names: RUN_NAMES, allowSecret: false });
       if (problem) out.push({ path: [...path, 'when'], message: problem });
       else checkRefs(step.when, earlier, all, [...path, 'when'], out);
     }
@@ -122,7 +134,7 @@ export function checkPlaybook(spec: PlaybookSpec, actions: ActionCatalog): PathI
       const cpath = [...path, 'compensate'];
       checkAction(actions, step.compensate.action, step.compensate.with, cpath, out);
       // Compensation runs after its step succeeded, so it may read that step's own output.
-      checkStrings(step.compensate.with, [...cpath, 'with'], all.slice(0, i + 1), all, out);
+      checkStrings(step.compensate.with, [...cpath, 'with'], contextsFor(actions, step.compensate.action), all.slice(0, i + 1), all, out);
     }
   });
   return out;

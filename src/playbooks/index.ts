@@ -3,7 +3,7 @@ import type { Alert } from '../ingest/types.js';
 import { matchersHold } from './matchers.js';
 import type { ScheduleTrigger, Trigger } from './schema.js';
 
-export { formatProblem, loadPlaybooks, parsePlaybookSource, validatePlaybooks } from './loader.js';
+export { formatProblem, isError, loadPlaybooks, parsePlaybookSource, validatePlaybooks } from './loader.js';
 export type { Playbook, Problem } from './loader.js';
 export type { ActionCatalog } from './check.js';
 export { playbookSchema } from './schema.js';

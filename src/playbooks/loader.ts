@@ -16,6 +16,8 @@ export interface Problem {
   /** 1-based; 0 when the problem is not about one line (an unreadable folder). */
   line: number;
   message: string;
+  /** A warning is printed but does not make the file invalid (e.g. an unescaped() interpolation). */
+  severity?: 'warning';
 }
 
 export interface Playbook extends PlaybookSpec {
@@ -28,7 +30,13 @@ export interface Playbook extends PlaybookSpec {
 }
 
 export function formatProblem(p: Problem): string {
-  return p.line > 0 ? `${p.file}:${p.line}: ${p.message}` : `${p.file}: ${p.message}`;
+  const message = p.severity === 'warning' ? `warning: ${p.message}` : p.message;
+  return p.line > 0 ? `${p.file}:${p.line}: ${message}` : `${p.file}: ${message}`;
+}
+
+/** Errors only (warnings do not make a playbook invalid). */
+export function isError(p: Problem): boolean {
+  return p.severity !== 'warning';
 }
 
 /** Line of the deepest node of `path` that exists; keys point at the key's own line. */
@@ -99,12 +107,12 @@ function parseShielded(text: string): ReturnType<typeof parseYaml> | undefined {
   return { ...parsed, restore };
 }
 
-type Parsed = { playbook?: Playbook; problems: Problem[]; locate?: (path: PathSegment[]) => number };
+type Parsed = { playbook?: Playbook; problems: Problem[]; warnings?: Problem[]; locate?: (path: PathSegment[]) => number };
 
-/** Parse and check one file's text; `playbook` is set only when there is no problem. */
-export function parsePlaybookSource(file: string, source: string | Buffer, actions: ActionCatalog): { playbook?: Playbook; problems: Problem[] } {
-  const { playbook, problems } = parseSource(file, source, actions);
-  return playbook ? { playbook, problems } : { problems };
+/** Parse and check one file's text; `playbook` is set only when there is no problem (warnings aside). */
+export function parsePlaybookSource(file: string, source: string | Buffer, actions: ActionCatalog): { playbook?: Playbook; problems: Problem[]; warnings: Problem[] } {
+  const { playbook, problems, warnings = [] } = parseSource(file, source, actions);
+  return playbook ? { playbook, problems, warnings } : { problems, warnings };
 }
 
 function parseSource(file: string, source: string | Buffer, actions: ActionCatalog): Parsed {
@@ -121,7 +129,12 @@ function parseSource(file: string, source: string | Buffer, actions: ActionCatal
     const last = lc.linePos(Math.max(0, text.trimEnd().length - 1)).line;
     return { problems: doc.errors.map((e) => ({ file, line: Math.min(lc.linePos(e.pos[0]).line, last), message: `YAML: ${e.message}` })) };
   }
-  const at = (i: PathIssue): Problem => ({ file, line: lineOf(doc, lc, i.path), message: i.path.length ? `${formatPath(i.path)}: ${i.message}` : i.message });
+  const at = (i: PathIssue): Problem => ({
+    file,
+    line: lineOf(doc, lc, i.path),
+    message: i.path.length ? `${formatPath(i.path)}: ${i.message}` : i.message,
+    ...(i.severity && { severity: i.severity }),
+  });
   let raw: unknown;
   try {
     raw = restore(doc.toJS({ maxAliasCount: 100 }));
@@ -133,11 +146,17 @@ function parseSource(file: string, source: string | Buffer, actions: ActionCatal
   // Sorted by line (stable), so the report reads top to bottom like the file.
   const byLine = (ps: Problem[]) => ps.sort((a, b) => a.line - b.line);
   // A refused playbook is still checked as far as it can be read: every problem in one pass.
-  if (!parsed.success) return { problems: byLine(issuesOfRefusedPlaybook(raw, schemaIssues(raw, parsed.error.issues), actions).map(at)) };
-  const problems = byLine(checkPlaybook(parsed.data, actions).map(at));
-  if (problems.length > 0) return { problems };
+  if (!parsed.success) {
+    const found = issuesOfRefusedPlaybook(raw, schemaIssues(raw, parsed.error.issues), actions).map(at);
+    return { problems: byLine(found.filter(isError)), warnings: byLine(found.filter((p) => !isError(p))) };
+  }
+  const checked = checkPlaybook(parsed.data, actions).map(at);
+  const problems = byLine(checked.filter(isError));
+  const warnings = byLine(checked.filter((p) => !isError(p)));
+  if (problems.length > 0) return { problems, warnings };
   return {
     problems,
+    warnings,
     locate: (path) => lineOf(doc, lc, path),
     playbook: {
       ...parsed.data,
@@ -149,21 +168,23 @@ function parseSource(file: string, source: string | Buffer, actions: ActionCatal
 }
 
 /** Every *.yaml / *.yml directly in `dir` (subfolders such as scripts/ are not playbooks). */
-export async function loadPlaybooks(dir: string, opts: { actions: ActionCatalog }): Promise<{ playbooks: Playbook[]; problems: Problem[] }> {
+export async function loadPlaybooks(dir: string, opts: { actions: ActionCatalog }): Promise<{ playbooks: Playbook[]; problems: Problem[]; warnings: Problem[] }> {
   let names: string[];
   try {
     const entries = await readdir(dir, { withFileTypes: true });
     names = entries.filter((e) => e.isFile() && /\.ya?ml$/i.test(e.name)).map((e) => e.name).sort();
   } catch (e) {
-    return { playbooks: [], problems: [{ file: dir, line: 0, message: `cannot read the playbooks folder: ${(e as Error).message}` }] };
+    return { playbooks: [], problems: [{ file: dir, line: 0, message: `cannot read the playbooks folder: ${(e as Error).message}` }], warnings: [] };
   }
   const playbooks: Playbook[] = [];
   const problems: Problem[] = [];
+  const warnings: Problem[] = [];
   const byName = new Map<string, Playbook>();
   for (const name of names) {
     const file = join(dir, name);
     const res = parseSource(file, await readFile(file), opts.actions);
     problems.push(...res.problems);
+    warnings.push(...(res.warnings ?? []));
     if (!res.playbook) continue;
     const other = byName.get(res.playbook.name);
     if (other) {
@@ -174,9 +195,12 @@ export async function loadPlaybooks(dir: string, opts: { actions: ActionCatalog 
     byName.set(res.playbook.name, res.playbook);
     playbooks.push(res.playbook);
   }
-  return { playbooks, problems };
+  return { playbooks, problems, warnings };
 }
 
+/** Every error and warning, file by file, top to bottom (`isError` tells them apart). */
 export async function validatePlaybooks(dir: string, actions: ActionCatalog): Promise<Problem[]> {
-  return (await loadPlaybooks(dir, { actions })).problems;
+  const { problems, warnings } = await loadPlaybooks(dir, { actions });
+  const order = (p: Problem) => p.file;
+  return [...problems, ...warnings].sort((a, b) => order(a).localeCompare(order(b)) || a.line - b.line);
 }

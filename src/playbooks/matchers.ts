@@ -1,3 +1,4 @@
+import { RE2JS } from '@bufbuild/re2';
 import type { Alert } from '../ingest/types.js';
 
 export type MatchOp = '=' | '!=' | '=~' | '!~';
@@ -7,8 +8,8 @@ export interface Matcher {
   name: string;
   op: MatchOp;
   value: string;
-  /** Compiled, fully anchored pattern for `=~` / `!~`. */
-  regex?: RegExp;
+  /** Compiled, fully anchored RE2 pattern for `=~` / `!~`. */
+  regex?: RE2JS;
 }
 
 const MATCHER = /^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$/s;
@@ -36,15 +37,21 @@ export function parseMatcher(text: string): Matcher {
     throw new Error(`bad matcher ${JSON.stringify(text)}: quote the whole value, e.g. ${name}${op}"..."`);
   }
   if (op === '=~' || op === '!~') {
+    let regex: RE2JS;
     try {
-      // Alertmanager anchors regexes at both ends: `severity=~"crit"` does not match "critical".
-      const m: Matcher = { name, op, value };
-      // Not enumerable: a playbook's model stays clean when serialised (a RegExp would show as {}).
-      Object.defineProperty(m, 'regex', { value: new RegExp(`^(?:${value})$`), enumerable: false });
-      return m;
+      // RE2, as in Alertmanager (Go's regexp): linear time whatever the label value, and the
+      // same syntax (no lookaround or backreferences). Anchored at both ends like Alertmanager:
+      // `severity=~"crit"` does not match "critical". The bare pattern is compiled first so an
+      // error quotes what the author wrote.
+      RE2JS.compile(value);
+      regex = RE2JS.compile(`^(?:${value})$`);
     } catch (e) {
-      throw new Error(`bad matcher ${JSON.stringify(text)}: invalid regex: ${(e as Error).message}`);
+      throw new Error(`bad matcher ${JSON.stringify(text)}: invalid regex (RE2 syntax, as in Alertmanager): ${(e as Error).message}`);
     }
+    const m: Matcher = { name, op, value };
+    // Not enumerable: a playbook's model stays clean when serialised (a compiled regex would show as {}).
+    Object.defineProperty(m, 'regex', { value: regex, enumerable: false });
+    return m;
   }
   return { name, op, value };
 }

@@ -14,11 +14,15 @@ export interface Divergence {
 
 /**
  * A request without what differs between any two runs: the run id (in
- * bodies, idempotency keys) and the Idempotency-Key header.
+ * bodies, idempotency keys), the Idempotency-Key header, and how a secret
+ * is hidden (withheld from a sent playbook, redacted from the server's).
  */
+// A sent playbook's withheld secret (as is, or percent-encoded in a URL) and the server's redacted one are the same secret.
+const WITHHELD = /(?:\[|%5B)withheld(?: |%20)secret(?: |%20)[A-Za-z0-9_]+(?:\]|%5D)/gi;
+
 function normalised(request: unknown, runId: string): string {
   const strip = (v: unknown): unknown => {
-    if (typeof v === 'string') return v.split(runId).join('<run>');
+    if (typeof v === 'string') return v.split(runId).join('<run>').replace(WITHHELD, '[redacted]');
     if (Array.isArray(v)) return v.map(strip);
     if (v && typeof v === 'object') {
       const out: Record<string, unknown> = {};

@@ -73,6 +73,8 @@ export interface RunReport {
   settled: boolean;
   reason: string | null;
   alert: { summary?: string; fingerprint?: string; source?: string } | null;
+  /** What the run's playbook saw of the secrets, when they were withheld (playbooks sent with the request). */
+  secrets?: string;
   steps: StepReport[];
   pendingApprovals: Array<{ id: string; stepId: string; approvers: string[]; minApprovals: number }>;
 }
@@ -164,6 +166,7 @@ export function buildReport(run: RunJson, timeline: TimelineJson): RunReport {
     settled: isSettled(run),
     reason: timeline.run.reason ?? run.abortReason ?? null,
     alert: timeline.run.alert ? { summary: timeline.run.alert.summary, fingerprint: timeline.run.alert.fingerprint, source: timeline.run.alert.source } : null,
+    ...(typeof (run.dryRunOptions as { secrets?: unknown } | undefined)?.secrets === 'string' && { secrets: (run.dryRunOptions as { secrets: string }).secrets }),
     steps: [...steps.values()],
     pendingApprovals,
   };
@@ -247,6 +250,7 @@ export function formatReport(report: RunReport): string {
   else if (!report.settled) status += ' — still running';
   else if (report.reason && report.status !== 'succeeded') status += ` — ${report.reason}`;
   lines.push(status);
+  if (report.secrets) lines.push(`  secrets: ${report.secrets}`);
   for (const a of report.pendingApprovals) {
     lines.push(`  approval ${a.id} for step ${a.stepId} is pending (approvers: ${a.approvers.join(', ') || 'any'}; ${a.minApprovals} needed)`);
     lines.push(`    answer it: firebreak approve ${a.id}   (or reject; as FIREBREAK_TOKEN, or --as <name> in local mode)`);

@@ -24,6 +24,7 @@ import {
   type Alert,
   type AlertSource,
 } from '../ingest/index.js';
+import { withheldSecret } from '../expr/index.js';
 import { formatProblem, parsePlaybookSource, type Playbook, type Problem } from '../playbooks/index.js';
 import type { Queryable } from '../store/index.js';
 import type { NewEvent } from '../timeline/index.js';
@@ -228,6 +229,8 @@ export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body
   const baseOptions: DryRunOptions = {
     requestedBy,
     playbooksFrom: sent ? 'request' : 'server',
+    // A playbook from the request is not the operator's: no secret values (see the executor's variables).
+    ...(sent && { secrets: `withheld: a playbook sent with the request gets no secrets; \${{ secrets.NAME }} renders as "${withheldSecret('NAME')}"` }),
     ...(body.noGather !== undefined && { noGather: body.noGather }),
     ...(body.stub && { stub: body.stub }),
     ...(body.stubs && { stubs: body.stubs }),

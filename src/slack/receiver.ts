@@ -11,6 +11,7 @@ import { verifySlackRequest, type App, type Receiver, type ReceiverEvent } from 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { coerceError, ValidationError } from '../errors.js';
+import { parseJson } from '../json/index.js';
 import { isDatabaseUnavailable, type Pool } from '../store/index.js';
 import * as Q from './queries.js';
 
@@ -21,6 +22,17 @@ import { SLACK_EVENTS_PATH } from './paths.js';
 const WINDOW_SECONDS = 5 * 60;
 /** Answer before Slack's 3 s deadline even when no listener acked. */
 const ACK_DEADLINE_MS = 2_500;
+/**
+ * The only signature shape Slack sends. Bolt's own check compares what it can parse
+ * and ignores anything after a second `=`, so `v0=<hmac>=x` would pass it as a new
+ * string: only this exact shape reaches Bolt, and the replay guard keys on the HMAC.
+ */
+const SIGNATURE = /^v0=([0-9a-f]{64})$/;
+
+/** The HMAC (lower-case hex) a well-formed signature carries: what the replay guard remembers. */
+export function signatureDigest(signature: string): string | undefined {
+  return SIGNATURE.exec(signature)?.[1];
+}
 
 export class SlackRequestError extends Error {
   constructor(
@@ -43,6 +55,7 @@ export interface VerifyInput {
 /** Throws SlackRequestError(401) unless the request is signed with our secret within the window. */
 export function verifySlackSignature(input: VerifyInput): void {
   if (!input.signature || !input.timestamp) throw new SlackRequestError('missing X-Slack-Signature or X-Slack-Request-Timestamp', 401);
+  if (!signatureDigest(input.signature)) throw new SlackRequestError('X-Slack-Signature must be version v0 with a 64-digit lower-case hex HMAC (v0=<64 lower-case hex digits>)', 401);
   const ts = Number(input.timestamp);
   if (!Number.isInteger(ts)) throw new SlackRequestError('X-Slack-Request-Timestamp is not a number', 401);
   // Bolt rejects stale timestamps; one from the future is as suspect.
@@ -66,20 +79,20 @@ export function parseSlackBody(raw: string, contentType: string | undefined): Re
     const payload = form.get('payload');
     if (payload !== null) {
       try {
-        const parsed = JSON.parse(payload) as unknown;
+        const parsed = parseJson(payload, 'payload') as unknown;
         if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
-      } catch {
-        /* fall through */
+      } catch (err) {
+        if (err instanceof ValidationError) throw err;
       }
       throw new ValidationError('payload is not a JSON object', [{ path: 'payload', message: 'must be a JSON object' }]);
     }
     return Object.fromEntries(form.entries());
   }
   try {
-    const parsed = JSON.parse(raw) as unknown;
+    const parsed = parseJson(raw) as unknown;
     if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
-  } catch {
-    /* below */
+  } catch (err) {
+    if (err instanceof ValidationError) throw err;
   }
   throw new ValidationError('body is not a JSON object', [{ path: '(body)', message: 'must be a JSON object or a form with payload' }]);
 }
@@ -135,7 +148,8 @@ export class FastifyReceiver implements Receiver {
     if (body.type === 'url_verification') return reply.code(200).send({ challenge: body.challenge });
 
     try {
-      const fresh = await this.options.pool.query(Q.REMEMBER_SIGNATURE, [signature]);
+      // Keyed on the HMAC itself, not the header text, so no respelling of a signature replays it.
+      const fresh = await this.options.pool.query(Q.REMEMBER_SIGNATURE, [signatureDigest(signature!)]);
       if (fresh.rowCount === 0) {
         log.warn({ ip: request.ip }, 'Slack request refused: replayed signature');
         return reply.code(401).send({ error: 'invalid Slack request: this signed request was already received (replay)' });

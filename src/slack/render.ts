@@ -65,6 +65,23 @@ export function escapeText(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
+/**
+ * A link to a URL that came with an alert (generatorURL): only http(s), and
+ * with `|`, `<`, `>` encoded so the URL cannot end the link early and supply
+ * its own label (`<https://evil|Open Firebreak>`). The label is always ours.
+ */
+export function safeLink(url: string, label: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return undefined;
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return undefined;
+  const href = parsed.toString().replace(/&/g, '&amp;').replace(/</g, '%3C').replace(/>/g, '%3E').replace(/\|/g, '%7C');
+  return `<${href}|${escapeText(label)}>`;
+}
+
 export function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, Math.max(0, max - 1))}…`;
 }
@@ -94,8 +111,8 @@ function codeBlock(value: unknown, max: number): string {
   } catch {
     text = String(value);
   }
-  // Triple backticks inside would end the block early.
-  return `\`\`\`${truncate(text.replace(/```/g, '`\u200b``'), max)}\`\`\``;
+  // Triple backticks inside would end the block early; Slack reads <...> even in code blocks.
+  return `\`\`\`${escapeText(truncate(text.replace(/```/g, '`\u200b``'), max))}\`\`\``;
 }
 
 const section = (text: string): Block => ({ type: 'section', text: { type: 'mrkdwn', text: truncate(text, SECTION_LIMIT) } });
@@ -143,9 +160,11 @@ export function renderRunMessage(run: RunInfo, publicUrl: string, outcome: RunOu
     blocks.push(section('⏳ *Running*: progress in the thread.'));
   }
   const links = [`<${runUrl(publicUrl, run.id)}|Open in the console>`, `run \`${run.id}\``];
-  if (alert?.generatorURL) links.push(`<${alert.generatorURL}|Source>`);
+  const source = alert?.generatorURL ? safeLink(alert.generatorURL, 'Source') : undefined;
+  if (source) links.push(source);
   blocks.push(context(links.join(' · ')));
-  const text = `${dry}${run.playbook}: ${summary}${outcome ? ` (${outcome.status})` : ''}`;
+  // The fallback text is mrkdwn too (notifications, screen readers): escaped like the blocks.
+  const text = `${dry}${run.playbook}: ${escapeText(summary)}${outcome ? ` (${outcome.status})` : ''}`;
   return { text: truncate(text, 3_000), blocks };
 }
 

@@ -117,6 +117,25 @@ describe('http.request redirects', () => {
     expect(other.requests[0]!.headers.authorization).toBeUndefined();
   });
 
+  it('drops every header the playbook set when a redirect changes origin, and keeps them on the same origin', async () => {
+    const other = await server((_req, res) => json(res, 200, {}));
+    const s = await server((req, res) => {
+      if (req.url === '/same') res.writeHead(302, { location: '/moved' }).end();
+      else if (req.url === '/moved') res.writeHead(302, { location: `http://localhost:${other.port}/` }).end();
+      else json(res, 200, {});
+    });
+    const headers = { 'X-Api-Key': 'k3y-value', 'X-Deploy-Token': 'tok', Cookie: 'session=1', 'X-Trace': 'harmless' };
+    await call(http, { url: `${s.url}/same`, headers }, makeCtx({ httpAllow: ['127.0.0.1', 'localhost'] }));
+    expect(s.requests.map((r) => r.headers['x-api-key'])).toEqual(['k3y-value', 'k3y-value']);
+    const leaked = other.requests[0]!.headers;
+    expect(leaked['x-api-key']).toBeUndefined();
+    expect(leaked['x-deploy-token']).toBeUndefined();
+    expect(leaked.cookie).toBeUndefined();
+    expect(leaked['x-trace']).toBeUndefined();
+    // The engine's key is not the playbook's: the target can still deduplicate the attempt.
+    expect(leaked['idempotency-key']).toBe('run-1:step-1:1');
+  });
+
   it('stops after 5 redirects', async () => {
     const s = await server((_req, res) => res.writeHead(302, { location: '/again' }).end());
     const err = await failure(call(http, { url: s.url }, makeCtx()));

@@ -40,6 +40,26 @@ describe('Alertmanager matcher syntax', () => {
     expect(holds('severity!~"critical|page"', { severity: 'critical' })).toBe(false);
   });
 
+  it('matches with RE2 semantics: linear time on a label built to make a backtracking engine explode', () => {
+    // (a+)+$ against "aaaa...b" takes exponential time in JS RegExp; RE2 answers at once.
+    const m = parseMatcher('service=~"(a+)+"');
+    const started = process.hrtime.bigint();
+    expect(matcherHolds(m, { service: `${'a'.repeat(50_000)}b` })).toBe(false);
+    expect(matcherHolds(m, { service: 'a'.repeat(50_000) })).toBe(true);
+    // A loose bound: a backtracking engine would not finish this in minutes.
+    expect(Number(process.hrtime.bigint() - started) / 1e6).toBeLessThan(10_000);
+  });
+
+  it('refuses what RE2 (and so Alertmanager) refuses: lookaround, backreferences', () => {
+    for (const bad of ['a=~"(?=x)y"', 'a=~"(?!x)"', 'a=~"(x)\\1"', 'a=~"(?<=x)y"']) {
+      expect(() => parseMatcher(bad), bad).toThrow(/invalid regex \(RE2 syntax/);
+    }
+    // RE2 syntax JS lacks is fine: named groups the Go way, \z.
+    expect(holds('a=~"(?P<x>ab)c"', { a: 'abc' })).toBe(true);
+    expect(holds('a=~"\\Qa.b\\E"', { a: 'a.b' })).toBe(true);
+    expect(holds('a=~"\\Qa.b\\E"', { a: 'axb' })).toBe(false);
+  });
+
   it('a missing label is the empty string', () => {
     expect(holds('team=""', {})).toBe(true);
     expect(holds('team!=""', {})).toBe(false);
