@@ -38,6 +38,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
     // Routes, redirects and `next` links see `/path?query` even for `GET http://host/path` (the guard checks that host).
     rewriteUrl: (req) => originForm(req.url ?? '/'),
+    // X-Forwarded-For names the client only when a listed proxy sent it; otherwise anyone could claim any address.
+    ...(deps.config.trustedProxies.length > 0 && { trustProxy: deps.config.trustedProxies }),
   });
 
   // Bodies arrive raw: webhook signatures (Grafana, PagerDuty, Slack) are computed over the exact bytes,

@@ -216,6 +216,37 @@ describe('token guessing', () => {
   });
 });
 
+describe('client addresses behind a proxy', () => {
+  async function loginFrom(on: ServerProcess, forwardedFor: string, token: string) {
+    const res = await request(`${on.url}/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': forwardedFor }, body: new URLSearchParams({ token }).toString() });
+    await res.body.text();
+    return res.statusCode;
+  }
+
+  it('X-Forwarded-For is ignored unless FIREBREAK_TRUSTED_PROXIES lists the sender: a guesser cannot claim fresh addresses', async () => {
+    await db.pool.query('delete from login_failures');
+    for (let i = 0; i < 10; i++) expect(await loginFrom(server, `198.51.100.${i}`, `guess-${i}`)).toBe(401);
+    expect(await loginFrom(server, '198.51.100.99', 'guess-99')).toBe(429);
+    await db.pool.query('delete from login_failures');
+  });
+
+  it('behind a listed proxy each real client has its own count, so one guesser does not lock everyone out', async () => {
+    await db.pool.query('delete from login_failures');
+    const proxied = await startServer({ DATABASE_URL: db.url, FIREBREAK_PLAYBOOKS: dir, FIREBREAK_API_TOKEN: API_TOKEN, FIREBREAK_WORKERS: '0', FIREBREAK_TRUSTED_PROXIES: '127.0.0.0/8' });
+    try {
+      for (let i = 0; i < 10; i++) expect(await loginFrom(proxied, '203.0.113.5', `guess-${i}`)).toBe(401);
+      expect(await loginFrom(proxied, '203.0.113.5', API_TOKEN)).toBe(429);
+      // Before: every client behind the proxy shared its address, and this colleague was locked out too.
+      expect(await loginFrom(proxied, '203.0.113.6', API_TOKEN)).toBe(303);
+      const { rows } = await db.pool.query("select key from login_failures where scope = 'client'");
+      expect(rows).toEqual([{ key: '203.0.113.5' }]);
+    } finally {
+      await proxied.stop();
+      await db.pool.query('delete from login_failures');
+    }
+  });
+});
+
 describe('four-eyes and "approve once" count people, whatever the case of their name', () => {
   it('alice cannot approve her own run as token:Alice', async () => {
     const alice = await createToken('alice');
