@@ -14,7 +14,7 @@ import { getRun, listAlerts, listPendingApprovals, listRuns, type Engine } from 
 import { parseJsonBody, parseWith } from '../ingest/index.js';
 import { checkDryRunBody, isReplayRequest, startDryRuns, startRunBody } from '../replay/index.js';
 import type { Pool } from '../store/index.js';
-import { createRedactor, renderTimeline } from '../timeline/index.js';
+import { ACCESS_CHAIN, createRedactor, readChainPage, renderTimeline } from '../timeline/index.js';
 import { errorBody, sendError } from './http.js';
 
 export interface ApiOptions {
@@ -29,7 +29,7 @@ const RUN_STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'ab
 const limit = z.coerce.number().int().min(1).max(500).default(50);
 const runsQuery = z.object({ status: z.enum(RUN_STATUSES).optional(), playbook: z.string().min(1).optional(), limit });
 const alertsQuery = z.object({ status: z.enum(['firing', 'resolved']).optional(), source: z.string().min(1).optional(), limit });
-const checkpointsQuery = z.object({ limit, before: z.coerce.number().int().min(1).optional() });
+const pageQuery = z.object({ limit, before: z.coerce.number().int().min(1).optional() });
 const timelineQuery = z.object({ format: z.enum(['json', 'md']).default('json') });
 // `user` is checked against who authenticated (400 when it differs); `via` (older clients) is ignored.
 const bodyUser = z.string().trim().min(1).max(200).optional();
@@ -83,7 +83,13 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
   app.get('/api/alerts', read, handle(async (request) => ({ items: await listAlerts(pool, parseWith(alertsQuery, request.query, 'query')) })));
   app.get('/api/runs', read, handle(async (request) => ({ items: await listRuns(pool, parseWith(runsQuery, request.query, 'query')) })));
   // Signed chain checkpoints, newest first; `before` pages back (docs/audit.md). A read, like GET /api/runs.
-  app.get('/api/audit/checkpoints', read, handle(async (request) => ({ items: await listCheckpoints(pool, parseWith(checkpointsQuery, request.query, 'query')) })));
+  app.get('/api/audit/checkpoints', read, handle(async (request) => ({ items: await listCheckpoints(pool, parseWith(pageQuery, request.query, 'query')) })));
+  // The access chain: decisions that concern no run (refused starts, tokens) and sessions, newest first.
+  app.get('/api/audit/access', read, handle(async (request) => {
+    const q = parseWith(pageQuery, request.query, 'query');
+    const events = await readChainPage(pool, ACCESS_CHAIN, q);
+    return { items: events.map((e) => ({ seq: e.seq, time: e.time, kind: e.kind, actor: e.actor, data: redact(e.data) })) };
+  }));
   app.get('/api/runs/:id', read, handle(async (request) => getRun(pool, (request.params as { id: string }).id)));
   app.get(
     '/api/runs/:id/timeline',

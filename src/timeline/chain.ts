@@ -1,7 +1,7 @@
 import type { AuditKey } from '../audit/index.js';
 import type { Queryable } from '../store/index.js';
 import { GENESIS_HASH, hashEvent, type HashedEvent } from './hash.js';
-import { CHAIN_HEAD, EVENTS_OF_CHAIN, INSERT_EVENTS, LOCK_CHAIN } from './queries.js';
+import { CHAIN_HEAD, CHAIN_PAGE_NEWEST, EVENTS_OF_CHAIN, INSERT_EVENTS, LOCK_CHAIN } from './queries.js';
 
 /** The chain holding events that belong to no run. */
 export const SYSTEM_CHAIN = 'system';
@@ -118,6 +118,12 @@ function linkEvents(key: AuditKey, chainId: string, runId: string | null, seq: n
  */
 export function buildGenesisEvents(key: AuditKey, chainId: string, runId: string | null, events: NewEvent[]): Array<HashedEvent & { hash: string }> {
   return linkEvents(key, chainId, runId, 0, GENESIS_HASH, events);
+}
+
+/** The newest events of a chain, `limit` at most, before seq `before` when given (paging back). */
+export async function readChainPage(db: Queryable, chainId: string, options: { limit: number; before?: number | undefined }): Promise<TimelineEvent[]> {
+  const { rows } = await db.query<EventRow>(CHAIN_PAGE_NEWEST, [chainId, options.limit, options.before ?? null]);
+  return rows.map(rowToEvent);
 }
 
 export async function readChain(db: Queryable, chainId: string): Promise<TimelineEvent[]> {

@@ -4,7 +4,7 @@ import { appendToChain, buildGenesisEvents, SYSTEM_CHAIN, type ChainHead, type N
 import { createRedactor } from './redact.js';
 import { LOCK_CHAIN } from './queries.js';
 
-export { readChain, rowToEvent, lockAndReadHeadSql, SYSTEM_CHAIN, type ChainHead, type EventRow, type NewEvent, type TimelineEvent } from './chain.js';
+export { readChain, readChainPage, rowToEvent, lockAndReadHeadSql, SYSTEM_CHAIN, type ChainHead, type EventRow, type NewEvent, type TimelineEvent } from './chain.js';
 export { GENESIS_HASH, canonicalJson, hashEvent, legacyHashEvent, sha256Hex, type HashedEvent } from './hash.js';
 export { createRedactor, REDACTED } from './redact.js';
 

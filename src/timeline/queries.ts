@@ -19,3 +19,11 @@ export const INSERT_EVENTS = named('fb_timeline_insert_events', `
 export const EVENTS_OF_CHAIN = `
   select id, chain_id, seq, run_id, time, kind, actor, data, prev_hash, hash
   from timeline_events where chain_id = $1::text order by seq`;
+
+/** One page of a chain, newest first ($2: only events before this seq; null: from the head). */
+export const CHAIN_PAGE_NEWEST = named('fb_timeline_chain_page_newest', `
+  select id, chain_id, seq, run_id, time, kind, actor, data, prev_hash, hash
+  from timeline_events
+  where chain_id = $1::text and ($3::int is null or seq < $3::int)
+  order by seq desc
+  limit $2::int`);

@@ -303,6 +303,22 @@ describe('names in a body, and a browser shared by two people', () => {
   });
 });
 
+describe('the access chain is readable, so a reviewer can see who minted which token', () => {
+  it('GET /api/audit/access pages back through it, newest first, behind authentication', async () => {
+    await createToken('tess', '--group', 'sre');
+    expect((await httpJson('GET', `${server.url}/api/audit/access`)).status).toBe(401);
+    const page = await httpJson('GET', `${server.url}/api/audit/access?limit=5`, undefined, SERVICE);
+    expect(page.status).toBe(200);
+    expect(page.body.items).toHaveLength(5);
+    const seqs = page.body.items.map((e: { seq: number }) => e.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => b - a));
+    const created = page.body.items.find((e: { kind: string; data: { user?: string } }) => e.kind === 'token.created' && e.data.user === 'tess');
+    expect(created).toMatchObject({ actor: expect.stringMatching(/^operator:/), data: { groups: ['sre'] } });
+    const older = await httpJson('GET', `${server.url}/api/audit/access?limit=5&before=${seqs.at(-1)}`, undefined, SERVICE);
+    expect(older.body.items[0].seq).toBe(seqs.at(-1) - 1);
+  });
+});
+
 describe('a local-mode session after authentication was set up', () => {
   it('no longer reads anything, and the login page is shown instead of a redirect loop', async () => {
     const localDb = await createTestDatabase();
