@@ -125,6 +125,17 @@ describe('live updates end with the credential that opened them', () => {
     expect(fired.status).toBe(202);
   }
 
+  /** Once the credential is gone, the next change ends the stream instead of reaching it. */
+  async function endsAtTheNextChange(stream: Awaited<ReturnType<typeof openStream>>) {
+    // The stream trusts its last check for a second; wait that out, then something happens.
+    await sleep(1_100);
+    const runsBefore = stream.text().split('event: run').length;
+    await fire();
+    await eventually(async () => stream.ended(), 10_000);
+    expect(stream.text()).toContain('event: end');
+    expect(stream.text().split('event: run').length).toBe(runsBefore);
+  }
+
   it('a revoked token’s stream ends instead of carrying on for hours', async () => {
     const token = await createToken('olga');
     const stream = await openStream({ authorization: `Bearer ${token}` });
@@ -133,13 +144,7 @@ describe('live updates end with the credential that opened them', () => {
       await eventually(async () => stream.text().includes('event: run'));
       const revoked = await runCli(['token', 'revoke', token], { DATABASE_URL: db.url });
       expect(revoked.code, revoked.stderr).toBe(0);
-      // The stream trusts its last check for a second; wait that out, then something happens.
-      await sleep(1_100);
-      const runsBefore = stream.text().split('event: run').length;
-      await fire();
-      await eventually(async () => stream.ended(), 10_000);
-      expect(stream.text()).toContain('event: end');
-      expect(stream.text().split('event: run').length).toBe(runsBefore);
+      await endsAtTheNextChange(stream);
     } finally {
       stream.close();
     }
@@ -152,12 +157,7 @@ describe('live updates end with the credential that opened them', () => {
       const out = await request(`${server.url}/logout`, { method: 'POST', headers: { cookie: cookie!, origin: server.url } });
       await out.body.text();
       expect(out.statusCode).toBe(303);
-      await sleep(1_100);
-      const runsBefore = stream.text().split('event: run').length;
-      await fire();
-      await eventually(async () => stream.ended(), 10_000);
-      expect(stream.text()).toContain('event: end');
-      expect(stream.text().split('event: run').length).toBe(runsBefore);
+      await endsAtTheNextChange(stream);
     } finally {
       stream.close();
     }
