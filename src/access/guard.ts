@@ -19,7 +19,7 @@ import type { Pool } from '../store/index.js';
 import { ANONYMOUS, identity, parseName, serviceIdentity, type Identity } from './identity.js';
 import { readSession, SESSION_COOKIE, sessionValidity } from './sessions.js';
 import { bearerRetryAfter, recordBearerFailure } from './throttle.js';
-import { looksLikePersonalToken, verifyToken } from './tokens.js';
+import { looksLikePersonalToken, staleTokenReason, verifyToken } from './tokens.js';
 
 /**
  * Who may call a route:
@@ -246,6 +246,8 @@ export async function authenticate(request: FastifyRequest, config: Config, pool
     }
     const who = config.apiToken && secretsEqual(bearer, config.apiToken) ? serviceIdentity() : looksLikePersonalToken(bearer) ? await verifyToken(pool, bearer) : undefined;
     if (!who) {
+      const stale = await staleTokenReason(pool, bearer);
+      if (stale) return { status: 401, error: `this personal token was ${stale}`, path: 'Authorization', hint: 'ask for a new token (firebreak token create)' };
       await recordBearerFailure(pool, request.ip);
       return { status: 401, error: 'missing or invalid API token', path: 'Authorization', hint: 'expected Authorization: Bearer <personal token (firebreak token create) or FIREBREAK_API_TOKEN>' };
     }

@@ -37,6 +37,7 @@ import {
   SESSION_COOKIE,
   SESSION_TTL_SECONDS,
   sha256Hex,
+  staleTokenReason,
   tokenIdOf,
   verifyToken,
   type Access,
@@ -139,6 +140,9 @@ export function registerSecurity(app: FastifyInstance, options: SecurityOptions)
     }
     const who = !token ? undefined : config.apiToken && secretsEqual(token, config.apiToken) ? serviceIdentity() : looksLikePersonalToken(token) ? await verifyToken(pool, token) : undefined;
     if (!who) {
+      // The real token, revoked or expired, is not a guess: say so, and do not count it.
+      const stale = token ? await staleTokenReason(pool, token) : undefined;
+      if (stale) return sendPage(reply, 401, page(next, `That token was ${stale}; ask for a new one.`));
       if (token) await recordLoginFailure(pool, keys);
       request.log.warn({ ip: request.ip }, 'console login refused: wrong token');
       return sendPage(reply, 401, page(next, token ? 'That token is not right.' : 'Enter a token.'));

@@ -216,6 +216,31 @@ describe('token guessing', () => {
   });
 });
 
+describe('a forgotten script with a revoked token', () => {
+  it('is told its token was revoked, and is not counted as guessing (its neighbours are not locked out)', async () => {
+    const stale = await createToken('ulla');
+    expect((await runCli(['token', 'revoke', stale], { DATABASE_URL: db.url })).code).toBe(0);
+    const host = new Agent({ localAddress: '127.0.0.10' });
+    try {
+      const api = async (token: string) => {
+        const res = await request(`${server.url}/api/runs`, { headers: { authorization: `Bearer ${token}` }, dispatcher: host });
+        return { status: res.statusCode, body: (await res.body.json()) as { error?: string } };
+      };
+      for (let i = 0; i < API_CLIENT_LIMIT + 5; i++) {
+        const res = await api(stale);
+        expect(res.status).toBe(401);
+        expect(res.body.error).toBe('this personal token was revoked');
+      }
+      expect((await api(API_TOKEN)).status).toBe(200);
+      expect((await consoleLogin(stale)).status).toBe(401);
+      const { rows } = await db.pool.query("select count(*)::int as n from login_failures where key like '%127.0.0.10'");
+      expect(rows[0].n).toBe(0);
+    } finally {
+      await host.close();
+    }
+  });
+});
+
 describe('client addresses behind a proxy', () => {
   async function loginFrom(on: ServerProcess, forwardedFor: string, token: string) {
     const res = await request(`${on.url}/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': forwardedFor }, body: new URLSearchParams({ token }).toString() });
