@@ -208,12 +208,17 @@ function isOwnOrigin(origin: string, request: FastifyRequest, config: Config): b
  * console-header rule.
  */
 export function csrfProblem(request: FastifyRequest, rule: AccessRule, config: Config): string | undefined {
-  if (SAFE_METHODS.has(request.method)) return undefined;
   if (rule === 'public' || rule === 'metrics') return undefined;
+  const site = request.headers['sec-fetch-site'];
+  const crossSite = typeof site === 'string' && site !== 'same-origin' && site !== 'none';
+  if (SAFE_METHODS.has(request.method)) {
+    // A read of an act (GET /api/tokens asks firebreak/authorize and is recorded): another site's <img> must not
+    // write decisions to the access chain in someone's name.
+    return rule === 'act' && crossSite ? `cross-site request refused (Sec-Fetch-Site: ${site})` : undefined;
+  }
   const origin = request.headers.origin;
   if (origin !== undefined && !isOwnOrigin(origin, request, config)) return `cross-origin request refused (Origin ${origin})`;
-  const site = request.headers['sec-fetch-site'];
-  if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return `cross-site request refused (Sec-Fetch-Site: ${site})`;
+  if (crossSite) return `cross-site request refused (Sec-Fetch-Site: ${site})`;
   if ((rule === 'act' || rule === 'read' || rule === 'page') && request.authVia === 'session' && request.headers[CONSOLE_HEADER] !== '1') {
     return `console requests must carry the ${CONSOLE_HEADER} header`;
   }

@@ -344,6 +344,25 @@ describe('the access chain is readable, so a reviewer can see who minted which t
   });
 });
 
+describe('a read that is an act', () => {
+  it('GET /api/tokens from another site (an <img> on a sibling subdomain carries the SameSite cookie) writes nothing to the access chain', async () => {
+    const { cookie } = await consoleLogin(await createToken('vera'));
+    const count = async () => (await db.pool.query("select count(*)::int as n from timeline_events where chain_id = 'access' and actor = 'token:vera' and kind like 'access.%'")).rows[0].n as number;
+    const before = await count();
+    for (const site of ['cross-site', 'same-site']) {
+      const res = await request(`${server.url}/api/tokens`, { headers: { cookie: cookie!, 'sec-fetch-site': site, 'sec-fetch-mode': 'no-cors' } });
+      await res.body.text();
+      expect(res.statusCode, site).toBe(403);
+    }
+    expect(await count()).toBe(before);
+    // The console itself (same-origin) and scripts (no Sec-Fetch-Site) are asked as before (vera may not list tokens).
+    const own = await request(`${server.url}/api/tokens`, { headers: { cookie: cookie!, 'sec-fetch-site': 'same-origin' } });
+    await own.body.text();
+    expect(own.statusCode).toBe(403);
+    expect(await count()).toBe(before + 1);
+  });
+});
+
 describe('a local-mode session after authentication was set up', () => {
   it('no longer reads anything, and the login page is shown instead of a redirect loop', async () => {
     const localDb = await createTestDatabase();
