@@ -118,6 +118,14 @@ test_four_eyes_covers_an_unlisted_name_on_two_channels if {
 	not approve.allow with input as answer(oidc("erin", ["sre"]), {"started_by": "token:erin"})
 }
 
+# One human, two spellings of their name (a provider that capitalises it, an
+# address typed in another case): still one person.
+test_four_eyes_ignores_the_case_of_a_name if {
+	not approve.allow with input as answer(oidc("Erin", ["sre"]), {"started_by": "token:erin"})
+	not approve.allow with input as answer(oidc("Alice", []), {"started_by": "token:alice"})
+	not approve.allow with input as answer(token("ERIN@example.com", ["sre"]), {"started_by": "oidc:erin@Example.com"})
+}
+
 test_four_eyes_starter_may_still_reject if {
 	approve.allow with input as answer(slack("U0SRE1"), {"started_by": "oidc:alice", "decision": "reject"})
 }
@@ -135,6 +143,18 @@ test_may_not_approve_twice_from_another_channel if {
 		"allow": false,
 		"reason": "slack:U0SRE1 already approved this step (as token:alice)",
 	} with input as answer(slack("U0SRE1"), {"min_approvals": 2, "already_approved_by": ["token:alice"]})
+}
+
+test_may_not_approve_twice_in_another_case if {
+	approve == {
+		"allow": false,
+		"reason": "oidc:Erin already approved this step (as token:erin)",
+	} with input as answer(oidc("Erin", ["sre"]), {"min_approvals": 2, "already_approved_by": ["token:erin"]})
+}
+
+test_groups_of_data_json_follow_a_name_in_any_case if {
+	approve.allow with input as answer(oidc("Bob", []), {})
+	approve.allow with input as answer(token("ALICE", []), {"started_by": "token:bob"})
 }
 
 test_second_person_may_add_the_second_approval if {

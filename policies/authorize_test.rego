@@ -60,6 +60,13 @@ test_the_starter_aborts_their_run_on_any_channel if {
 	authorize == {"allow": true, "reasons": ["whoever started a run may abort it"]} with input as ask(oidc("erin", []), "run.abort", run_resource)
 }
 
+test_names_are_people_whatever_their_case if {
+	# data.groups lists alice in sre; the groups follow her name in any case.
+	allowed(ask(token("ALICE", []), "token.create", {"user": "x", "groups": [], "ttl_seconds": null}))
+	allowed(ask(oidc("Erin", []), "run.abort", run_resource))
+	allowed(ask(oidc("ERIN", []), "token.revoke", {"token_id": "t1", "user": "erin"}))
+}
+
 test_others_may_not_abort if {
 	not allowed(ask(slack("UNOBODY1"), "run.abort", run_resource))
 	not allowed(ask(token("frank", []), "run.abort", object.union(run_resource, {"started_by": null})))

@@ -31,7 +31,7 @@ test_people_names_and_actors_are_well_formed if {
 test_every_listed_actor_is_its_person if {
 	every name, list in data.people {
 		every a in list {
-			lib.person(a) == name
+			lib.person(a) == lower(name)
 		}
 	}
 }

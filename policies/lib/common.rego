@@ -24,19 +24,27 @@ now_ns := time_ns(input.now)
 # carry a person's name (personal tokens, OIDC, local mode) the name is the
 # person; Slack ids are opaque, so data.people says whose they are. An entry
 # in data.people always wins (it can also tie differently spelled names).
+#
+# People are compared without regard to case: `token:alice` and
+# `oidc:Alice` (a provider that capitalises names, an address typed as
+# Alice@Example.com) are one person, or four-eyes and "approve once" would
+# fall to one human using two spellings of their name.
 name_methods := {"token", "oidc", "local", "operator"}
 
-person(actor) := name if {
+person(actor) := lower(name) if {
+	is_string(actor)
 	some name, actors in data.people
-	actor in actors
-} else := name if {
+	some listed in actors
+	is_string(listed)
+	lower(listed) == lower(actor)
+} else := lower(name) if {
 	is_string(actor)
 	i := indexof(actor, ":")
 	i > 0
 	substring(actor, 0, i) in name_methods
 	name := substring(actor, i + 1, -1)
 	name != ""
-} else := actor
+} else := lower(actor) if is_string(actor)
 
 # Two actors are one person: four-eyes and "approve once" count people, not channels.
 same_person(a, b) if {
@@ -50,7 +58,9 @@ same_person(a, b) if {
 # those data.groups gives its person.
 groups_of(user) := {g | some g in user_groups(user)} | {g |
 	some g, people in data.groups
-	person(user.id) in people
+	some member in people
+	is_string(member)
+	lower(member) == person(user.id)
 }
 
 user_groups(user) := user.groups if is_array(user.groups)

@@ -17,8 +17,9 @@ import { isLocalMode, isLoopbackHost, type Config } from '../config/index.js';
 import { ValidationError } from '../errors.js';
 import type { Pool } from '../store/index.js';
 import { ANONYMOUS, identity, parseName, serviceIdentity, type Identity } from './identity.js';
-import { readSession, SESSION_COOKIE } from './sessions.js';
-import { looksLikePersonalToken, sha256Hex, verifyToken } from './tokens.js';
+import { readSession, SESSION_COOKIE, sessionValidity } from './sessions.js';
+import { bearerRetryAfter, recordBearerFailure } from './throttle.js';
+import { looksLikePersonalToken, staleTokenReason, verifyToken } from './tokens.js';
 
 /**
  * Who may call a route:
@@ -114,6 +115,54 @@ function allowedByEntry(entry: string, host: HostPort): boolean {
   return allowed !== undefined && allowed.hostname === host.hostname && (allowed.port === undefined || allowed.port === (host.port ?? 80));
 }
 
+// ---- the authority a request names ----------------------------------------------------
+
+/** `http://host[:port]/path?query` (absolute-form, RFC 9112 3.2.2): what proxies send, and what a crafted request can send to us. */
+const ABSOLUTE_FORM = /^[a-z][a-z0-9+.-]*:\/\//i;
+
+/**
+ * The request target in origin-form (`/path?query`): an absolute-form target
+ * loses its scheme and authority, so every route, redirect and `next` link
+ * sees a path, never `http://evil/...` (used as fastify's rewriteUrl).
+ */
+export function originForm(url: string): string {
+  if (!ABSOLUTE_FORM.test(url)) return url;
+  try {
+    const parsed = new URL(url);
+    return `${parsed.pathname}${parsed.search}`;
+  } catch {
+    return '/';
+  }
+}
+
+/**
+ * The one host a request names, or why it names none clearly: exactly one
+ * Host header (RFC 9112: more than one is a 400; Node would quietly keep the
+ * first, a proxy in front might keep the last), and an absolute-form target
+ * must name the same authority (RFC 9112 says it wins over Host, so the two
+ * must not disagree about where the request is going).
+ */
+function requestAuthority(request: FastifyRequest): { host: string | undefined } | { problem: string } {
+  const raw = request.raw.rawHeaders;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'host') hosts++;
+  if (hosts > 1) return { problem: `the request carries ${hosts} Host headers; send exactly one` };
+  const host = request.headers.host;
+  const target = request.originalUrl;
+  if (ABSOLUTE_FORM.test(target)) {
+    let authority: string;
+    try {
+      authority = new URL(target).host;
+    } catch {
+      return { problem: 'the request target is not a valid URL' };
+    }
+    if (host === undefined || authority.toLowerCase() !== host.trim().toLowerCase()) {
+      return { problem: `the request target names host ${JSON.stringify(authority)} but the Host header says ${JSON.stringify(host ?? '')}` };
+    }
+  }
+  return { host };
+}
+
 /**
  * The names this server answers to: the public URL's host, loopback names
  * (localhost, 127.0.0.0/8, [::1]) with the listening port, and
@@ -159,12 +208,17 @@ function isOwnOrigin(origin: string, request: FastifyRequest, config: Config): b
  * console-header rule.
  */
 export function csrfProblem(request: FastifyRequest, rule: AccessRule, config: Config): string | undefined {
-  if (SAFE_METHODS.has(request.method)) return undefined;
   if (rule === 'public' || rule === 'metrics') return undefined;
+  const site = request.headers['sec-fetch-site'];
+  const crossSite = typeof site === 'string' && site !== 'same-origin' && site !== 'none';
+  if (SAFE_METHODS.has(request.method)) {
+    // A read of an act (GET /api/tokens asks firebreak/authorize and is recorded): another site's <img> must not
+    // write decisions to the access chain in someone's name.
+    return rule === 'act' && crossSite ? `cross-site request refused (Sec-Fetch-Site: ${site})` : undefined;
+  }
   const origin = request.headers.origin;
   if (origin !== undefined && !isOwnOrigin(origin, request, config)) return `cross-origin request refused (Origin ${origin})`;
-  const site = request.headers['sec-fetch-site'];
-  if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return `cross-site request refused (Sec-Fetch-Site: ${site})`;
+  if (crossSite) return `cross-site request refused (Sec-Fetch-Site: ${site})`;
   if ((rule === 'act' || rule === 'read' || rule === 'page') && request.authVia === 'session' && request.headers[CONSOLE_HEADER] !== '1') {
     return `console requests must carry the ${CONSOLE_HEADER} header`;
   }
@@ -175,7 +229,7 @@ export function csrfProblem(request: FastifyRequest, rule: AccessRule, config: C
 
 export type Authentication =
   | { identity: Identity; via: 'bearer' | 'session' | 'local' }
-  | { status: 400 | 401; error: string; path: string; hint: string };
+  | { status: 400 | 401 | 429; error: string; path: string; hint: string; retryAfter?: number };
 
 /**
  * Establish who sent a request: a Bearer token (FIREBREAK_API_TOKEN: the
@@ -189,14 +243,23 @@ export async function authenticate(request: FastifyRequest, config: Config, pool
   const bearer = bearerToken(request);
   let found: { identity: Identity; via: 'bearer' | 'session' } | undefined;
   if (bearer !== undefined) {
+    // Guessing tokens over the API is throttled like console logins (src/access/throttle.ts): refused while
+    // blocked even when right, so a guesser cannot tell when it hit.
+    const wait = await bearerRetryAfter(pool, request.ip);
+    if (wait > 0) {
+      return { status: 429, error: `too many wrong tokens from this address; try again in ${Math.ceil(wait / 60)} min`, path: 'Authorization', hint: 'check FIREBREAK_TOKEN / the token you send', retryAfter: wait };
+    }
     const who = config.apiToken && secretsEqual(bearer, config.apiToken) ? serviceIdentity() : looksLikePersonalToken(bearer) ? await verifyToken(pool, bearer) : undefined;
     if (!who) {
+      const stale = await staleTokenReason(pool, bearer);
+      if (stale) return { status: 401, error: `this personal token was ${stale}`, path: 'Authorization', hint: 'ask for a new token (firebreak token create)' };
+      await recordBearerFailure(pool, request.ip);
       return { status: 401, error: 'missing or invalid API token', path: 'Authorization', hint: 'expected Authorization: Bearer <personal token (firebreak token create) or FIREBREAK_API_TOKEN>' };
     }
     found = { identity: who, via: 'bearer' };
   } else {
     const cookie = request.cookies?.[SESSION_COOKIE];
-    const who = cookie ? await readSession(pool, cookie, config.apiToken ? sha256Hex(config.apiToken) : undefined) : undefined;
+    const who = cookie ? await readSession(pool, cookie, sessionValidity(config)) : undefined;
     if (who) found = { identity: who, via: 'session' };
   }
   if (claimed !== undefined) {
@@ -241,7 +304,9 @@ export function installGuard(app: FastifyInstance, options: GuardOptions): void 
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     // The port the connection really arrived on (PORT=0 picks one at listen time).
     const listening = request.socket?.localPort || config.port;
-    if (!hostAllowed(request.headers.host, config, listening)) {
+    const authority = requestAuthority(request);
+    if ('problem' in authority) return problem(reply, 400, authority.problem, [{ path: 'Host', message: 'one Host header, agreeing with the request target' }]);
+    if (!hostAllowed(authority.host, config, listening)) {
       return problem(reply, 421, `this server does not answer for host ${JSON.stringify(request.headers.host ?? '')}`, [
         { path: 'Host', message: `expected ${new URL(config.publicUrl).host} (FIREBREAK_PUBLIC_URL), a loopback name with port ${listening}, or one of FIREBREAK_ALLOWED_HOSTS` },
       ]);
@@ -275,6 +340,7 @@ export function installGuard(app: FastifyInstance, options: GuardOptions): void 
             return reply.redirect(`${loginPath}?next=${encodeURIComponent(request.url)}`, 303);
           }
           if (auth.status === 401) reply.header('www-authenticate', 'Bearer');
+          if (auth.retryAfter) reply.header('retry-after', String(auth.retryAfter));
           return problem(reply, auth.status, auth.status === 401 && rule === 'page' ? 'login required' : auth.error, [{ path: auth.path, message: auth.hint }]);
         }
         request.identity = auth.identity;

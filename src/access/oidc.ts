@@ -37,13 +37,30 @@ export function groupsFromClaim(value: unknown): string[] {
   return [...new Set(items.filter((g): g is string => typeof g === 'string' && GROUP.test(g)))].sort();
 }
 
-/** The user name a provider's claims give: preferred_username, else email. */
+/** A provider says the address was verified (`true`; some send the string "true"). */
+function emailVerified(claims: Record<string, unknown>): boolean {
+  return claims.email_verified === true || claims.email_verified === 'true';
+}
+
+/**
+ * The user name a provider's claims give: preferred_username, else the email
+ * address, and that only when the provider says it verified it: anyone can
+ * type someone else's address into a sign-up form (OpenID Connect Core 5.7).
+ */
 export function userNameFromClaims(claims: Record<string, unknown>): string | undefined {
-  for (const key of ['preferred_username', 'email'] as const) {
-    const v = claims[key];
-    if (typeof v === 'string' && v.trim() !== '') return v.trim();
-  }
+  const preferred = claims.preferred_username;
+  if (typeof preferred === 'string' && preferred.trim() !== '') return preferred.trim();
+  const email = claims.email;
+  if (typeof email === 'string' && email.trim() !== '' && emailVerified(claims)) return email.trim();
   return undefined;
+}
+
+/** Why no user name came out of the claims, for the login page. */
+function missingNameReason(claims: Record<string, unknown>): string {
+  if (typeof claims.email === 'string' && claims.email.trim() !== '') {
+    return `the sign-on provider gave no preferred_username, and does not say the email address ${claims.email.trim().slice(0, 80)} is verified (email_verified); an unverified address names nobody`;
+  }
+  return 'the sign-on provider gave no preferred_username or email for this account';
 }
 
 export interface OidcLoginOptions {
@@ -143,7 +160,7 @@ export class OidcLogin {
       }
     }
     const name = userNameFromClaims(claims);
-    if (!name) throw new LoginError('the sign-on provider gave no preferred_username or email for this account');
+    if (!name) throw new LoginError(missingNameReason(claims));
     if (!isValidName(name)) throw new LoginError(`the user name "${name.slice(0, 80)}" from the sign-on provider is not usable here (letters, digits and . _ @ + -, up to 64)`);
     return { identity: identity('oidc', name, { groups: groupsFromClaim(claims[groupsClaim]) }), next: pending.next };
   }

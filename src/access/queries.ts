@@ -32,6 +32,11 @@ export const ACTIVE_TOKEN = named('fb_access_active_token', `
   from api_tokens
   where id = $1::text and revoked_at is null and (expires_at is null or expires_at > now())`);
 
+/** Any token by id, whatever its state: to tell a stale credential (revoked, expired) from a guess. */
+export const TOKEN_STATE = named('fb_access_token_state', `
+  select token_hash, revoked_at is not null as revoked, (expires_at is not null and expires_at <= now()) as expired
+  from api_tokens where id = $1::text`);
+
 /** last_used_at at minute precision: a busy script does not write on every call. */
 export const TOUCH_TOKEN = named('fb_access_touch_token', `
   update api_tokens set last_used_at = now()
@@ -95,8 +100,6 @@ export const RECORD_LOGIN_FAILURE = named('fb_access_record_login_failure', `
     failures = case when login_failures.window_started_at + make_interval(secs => $3::bigint) > now() then login_failures.failures + 1 else 1 end,
     window_started_at = case when login_failures.window_started_at + make_interval(secs => $3::bigint) > now() then login_failures.window_started_at else now() end`);
 
-export const CLEAR_LOGIN_FAILURES = named('fb_access_clear_login_failures', `
-  delete from login_failures where (scope, key) in (select * from unnest($1::text[], $2::text[]))`);
 
 // ---- OpenID Connect logins ----------------------------------------------------------------
 

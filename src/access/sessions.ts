@@ -5,6 +5,7 @@
  * session opened with it; changing FIREBREAK_API_TOKEN ends the service's.
  */
 import { randomBytes } from 'node:crypto';
+import { isLocalMode, type Config } from '../config/index.js';
 import type { Pool, Queryable } from '../store/index.js';
 import { identity, type Identity } from './identity.js';
 import { digestsEqual, sha256Hex } from './tokens.js';
@@ -43,17 +44,27 @@ interface SessionRow {
   credential_hash: string | null;
 }
 
-/**
- * The identity of a live session, or undefined. `serviceTokenHash` is the
- * SHA-256 of the current FIREBREAK_API_TOKEN (undefined when unset): a
- * service session opened with another token is no longer valid.
- */
-export async function readSession(db: Queryable, cookie: string, serviceTokenHash: string | undefined): Promise<Identity | undefined> {
+/** What a stored session must still agree with in the current configuration. */
+export interface SessionValidity {
+  /** SHA-256 of the current FIREBREAK_API_TOKEN (undefined when unset): a service session opened with another token is over. */
+  serviceTokenHash: string | undefined;
+  /** Local mode now: a session holding an unverified local name is valid only then, not after authentication was set up. */
+  localMode: boolean;
+}
+
+export function sessionValidity(config: Pick<Config, 'apiToken' | 'oidc'>): SessionValidity {
+  return { serviceTokenHash: config.apiToken ? sha256Hex(config.apiToken) : undefined, localMode: isLocalMode(config) };
+}
+
+/** The identity of a live session, or undefined. */
+export async function readSession(db: Queryable, cookie: string, validity: SessionValidity): Promise<Identity | undefined> {
   if (!SESSION_ID.test(cookie)) return undefined;
   const { rows } = await db.query<SessionRow>(Q.LIVE_SESSION, [sha256Hex(cookie)]);
   const row = rows[0];
   if (!row) return undefined;
+  const { serviceTokenHash, localMode } = validity;
   if (row.method === 'service' && !(serviceTokenHash && row.credential_hash && digestsEqual(row.credential_hash, serviceTokenHash))) return undefined;
+  if (row.method === 'local' && !localMode) return undefined;
   return identity(row.method, row.user_name, { groups: row.groups, verified: row.verified, sessionId: sha256Hex(cookie), ...(row.token_id && { tokenId: row.token_id }) });
 }
 

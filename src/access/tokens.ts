@@ -153,3 +153,18 @@ export async function verifyToken(db: Queryable, presented: string): Promise<Ide
   await db.query(Q.TOUCH_TOKEN, [id]);
   return identity('token', row.user_name, { groups: row.groups, tokenId: row.id });
 }
+
+/**
+ * Why a presented token that verifyToken refused is not a guess: it is the
+ * real token, revoked or expired (its holder gets told, and it is not
+ * counted as a guess: a forgotten script must not lock out its neighbours).
+ * Undefined when it is unknown or its secret is wrong.
+ */
+export async function staleTokenReason(db: Queryable, presented: string): Promise<'revoked' | 'expired' | undefined> {
+  const id = tokenIdOf(presented);
+  if (!id) return undefined;
+  const { rows } = await db.query<{ token_hash: string; revoked: boolean; expired: boolean }>(Q.TOKEN_STATE, [id]);
+  const row = rows[0];
+  if (!row || !digestsEqual(sha256Hex(presented), row.token_hash)) return undefined;
+  return row.revoked ? 'revoked' : row.expired ? 'expired' : undefined;
+}

@@ -14,7 +14,7 @@ import { getRun, listAlerts, listPendingApprovals, listRuns, type Engine } from 
 import { parseJsonBody, parseWith } from '../ingest/index.js';
 import { checkDryRunBody, isReplayRequest, startDryRuns, startRunBody } from '../replay/index.js';
 import type { Pool } from '../store/index.js';
-import { createRedactor, renderTimeline } from '../timeline/index.js';
+import { ACCESS_CHAIN, createRedactor, readChainPage, renderTimeline } from '../timeline/index.js';
 import { errorBody, sendError } from './http.js';
 
 export interface ApiOptions {
@@ -29,12 +29,13 @@ const RUN_STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'ab
 const limit = z.coerce.number().int().min(1).max(500).default(50);
 const runsQuery = z.object({ status: z.enum(RUN_STATUSES).optional(), playbook: z.string().min(1).optional(), limit });
 const alertsQuery = z.object({ status: z.enum(['firing', 'resolved']).optional(), source: z.string().min(1).optional(), limit });
-const checkpointsQuery = z.object({ limit, before: z.coerce.number().int().min(1).optional() });
+const pageQuery = z.object({ limit, before: z.coerce.number().int().min(1).optional() });
 const timelineQuery = z.object({ format: z.enum(['json', 'md']).default('json') });
 // `user` is checked against who authenticated (400 when it differs); `via` (older clients) is ignored.
 const bodyUser = z.string().trim().min(1).max(200).optional();
-const approvalBody = z.object({ decision: z.enum(['approve', 'reject']), comment: z.string().trim().max(2_000).optional(), user: bodyUser });
-const abortBody = z.object({ reason: z.string().max(2_000).optional(), user: bodyUser }).default({});
+// `as` (the CLI's --as spelled as a body field) is held to the same rule as `user`.
+const approvalBody = z.object({ decision: z.enum(['approve', 'reject']), comment: z.string().trim().max(2_000).optional(), user: bodyUser, as: bodyUser });
+const abortBody = z.object({ reason: z.string().max(2_000).optional(), user: bodyUser, as: bodyUser }).default({});
 const tokenBody = z.object({
   user: z.string().trim().min(1).max(64),
   groups: z.array(z.string().trim().min(1).max(64)).max(50).default([]),
@@ -49,9 +50,13 @@ function optionalBody(request: FastifyRequest): unknown {
   return raw && raw.length > 0 ? parseJsonBody(raw) : {};
 }
 
-/** Who a route is acting for: the authenticated identity, reconciled with a `user` in the body. */
-function actingIdentity(request: FastifyRequest, bodyUserName: string | undefined): Identity {
-  return reconcileUser(requireIdentity(request), bodyUserName);
+/** Who a route is acting for: the authenticated identity, reconciled with a `user` (or `as`) in the body. */
+function actingIdentity(request: FastifyRequest, body: { user?: string | undefined; as?: string | undefined }): Identity {
+  const who = requireIdentity(request);
+  if (body.user !== undefined && body.as !== undefined && body.user !== body.as) {
+    throw new ValidationError('user and as name different people; leave both out: the actor is always the authenticated identity', [{ path: 'as', message: `differs from user (${body.user})` }]);
+  }
+  return reconcileUser(who, body.user ?? body.as);
 }
 
 export function registerApi(app: FastifyInstance, options: ApiOptions): void {
@@ -78,7 +83,13 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
   app.get('/api/alerts', read, handle(async (request) => ({ items: await listAlerts(pool, parseWith(alertsQuery, request.query, 'query')) })));
   app.get('/api/runs', read, handle(async (request) => ({ items: await listRuns(pool, parseWith(runsQuery, request.query, 'query')) })));
   // Signed chain checkpoints, newest first; `before` pages back (docs/audit.md). A read, like GET /api/runs.
-  app.get('/api/audit/checkpoints', read, handle(async (request) => ({ items: await listCheckpoints(pool, parseWith(checkpointsQuery, request.query, 'query')) })));
+  app.get('/api/audit/checkpoints', read, handle(async (request) => ({ items: await listCheckpoints(pool, parseWith(pageQuery, request.query, 'query')) })));
+  // The access chain: decisions that concern no run (refused starts, tokens) and sessions, newest first.
+  app.get('/api/audit/access', read, handle(async (request) => {
+    const q = parseWith(pageQuery, request.query, 'query');
+    const events = await readChainPage(pool, ACCESS_CHAIN, q);
+    return { items: events.map((e) => ({ seq: e.seq, time: e.time, kind: e.kind, actor: e.actor, data: redact(e.data) })) };
+  }));
   app.get('/api/runs/:id', read, handle(async (request) => getRun(pool, (request.params as { id: string }).id)));
   app.get(
     '/api/runs/:id/timeline',
@@ -95,7 +106,7 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
     act,
     handle(async (request, reply) => {
       const body = parseWith(startRunBody, optionalBody(request), 'run request');
-      const who = actingIdentity(request, body.user);
+      const who = actingIdentity(request, body);
       const replay = isReplayRequest(body);
       if (body.dryRun || replay || body.stub || body.stubs || body.noGather !== undefined) {
         // Dry runs (and replays of an alert or episode): see src/replay. Asked as run.start with dry_run.
@@ -121,7 +132,7 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
     act,
     handle(async (request, reply) => {
       const body = parseWith(abortBody, optionalBody(request), 'abort request');
-      const who = actingIdentity(request, body.user);
+      const who = actingIdentity(request, body);
       const id = (request.params as { id: string }).id;
       const result = await access.abortRun(engine, who, id, body.reason);
       // Aborted at once (it never started): 200. Otherwise its worker compensates and finishes it: 202.
@@ -134,7 +145,7 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
     act,
     handle(async (request, reply) => {
       const body = parseWith(approvalBody, optionalBody(request), 'approval answer');
-      const who = actingIdentity(request, body.user);
+      const who = actingIdentity(request, body);
       const result = await access.answerApproval(engine, who, { approvalId: (request.params as { id: string }).id, decision: body.decision, ...(body.comment && { comment: body.comment }) });
       if (result.outcome === 'refused') return reply.code(403).send({ ...errorBody(`not allowed: ${result.reason}`), ...result });
       return reply.code(200).send({ ...result, actor: who.id });

@@ -1,7 +1,7 @@
 import fastifyCookie from '@fastify/cookie';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { installGuard } from '../access/index.js';
+import { installGuard, originForm } from '../access/index.js';
 import { maskUrlCredentials, type Config } from '../config/index.js';
 import type { Ingestor } from '../ingest/index.js';
 import type { Pool } from '../store/index.js';
@@ -36,6 +36,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // Alertmanager and friends retry on 5xx; keep idle sockets short-lived but allow keep-alive.
     keepAliveTimeout: 10_000,
     return503OnClosing: true,
+    // Routes, redirects and `next` links see `/path?query` even for `GET http://host/path` (the guard checks that host).
+    rewriteUrl: (req) => originForm(req.url ?? '/'),
+    // X-Forwarded-For names the client only when a listed proxy sent it; otherwise anyone could claim any address.
+    ...(deps.config.trustedProxies.length > 0 && { trustProxy: deps.config.trustedProxies }),
   });
 
   // Bodies arrive raw: webhook signatures (Grafana, PagerDuty, Slack) are computed over the exact bytes,

@@ -106,6 +106,9 @@ export const CHECKPOINTED_HEADS_OF = `
   from audit_checkpoint_heads h
   join audit_checkpoints c on c.seq = h.checkpoint
   where h.chain_id = any($1::text[])`;
+export const NEWEST_CHECKPOINT = `
+  select seq, time, prev_signature, heads_count, legacy_digest, key_id, signature
+  from audit_checkpoints order by seq desc limit 1`;
 export const CHECKPOINTS_BY_SEQ = `
   select seq, time, prev_signature, heads_count, legacy_digest, key_id, signature
   from audit_checkpoints where seq = any($1::int[])`;

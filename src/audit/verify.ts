@@ -34,6 +34,7 @@ import {
   LEGACY_HEADS_OF,
   LEGACY_HEADS_PAGE,
   LEGACY_SEAL,
+  NEWEST_CHECKPOINT,
   RUN_STATUS_OF,
   RUNS_WITHOUT_EVENTS,
 } from './queries.js';
@@ -156,7 +157,7 @@ class Verifier {
       return;
     }
     this.sealDigest = rows[0]!.digest;
-    if (!this.whole) return;
+    // Recomputed for one chain too: the boundary decides which events need no key, so it is checked whatever is asked.
     const digest = createHash('sha256');
     let chains = 0;
     let cursor = '';
@@ -199,6 +200,24 @@ class Verifier {
       }
       if (page.length < 200) break;
     }
+  }
+
+  /**
+   * One chain: the newest stored checkpoint, checked like the whole-database
+   * verify checks them all, says whether the legacy boundary is the one it
+   * signed (every checkpoint signs the same boundary, frozen at upgrade).
+   */
+  async checkNewestCheckpoint(): Promise<void> {
+    const [c] = await withHeads(this.db, (await this.db.query(NEWEST_CHECKPOINT)).rows);
+    if (!c) return;
+    const problem = checkpointProblem(this.options.key, c) ?? (this.sealDigest && c.legacyDigest !== this.sealDigest ? 'signs another legacy boundary than the one stored (the legacy tables were changed)' : undefined);
+    if (problem) {
+      this.record(`checkpoint #${c.seq}`, problem);
+      this.untrusted.add(c.seq);
+      return;
+    }
+    this.trusted.add(c.seq);
+    this.legacySealed = true;
   }
 
   /** One chain: trust a stored checkpoint only after checking its signature (done once per checkpoint). */
@@ -366,9 +385,24 @@ class Verifier {
     }
   }
 
+  /**
+   * Unkeyed events count only under a boundary a verified checkpoint signs:
+   * the boundary tables and their seal are plain data, so the table owner
+   * could otherwise re-hash any chain with SHA-256 (no key needed), declare
+   * it legacy and re-seal it, after removing the checkpoints that would say so.
+   */
+  checkLegacyIsSigned(): void {
+    const { legacy } = this.report;
+    if (legacy.events === 0 || this.legacySealed) return;
+    this.record(
+      'legacy boundary',
+      `${legacy.events} unkeyed event(s) in ${legacy.chains} chain(s) rest on it, but no verified checkpoint signs it, so it cannot be told from a boundary the table owner wrote (checkpoints removed, or none written since the upgrade); start the server, which signs one within FIREBREAK_AUDIT_CHECKPOINT_MS, and verify again`,
+    );
+  }
+
   notes(): void {
     const { legacy, checkpoints } = this.report;
-    if (legacy.events > 0) this.report.notes.push(`${legacy.events} event(s) in ${legacy.chains} chain(s) were written before keyed hashing: checked as unkeyed SHA-256 up to the boundary frozen at upgrade${this.legacySealed ? ', which a verified checkpoint signs' : ', which no verified checkpoint signs yet'}`);
+    if (legacy.events > 0 && this.legacySealed) this.report.notes.push(`${legacy.events} event(s) in ${legacy.chains} chain(s) were written before keyed hashing: checked as unkeyed SHA-256 up to the boundary frozen at upgrade, which a verified checkpoint signs`);
     if (this.whole && checkpoints.stored === 0) this.report.notes.push('no checkpoints stored yet: removing events from the end of an unfinished run cannot be detected until the first one');
   }
 }
@@ -384,9 +418,11 @@ export async function verifyAudit(pool: Pool, options: VerifyOptions): Promise<V
       const verifier = new Verifier(client, options);
       await verifier.checkLegacySeal();
       if (options.chainId === undefined) await verifier.checkStoredCheckpoints();
+      else await verifier.checkNewestCheckpoint();
       await verifier.checkExternalCheckpoints();
       await verifier.checkChains();
       await verifier.checkVanishedChains();
+      verifier.checkLegacyIsSigned();
       verifier.notes();
       return verifier.report;
     },

@@ -525,6 +525,12 @@ async function cmdServe(): Promise<number> {
   const app = await startApp(config);
   if (config.insecure) app.logger.warn({ host: config.host }, 'FIREBREAK_INSECURE=1: webhook and API tokens are not required');
   if (config.insecure && !config.auditKey && !isLoopbackHost(config.host)) app.logger.warn({ host: config.host }, 'FIREBREAK_INSECURE=1: the audit key comes from a file in FIREBREAK_DATA_DIR; replicas with other data dirs write chains the others cannot verify');
+  // Throttling slows guessing per client; only length stops guessers spread over many addresses. (The value is never logged.)
+  if (config.apiToken && config.apiToken.length < 32) app.logger.warn({ length: config.apiToken.length }, 'FIREBREAK_API_TOKEN is short: use at least 32 random characters (openssl rand -hex 32)');
+  // Local mode trusts whoever reaches a loopback socket; a proxy forwarding a public name to it breaks that.
+  if (isLocalMode(config) && !isLoopbackHost(new URL(config.publicUrl).hostname)) {
+    app.logger.warn({ publicUrl: config.publicUrl }, 'local mode (no authentication configured) but FIREBREAK_PUBLIC_URL is not loopback: anyone a proxy lets in acts under any name they type; set FIREBREAK_API_TOKEN or OpenID Connect');
+  }
   await new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       app.logger.info({ signal }, 'shutting down');

@@ -182,6 +182,8 @@ const envSchema = z.object({
   FIREBREAK_METRICS_TOKEN: optionalString,
   FIREBREAK_ALLOWED_HOSTS: hostList
     .refine((hosts) => hosts.every((h) => (hostPattern.test(h) && !h.startsWith('*.')) || isCidr(h)), 'must be a comma list of host, host:port or address/prefix (10.0.0.0/8)'),
+  // Reverse proxies whose X-Forwarded-For names the real client (login throttling counts clients by it).
+  FIREBREAK_TRUSTED_PROXIES: hostList.refine((entries) => entries.every((h) => isIP(h) !== 0 || isCidr(h)), 'must be a comma list of addresses or address/prefix ranges (10.0.0.0/8)'),
   FIREBREAK_AUDIT_KEY: optionalString.superRefine((value, ctx) => {
     const decoded = value === undefined ? undefined : decodeAuditKey(value);
     if (typeof decoded === 'string') ctx.addIssue({ code: 'custom', message: decoded });
@@ -221,6 +223,11 @@ export interface Config {
   oidc: OidcConfig | undefined;
   /** When set, GET /metrics needs `Authorization: Bearer <token>`. */
   metricsToken: string | undefined;
+  /**
+   * Addresses and ranges of reverse proxies in front (FIREBREAK_TRUSTED_PROXIES): only a request from one of
+   * them has its X-Forwarded-For / -Proto believed; empty: nobody's are (the socket's address is the client).
+   */
+  trustedProxies: string[];
   /** Host names (host or host:port) accepted besides the public URL's and loopback (FIREBREAK_ALLOWED_HOSTS). */
   allowedHosts: string[];
   /** FIREBREAK_AUDIT_KEY, decoded; unset: local mode uses the data dir's key file. */
@@ -350,6 +357,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: { clie
       : undefined,
     metricsToken: e.FIREBREAK_METRICS_TOKEN,
     allowedHosts: e.FIREBREAK_ALLOWED_HOSTS,
+    trustedProxies: e.FIREBREAK_TRUSTED_PROXIES,
     auditKey: e.FIREBREAK_AUDIT_KEY === undefined ? undefined : new AuditKeyMaterial(decodeAuditKey(e.FIREBREAK_AUDIT_KEY) as Buffer),
     auditCheckpointMs: e.FIREBREAK_AUDIT_CHECKPOINT_MS,
     insecure: e.FIREBREAK_INSECURE,

@@ -306,6 +306,8 @@ export const CONSOLE_JS = String.raw`// Firebreak console: approvals, abort, liv
     var source = new EventSource(url);
     var opened = false;
     source.addEventListener('run', function () { refreshSoon(); });
+    // The server ends the stream when this session was logged out (or its token revoked).
+    source.addEventListener('end', function () { source.close(); liveStatus('signed out', false); });
     source.onopen = function () {
       liveStatus('● live', true);
       if (opened) refreshSoon(0); // reconnected: catch up on what we missed

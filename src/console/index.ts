@@ -11,7 +11,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { requireIdentity, type Access, type OidcLogin } from '../access/index.js';
+import { authenticate, requireIdentity, type Access, type OidcLogin } from '../access/index.js';
 import { isLocalMode, type Config } from '../config/index.js';
 import { getRun, listPendingApprovals, listRuns, type Engine } from '../engine/index.js';
 import { NotFoundError } from '../errors.js';
@@ -78,7 +78,8 @@ export function registerConsole(app: FastifyInstance, options: ConsoleOptions): 
   app.addHook('onClose', async () => feed.close());
 
   registerSecurity(app, { config, pool, access: options.access, oidc: options.oidc });
-  registerEventStream(app, feed);
+  // A stream ends when its session is logged out or its token revoked (checked again as it writes).
+  registerEventStream(app, feed, { stillAuthorized: async (request) => !('status' in (await authenticate(request, config, pool))) });
 
   const asset = (type: string, body: string) => async (_request: FastifyRequest, reply: FastifyReply) =>
     reply.headers({ 'content-type': type, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' }).send(body);

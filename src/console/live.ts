@@ -133,8 +133,21 @@ export class LiveFeed {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** How long a stream trusts its last credential check before checking again (at the next change or heartbeat). */
+const RECHECK_MS = 1_000;
+
+export interface EventStreamOptions {
+  heartbeatMs?: number;
+  /**
+   * Whether the credential that opened a stream still holds (a session not
+   * logged out, a token not revoked). A stream lives for hours; without this,
+   * a logout or a revocation would not end what it already receives.
+   */
+  stillAuthorized?: (request: FastifyRequest) => Promise<boolean>;
+}
+
 /** GET /api/events[?run=<id>]: a text/event-stream of `run` events ({ runId, kinds, lastEventId }). */
-export function registerEventStream(app: FastifyInstance, feed: LiveFeed, options: { heartbeatMs?: number } = {}): void {
+export function registerEventStream(app: FastifyInstance, feed: LiveFeed, options: EventStreamOptions = {}): void {
   const open = new Set<FastifyReply>();
   app.addHook('preClose', async () => {
     for (const reply of open) reply.raw.end();
@@ -156,12 +169,35 @@ export function registerEventStream(app: FastifyInstance, feed: LiveFeed, option
     });
     res.write(`retry: 3000\n: firebreak live updates${run ? ` for run ${run}` : ''}\n\n`);
     open.add(reply);
+    // Writes go out in order, each after the credential was (re)checked; a credential that no longer holds ends the stream.
+    let checkedAt = Date.now();
+    let queue: Promise<void> = Promise.resolve();
+    let ended = false;
+    const send = (text: string) => {
+      queue = queue.then(async () => {
+        if (ended) return;
+        if (options.stillAuthorized && Date.now() - checkedAt >= RECHECK_MS) {
+          const ok = await options.stillAuthorized(request).catch((err: Error) => {
+            request.log.warn({ err: err.message }, 'live updates: credential check failed; ending the stream');
+            return false;
+          });
+          checkedAt = Date.now();
+          if (!ok) {
+            ended = true;
+            res.end('event: end\ndata: {"reason":"the session or token that opened this stream is no longer valid"}\n\n');
+            return;
+          }
+        }
+        if (!ended) res.write(text);
+      });
+    };
     const unsubscribe = feed.subscribe((change) => {
       if (run && change.runId !== run) return;
-      res.write(`event: run\nid: ${change.lastEventId}\ndata: ${JSON.stringify(change)}\n\n`);
+      send(`event: run\nid: ${change.lastEventId}\ndata: ${JSON.stringify(change)}\n\n`);
     });
-    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), options.heartbeatMs ?? 15_000);
+    const heartbeat = setInterval(() => send(': keep-alive\n\n'), options.heartbeatMs ?? 15_000);
     const stop = () => {
+      ended = true;
       clearInterval(heartbeat);
       unsubscribe();
       open.delete(reply);

@@ -15,7 +15,6 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
-  clearLoginFailures,
   createSession,
   endSession,
   getToken,
@@ -34,9 +33,11 @@ import {
   recordLoginFailure,
   secretsEqual,
   serviceIdentity,
+  sessionValidity,
   SESSION_COOKIE,
   SESSION_TTL_SECONDS,
   sha256Hex,
+  staleTokenReason,
   tokenIdOf,
   verifyToken,
   type Access,
@@ -48,9 +49,14 @@ import { ValidationError } from '../errors.js';
 import type { Pool } from '../store/index.js';
 import { continuePage, loginPage } from './pages.js';
 
-/** A local path to go back to after login; anything else (other hosts, "//x") becomes "/". */
+/**
+ * A local path to go back to after login; anything else (other hosts, "//x",
+ * "/\\x") becomes "/". Printable ASCII only: it goes out in a Location header,
+ * where a control or non-Latin-1 character would make Node throw (a 500), and
+ * browsers drop tabs and newlines (so "/\t/evil" would become "//evil").
+ */
 export function safeNext(next: unknown): string {
-  return typeof next === 'string' && /^\/(?![/\\])[^\s]*$/.test(next) ? next : '/';
+  return typeof next === 'string' && /^\/(?![/\\])[\x21-\x7e]*$/.test(next) ? next : '/';
 }
 
 function isHttps(request: FastifyRequest, config: Config): boolean {
@@ -78,8 +84,15 @@ export function registerSecurity(app: FastifyInstance, options: SecurityOptions)
   const setSession = (request: FastifyRequest, reply: FastifyReply, value: string, maxAge: number) =>
     reply.setCookie(SESSION_COOKIE, value, { path: '/', httpOnly: true, sameSite: 'strict', maxAge, secure: isHttps(request, config) });
 
-  /** Open a session for `who`, set its cookie and record it on the access chain. */
+  /**
+   * Open a session for `who`, set its cookie and record it on the access
+   * chain. A session this browser already held ends first: a new login on a
+   * shared browser must not leave the previous person's session live.
+   */
   async function signIn(request: FastifyRequest, reply: FastifyReply, who: Identity, via: string): Promise<void> {
+    const previous = request.cookies[SESSION_COOKIE];
+    const replaced = previous ? await endSession(pool, previous, `replaced by a login as ${who.id}`) : undefined;
+    if (replaced) await access.record({ kind: 'session.ended', actor: replaced, data: { reason: 'replaced by a new login in the same browser', by: who.id } });
     const { cookie } = await createSession(pool, who, { ...(who.method === 'service' && serviceHash && { credentialHash: serviceHash }) });
     setSession(request, reply, cookie, SESSION_TTL_SECONDS);
     await access.record({ kind: 'session.started', actor: who.id, data: { via, method: who.method, verified: who.verified, groups: who.groups, client: request.ip } });
@@ -90,7 +103,7 @@ export function registerSecurity(app: FastifyInstance, options: SecurityOptions)
   app.get('/login', { config: { access: 'public' } }, async (request, reply) => {
     const next = safeNext((request.query as { next?: unknown }).next);
     const cookie = request.cookies[SESSION_COOKIE];
-    if (cookie && (await readSession(pool, cookie, serviceHash))) return reply.redirect(next, 303);
+    if (cookie && (await readSession(pool, cookie, sessionValidity(config)))) return reply.redirect(next, 303);
     return sendPage(reply, 200, page(next));
   });
 
@@ -111,8 +124,6 @@ export function registerSecurity(app: FastifyInstance, options: SecurityOptions)
         if (fromConsole) return reply.code(400).send({ error: (err as ValidationError).message, details: (err as ValidationError).details });
         return sendPage(reply, 400, page(next, 'Use letters, digits and . _ @ + - (up to 64).'));
       }
-      const previous = request.cookies[SESSION_COOKIE];
-      if (previous) await endSession(pool, previous, who.id);
       await signIn(request, reply, who, 'name');
       if (fromConsole) return reply.code(200).send({ id: who.id, name: who.name, verified: who.verified });
       return reply.redirect(next, 303);
@@ -129,11 +140,13 @@ export function registerSecurity(app: FastifyInstance, options: SecurityOptions)
     }
     const who = !token ? undefined : config.apiToken && secretsEqual(token, config.apiToken) ? serviceIdentity() : looksLikePersonalToken(token) ? await verifyToken(pool, token) : undefined;
     if (!who) {
+      // The real token, revoked or expired, is not a guess: say so, and do not count it.
+      const stale = token ? await staleTokenReason(pool, token) : undefined;
+      if (stale) return sendPage(reply, 401, page(next, `That token was ${stale}; ask for a new one.`));
       if (token) await recordLoginFailure(pool, keys);
       request.log.warn({ ip: request.ip }, 'console login refused: wrong token');
       return sendPage(reply, 401, page(next, token ? 'That token is not right.' : 'Enter a token.'));
     }
-    await clearLoginFailures(pool, keys);
     await signIn(request, reply, who, who.method === 'service' ? 'service token' : 'personal token');
     return reply.redirect(next, 303);
   });

@@ -62,6 +62,7 @@ export const startRunBody = z.object({
   params: z.record(z.string(), z.unknown()).default({}),
   // Never an identity: when given it must name who authenticated (else 400); see src/access.
   user: z.string().trim().min(1).max(200).optional(),
+  as: z.string().trim().min(1).max(200).optional(),
   // Accepted from older clients and ignored: the actor says how the request authenticated.
   via: z.enum(['api', 'cli', 'console']).optional(),
   dryRun: z.boolean().default(false),

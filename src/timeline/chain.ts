@@ -2,7 +2,7 @@ import type { AuditKey } from '../audit/index.js';
 import type { Queryable } from '../store/index.js';
 import type { NewEvent, TimelineEvent } from './events.js';
 import { GENESIS_HASH, hashEvent, type HashedEvent } from './hash.js';
-import { CHAIN_HEAD, EVENTS_OF_CHAIN, INSERT_EVENTS, LOCK_CHAIN } from './queries.js';
+import { CHAIN_HEAD, CHAIN_PAGE_NEWEST, EVENTS_OF_CHAIN, INSERT_EVENTS, LOCK_CHAIN } from './queries.js';
 
 /** The chain holding events that belong to no run. */
 export const SYSTEM_CHAIN = 'system';
@@ -105,6 +105,12 @@ export function linkEvents(key: AuditKey, chainId: string, runId: string | null,
 /** Linked events as rows for `jsonb_to_recordset` (the column names of timeline_events). */
 export function eventRecords(events: readonly LinkedEvent[]): Array<Record<string, unknown>> {
   return events.map((e) => ({ chain_id: e.chainId, seq: e.seq, run_id: e.runId, time: e.time, kind: e.kind, actor: e.actor, data: e.data, prev_hash: e.prevHash, hash: e.hash }));
+}
+
+/** The newest events of a chain, `limit` at most, before seq `before` when given (paging back). */
+export async function readChainPage(db: Queryable, chainId: string, options: { limit: number; before?: number | undefined }): Promise<TimelineEvent[]> {
+  const { rows } = await db.query<EventRow>(CHAIN_PAGE_NEWEST, [chainId, options.limit, options.before ?? null]);
+  return rows.map(rowToEvent);
 }
 
 export async function readChain(db: Queryable, chainId: string): Promise<TimelineEvent[]> {

@@ -125,7 +125,7 @@ export interface EventData {
   'token.created': { tokenId: string; user: string; groups: string[]; expiresAt: string | null; description?: string };
   'token.revoked': { tokenId: string; user: string; sessionsEnded: number; alreadyRevoked: boolean };
   'session.started': { via: string; method: string; verified: boolean; groups: string[]; client?: string };
-  'session.ended': { reason: string };
+  'session.ended': { reason: string; /** Who ended it, when not its holder (a new login in the same browser). */ by?: string };
 }
 
 /** Who asked to do what, and the answer (src/access). */

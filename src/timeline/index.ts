@@ -6,7 +6,7 @@ import { createJsonRedactor, createRedactor } from './redact.js';
 import { LOCK_CHAIN } from './queries.js';
 
 export { INSERT_EVENT_RECORDS, CHAIN_HEAD } from './queries.js';
-export { readChain, rowToEvent, eventRecords, lockAndReadHeadSql, SYSTEM_CHAIN, type EventRow, type ChainHead, type LinkedEvent } from './chain.js';
+export { readChain, readChainPage, rowToEvent, eventRecords, lockAndReadHeadSql, SYSTEM_CHAIN, type EventRow, type ChainHead, type LinkedEvent } from './chain.js';
 export * from './events.js';
 export { GENESIS_HASH, canonicalJson, hashEvent, legacyHashEvent, sha256Hex, type HashedEvent } from './hash.js';
 export { createRedactor, createJsonRedactor, REDACTED } from './redact.js';

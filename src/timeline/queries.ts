@@ -31,3 +31,11 @@ export const INSERT_EVENT_RECORDS = statement('fb_timeline_insert_event_records'
   from jsonb_to_recordset($1::jsonb)
     as e(chain_id text, seq int, run_id uuid, time timestamptz, kind text, actor text, data jsonb, prev_hash text, hash text)
   order by e.seq`);
+
+/** One page of a chain, newest first ($2: only events before this seq; null: from the head). */
+export const CHAIN_PAGE_NEWEST = named('fb_timeline_chain_page_newest', `
+  select id, chain_id, seq, run_id, time, kind, actor, data, prev_hash, hash
+  from timeline_events
+  where chain_id = $1::text and ($3::int is null or seq < $3::int)
+  order by seq desc
+  limit $2::int`);

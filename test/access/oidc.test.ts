@@ -28,7 +28,9 @@ beforeAll(async () => {
     redirectUris: [`http://127.0.0.1:${port}/auth/oidc/callback`],
     accounts: {
       erin: { preferred_username: 'erin', email: 'erin@example.com', groups: ['sre', 'platform'] },
-      frank: { email: 'frank@example.com', groups: 'oncall' },
+      frank: { email: 'frank@example.com', email_verified: true, groups: 'oncall' },
+      // Typed someone else's address into a sign-up form; the provider never verified it.
+      mallory: { email: 'erin@example.com', email_verified: false, groups: ['sre'] },
       'bad-name': { preferred_username: 'not a <name>' },
     },
   });
@@ -127,6 +129,16 @@ describe('OpenID Connect sign-on', () => {
     await fetchWithJar(jar, (await signOnUntilCallback(jar, server.url, 'frank')).callback);
     const who = await httpJson('GET', `${server.url}/api/whoami`, undefined, { cookie: `firebreak_session=${jar.get(server.url, 'firebreak_session')}` });
     expect(who.body).toMatchObject({ id: 'oidc:frank@example.com', groups: ['oncall'] });
+  });
+
+  it('refuses an email address the provider does not say it verified (no identity from a typed-in address)', async () => {
+    const jar = new CookieJar();
+    const done = await fetchWithJar(jar, (await signOnUntilCallback(jar, server.url, 'mallory')).callback);
+    expect(done.status).toBe(401);
+    expect(done.body).toContain('does not say the email address erin@example.com is verified');
+    expect(jar.get(server.url, 'firebreak_session')).toBeUndefined();
+    const { rows } = await db.pool.query("select count(*)::int as n from sessions where actor like 'oidc:erin@%'");
+    expect(rows[0].n).toBe(0);
   });
 
   it('refuses a user name it cannot record', async () => {

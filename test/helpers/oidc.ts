@@ -13,6 +13,7 @@ import { freePort } from './server.js';
 export interface TestAccount {
   preferred_username?: string;
   email?: string;
+  email_verified?: boolean;
   groups?: string[] | string;
 }
 
@@ -42,7 +43,7 @@ export async function startOidcProvider(options: { redirectUris: string[]; accou
         token_endpoint_auth_method: 'client_secret_post',
       },
     ],
-    claims: { openid: ['sub'], profile: ['preferred_username', 'groups'], email: ['email'] },
+    claims: { openid: ['sub'], profile: ['preferred_username', 'groups'], email: ['email', 'email_verified'] },
     scopes: ['openid', 'profile', 'email'],
     pkce: { required: () => true },
     cookies: { keys: ['firebreak-test-cookie-key'] },
