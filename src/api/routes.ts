@@ -12,7 +12,8 @@ import type { Config } from '../config/index.js';
 import { ValidationError } from '../errors.js';
 import { getRun, listAlerts, listPendingApprovals, listRuns, type Engine } from '../engine/index.js';
 import { parseJsonBody, parseWith } from '../ingest/index.js';
-import { checkDryRunBody, isReplayRequest, startDryRuns, startRunBody } from '../replay/index.js';
+import { parseDuration } from '../playbooks/index.js';
+import { checkDryRunBody, isReplayRequest, startDryRuns, startRunBody, usesDryRunFields } from '../replay/index.js';
 import type { Pool } from '../store/index.js';
 import { ACCESS_CHAIN, createRedactor, readChainPage, renderTimeline } from '../timeline/index.js';
 import { errorBody, sendError } from './http.js';
@@ -28,7 +29,25 @@ const RUN_STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'ab
 
 const limit = z.coerce.number().int().min(1).max(500).default(50);
 const runsQuery = z.object({ status: z.enum(RUN_STATUSES).optional(), playbook: z.string().min(1).optional(), limit });
-const alertsQuery = z.object({ status: z.enum(['firing', 'resolved']).optional(), source: z.string().min(1).optional(), limit });
+// `since`: a duration back from now (1h, 7d) or an RFC 3339 time; `before`: episode id to page back from.
+const alertsQuery = z.object({
+  status: z.enum(['firing', 'resolved']).optional(),
+  source: z.string().min(1).optional(),
+  limit,
+  since: z
+    .string()
+    .trim()
+    .min(1)
+    .transform((v, ctx) => {
+      const ms = parseDuration(v);
+      if (ms !== undefined) return { sinceMs: ms };
+      if (/^\d{4}-\d\d-\d\d/.test(v) && !Number.isNaN(Date.parse(v))) return { since: new Date(v).toISOString() };
+      ctx.addIssue({ code: 'custom', message: 'must be a duration back from now (30m, 1h, 7d) or an RFC 3339 time' });
+      return z.NEVER;
+    })
+    .optional(),
+  before: z.coerce.number().int().min(1).optional(),
+});
 const pageQuery = z.object({ limit, before: z.coerce.number().int().min(1).optional() });
 const timelineQuery = z.object({ format: z.enum(['json', 'md']).default('json') });
 // `user` is checked against who authenticated (400 when it differs); `via` (older clients) is ignored.
@@ -80,7 +99,10 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
     const who = requireIdentity(request);
     return { id: who.id, name: who.name, method: who.method, verified: who.verified, groups: who.groups, mode: access.mode };
   }));
-  app.get('/api/alerts', read, handle(async (request) => ({ items: await listAlerts(pool, parseWith(alertsQuery, request.query, 'query')) })));
+  app.get('/api/alerts', read, handle(async (request) => {
+    const { since, ...q } = parseWith(alertsQuery, request.query, 'query');
+    return { items: await listAlerts(pool, { ...q, ...since }) };
+  }));
   app.get('/api/runs', read, handle(async (request) => ({ items: await listRuns(pool, parseWith(runsQuery, request.query, 'query')) })));
   // Signed chain checkpoints, newest first; `before` pages back (docs/audit.md). A read, like GET /api/runs.
   app.get('/api/audit/checkpoints', read, handle(async (request) => ({ items: await listCheckpoints(pool, parseWith(pageQuery, request.query, 'query')) })));
@@ -108,7 +130,7 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
       const body = parseWith(startRunBody, optionalBody(request), 'run request');
       const who = actingIdentity(request, body);
       const replay = isReplayRequest(body);
-      if (body.dryRun || replay || body.stub || body.stubs || body.noGather !== undefined) {
+      if (body.dryRun || replay || usesDryRunFields(body)) {
         // Dry runs (and replays of an alert or episode): see src/replay. Asked as run.start with dry_run.
         checkDryRunBody(body);
         const started = await access.authorizeStart(who, { playbook: body.playbook ?? null, dry_run: body.dryRun, replay }, (events) => startDryRuns({ engine, db: pool }, body, who.id, events));

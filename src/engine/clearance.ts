@@ -14,7 +14,9 @@ import { call, runStatement, type Pool } from '../store/index.js';
 import type { NewEvent } from '../timeline/index.js';
 import * as Q from './queries.js';
 import type { RunSession } from './run-tx.js';
-import { release, resumeWaiting, type Change } from './transitions.js';
+import type { Script } from './scripted.js';
+import { merge, release, resumeWaiting, type Change } from './transitions.js';
+import type { ApprovalRow } from './types.js';
 
 export type Clearance =
   /** Run it: `events` (the decision) are committed with the attempt's start. */
@@ -27,13 +29,22 @@ export type Clearance =
   /** The deadline passed: commit `change` (approval.expired), then decide again. */
   | { kind: 'expire'; change: Change }
   | { kind: 'skip'; data: { reason: string; approvalId?: string } }
-  | { kind: 'abort'; reason: string; actor: string };
+  | { kind: 'abort'; reason: string; actor: string }
+  /** A scripted dry run: the approval was asked and answered at once; commit `change`, then decide again. */
+  | { kind: 'answered'; change: Change; approval: ApprovalRow }
+  /** A scripted dry run reached an approval nobody scripted: commit `change` (asked, then stopped); the run ends. */
+  | { kind: 'stop'; change: Change; reason: string };
 
 export interface ClearanceDeps {
   pool: Pool;
   policy: PolicyGate;
   redact: (value: unknown) => unknown;
+  /** A scripted dry run's script (replay, playbook test): recorded `now`/`history`, scripted answers. */
+  script?: Script;
 }
+
+/** Who answers a scripted approval, in the timeline. */
+export const REPLAY_ACTOR = 'replay';
 
 /** The policy's answer; a throwing gate is a deny (the gate fails closed itself; this is the last line of defence). */
 async function decide(policy: PolicyGate, input: DecisionInput): Promise<Evaluated<Decision>> {
@@ -49,16 +60,20 @@ export async function clearStep(deps: ClearanceDeps, session: RunSession, def: P
   const run = session.run;
   const target = action.target?.(input) ?? null;
   const params = deps.redact(input);
-  const history = target
-    ? (await runStatement(deps.pool, Q.HISTORY, [def.action, target, run.id])).rows.map((h) => ({ ...h, at: (h.at as Date).toISOString() }))
-    : [];
+  // A replay decides with what the recorded run's decision saw; a test with its fixed `now`.
+  const recorded = deps.script?.decisionContext(def.id) ?? {};
+  const history = recorded.history
+    ? recorded.history
+    : target
+      ? (await runStatement(deps.pool, Q.HISTORY, [def.action, target, deps.script?.replayOf ?? run.id, run.id])).rows.map((h) => ({ ...h, at: (h.at as Date).toISOString() }))
+      : [];
   const decisionInput: DecisionInput = {
     playbook: { name: run.definition.name, description: run.definition.description },
     step: { id: def.id, action: def.action, impact: def.impact, approval: def.approval, params, target: target ?? '' } as DecisionInput['step'],
     alert: run.alert ?? null,
     run: { id: run.id, trigger: run.trigger, started_by: run.started_by, dry_run: run.dry_run },
     history: history as DecisionInput['history'],
-    now: new Date(session.now()).toISOString(),
+    now: recorded.now ?? new Date(session.now()).toISOString(),
   };
   const evaluated = await decide(deps.policy, decisionInput);
   const decision = evaluated.result;
@@ -85,7 +100,10 @@ export async function clearStep(deps: ClearanceDeps, session: RunSession, def: P
   if (!needsApproval) return { kind: 'cleared', events: [decisionEvent], target };
 
   const latest = session.approval?.step_id === def.id ? session.approval : null;
-  const ask = (round: number, approvers: string[]): Clearance => ({ kind: 'ask', change: askApproval(session, def, decision, decisionEvent, params, round, approvers) });
+  const ask = (round: number, approvers: string[]): Clearance => {
+    const change = askApproval(session, def, decision, decisionEvent, params, round, approvers);
+    return deps.script ? scriptedAnswer(deps.script, session, def, change, round, approvers, evaluated.bundleHash) : { kind: 'ask', change };
+  };
   if (!latest) return ask(1, decision.approvers);
   switch (latest.status) {
     case 'pending':
@@ -108,6 +126,48 @@ export async function clearStep(deps: ClearanceDeps, session: RunSession, def: P
       if (def.onTimeout === 'escalate' && latest.round === 1 && def.escalateTo.length > 0) return ask(2, def.escalateTo);
       return { kind: 'abort', reason: `approval for step ${def.id} expired`, actor: 'system' };
   }
+}
+
+/**
+ * A scripted dry run never waits for a person: the approval just asked is
+ * answered at once as scripted (actor `replay`), or, when nobody scripted an
+ * answer, cancelled and the run stopped there ("would ask approval of ...").
+ */
+function scriptedAnswer(script: Script, session: RunSession, def: PlaybookStep, asked: Change, round: number, approvers: string[], bundleHash: string): Clearance {
+  const run = session.run;
+  const requested = asked.events.find((e) => e.kind === 'approval.requested');
+  const approvalId = requested?.kind === 'approval.requested' ? requested.data.approvalId : '';
+  const minApprovals = requested?.kind === 'approval.requested' ? requested.data.minApprovals : 1;
+  // The request as askApproval made it, without parking the run.
+  const base: Change = { events: asked.events, calls: asked.calls.filter((c) => c.statement !== Q.RELEASE_RUN) };
+  const scripted = script.answer(def.id, round);
+  if (!scripted) {
+    const reason = `would ask approval of ${approvers.join(', ') || 'any approver'} for step ${def.id}${round > 1 ? ` (round ${round})` : ''}; ${script.replayOf ? `the recorded run ${script.replayOf} has no answer for it` : 'no scripted answer'}, so the dry run stops here`;
+    return {
+      kind: 'stop',
+      reason,
+      change: merge(base, {
+        events: [{ kind: 'approval.cancelled', actor: REPLAY_ACTOR, data: { approvalId, stepId: def.id, reason } }],
+        calls: [call(Q.CANCEL_RUN_APPROVALS, run.id, REPLAY_ACTOR)],
+      }),
+    };
+  }
+  const status = ({ approve: 'approved', reject: 'rejected', expire: 'expired', cancel: 'cancelled' } as const)[scripted.answer];
+  const stamp = { bundleHash, inputHash: 'none: a scripted answer is not asked of firebreak/approve' };
+  const answer = { approvalId, stepId: def.id, decision: scripted.answer, approvals: scripted.answer === 'approve' ? minApprovals : 0, minApprovals, reason: scripted.reason, ...stamp };
+  const event: NewEvent =
+    scripted.answer === 'approve'
+      ? { kind: 'approval.granted', actor: REPLAY_ACTOR, data: answer }
+      : scripted.answer === 'reject'
+        ? { kind: 'approval.rejected', actor: REPLAY_ACTOR, data: answer }
+        : scripted.answer === 'expire'
+          ? { kind: 'approval.expired', actor: REPLAY_ACTOR, data: { approvalId, stepId: def.id, onTimeout: def.onTimeout } }
+          : { kind: 'approval.cancelled', actor: REPLAY_ACTOR, data: { approvalId, stepId: def.id, reason: scripted.reason } };
+  return {
+    kind: 'answered',
+    change: merge(base, { events: [event], calls: [call(Q.DECIDE_APPROVAL, approvalId, status, REPLAY_ACTOR)] }),
+    approval: { id: approvalId, step_id: def.id, round, status, decided_by: REPLAY_ACTOR, approvers, on_timeout: def.onTimeout, expires_at: null, due: false },
+  };
 }
 
 /**

@@ -20,6 +20,8 @@ export function simulation(dryRun: boolean, options: DryRunOptions | null, actio
   if (!dryRun) return undefined;
   if (action.sideEffect(input)) return { kind: 'side_effect' };
   if (options?.noGather && !LOCAL_ACTIONS.has(action.name)) return { kind: 'gather' };
+  // Never waiting: a condition to wait for is not polled either.
+  if (options?.noWait && action.name === 'prometheus.wait') return { kind: 'gather' };
   return undefined;
 }
 
@@ -64,9 +66,16 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  * the stub's status, headers and body), any per-step `stubs` fields on top, and
  * the markers `dryRun`, `wouldCall` and `response`.
  */
-export function stubbedOutput(action: string, stepId: string, input: unknown, wouldCall: unknown, options: DryRunOptions | null): Record<string, unknown> {
-  const stub = stubOf(options);
+export function stubbedOutput(action: string, stepId: string, input: unknown, wouldCall: unknown, options: DryRunOptions | null): Record<string, unknown> & { response: unknown } {
   const override = options?.stubs?.[stepId];
+  const own = isRecord(override) && action === 'http.request' ? override : {};
+  // An HTTP step's own stub (status, headers, body) is its response too.
+  const stub: DryRunStub = {
+    ...stubOf(options),
+    ...(typeof own.status === 'number' && { status: own.status }),
+    ...(isRecord(own.headers) && { headers: own.headers as Record<string, string> }),
+    ...('body' in own && { body: own.body }),
+  };
   return {
     ...outputShape(action, input, stub),
     ...(isRecord(override) ? override : {}),
@@ -80,9 +89,11 @@ export function stubbedOutput(action: string, stepId: string, input: unknown, wo
  * An HTTP step answered by a stub status it does not expect fails like the
  * real call would (retryable on 5xx/408/429), so authors can rehearse failure paths.
  */
-export function checkStubStatus(action: string, input: unknown, options: DryRunOptions | null): void {
+export function checkStubStatus(action: string, stepId: string, input: unknown, options: DryRunOptions | null): void {
   if (action !== 'http.request') return;
-  const status = stubOf(options).status;
+  // A per-step stub's `status` answers that step (a test of a failure path); else the run's stub.
+  const own = options?.stubs?.[stepId]?.status;
+  const status = typeof own === 'number' ? own : stubOf(options).status;
   const expect = (input as { expect_status?: Array<number | string> }).expect_status;
   const ok = expect
     ? expect.some((e) => (typeof e === 'number' ? e === status : Math.floor(status / 100) === Number(String(e)[0])))

@@ -23,6 +23,7 @@ import { backoffDelay } from './backoff.js';
 import { clearStep } from './clearance.js';
 import { compensate, toCompensate } from './compensation.js';
 import { checkStubStatus, describeSimulated, simulation, stubbedOutput } from './dry-run.js';
+import { RecordedRuns, scriptOf, type RecordedOutcome, type Script } from './scripted.js';
 import * as Q from './queries.js';
 import { DefinitionCache, LeaseLostError, RunChangedError, RunSession, type LoadedRow } from './run-tx.js';
 import { boundedOutput, errorInfo } from './stored.js';
@@ -60,6 +61,7 @@ const MAX_TURNS = 10_000;
 
 export class RunExecutor {
   private readonly definitions = new DefinitionCache();
+  private readonly recorded = new RecordedRuns();
 
   constructor(
     private readonly deps: ExecutorDeps,
@@ -139,6 +141,7 @@ export class RunExecutor {
     const action = this.deps.actions.get(def.action);
     if (!action) return this.failStep(session, step, def, new ActionError(`unknown action ${def.action}`, { retryable: false }), 0, signals);
     const vars = this.variables(run, session.steps, true);
+    const script = await scriptOf(this.deps.pool, this.recorded, run);
 
     let input: unknown;
     try {
@@ -161,7 +164,7 @@ export class RunExecutor {
         }
         if (!holds) return this.skip(session, step, { when: def.when, reason: 'condition is false' });
       }
-      const c = await clearStep({ pool: this.deps.pool, policy: this.deps.policy, redact: this.deps.timeline.redact }, session, def, action, input);
+      const c = await clearStep(this.clearanceDeps(script), session, def, action, input);
       switch (c.kind) {
         case 'cleared':
           cleared = c;
@@ -190,9 +193,20 @@ export class RunExecutor {
         case 'abort':
           await this.abortRun(session, 'aborted', c.reason, c.actor, signals);
           return 'stop';
+        case 'answered':
+          await this.commit(session, c.change);
+          session.approval = c.approval;
+          return 'next';
+        case 'stop':
+          await this.commit(session, merge(c.change, this.finish(session, 'cancelled', { reason: c.reason }, 'replay')));
+          return 'stop';
       }
     }
-    return this.execute(session, step, def, action, input, cleared, signals, log);
+    return this.execute(session, step, def, action, input, cleared, signals, log, script);
+  }
+
+  private clearanceDeps(script: Script | undefined) {
+    return { pool: this.deps.pool, policy: this.deps.policy, redact: this.deps.timeline.redact, ...(script && { script }) };
   }
 
   private tryWhen(def: PlaybookStep, vars: Record<string, unknown>): boolean | undefined {
@@ -238,6 +252,7 @@ export class RunExecutor {
     cleared: { events: NewEvent[]; target: string | null } | null,
     signals: RunSignals,
     log: Logger,
+    script?: Script,
   ): Promise<Outcome> {
     const plan = planAttempt(session.run, step, def, this.workerId, this.deps.timeline.redact(input), cleared);
     if (plan.change.calls.length > 0) {
@@ -245,7 +260,7 @@ export class RunExecutor {
       const results = await this.commit(session, plan.change);
       this.started(session, step, plan, results[0], cleared !== null);
     }
-    return this.runAttempt(session, step, def, action, input, plan, signals, log);
+    return this.runAttempt(session, step, def, action, input, plan, signals, log, script);
   }
 
   /** The cached step after its attempt's start committed (BEGIN_ATTEMPT returns the database's started_at). */
@@ -257,23 +272,30 @@ export class RunExecutor {
   }
 
   /** Call the action of a started attempt and commit its result (with the next step's start when it can go at once). */
-  private async runAttempt(session: RunSession, step: StepRow, def: PlaybookStep, action: ActionDefinition, input: unknown, plan: AttemptPlan, signals: RunSignals, log: Logger): Promise<Outcome> {
+  private async runAttempt(session: RunSession, step: StepRow, def: PlaybookStep, action: ActionDefinition, input: unknown, plan: AttemptPlan, signals: RunSignals, log: Logger, script?: Script): Promise<Outcome> {
     const run = session.run;
     const { attempt, idempotencyKey } = plan;
     const stepStartedAt = step.started_at?.getTime() ?? session.now();
     const callStartedAt = session.now();
 
-    const simulated = simulation(run.dry_run, run.dry_run_options, action, input);
+    // A replay answers a step the recorded run finished with what it recorded (a note still runs: it is local).
+    const recorded = def.action === 'note' ? undefined : script?.outcome(def.id);
+    const simulated = recorded ? { kind: 'recorded' as const } : simulation(run.dry_run, run.dry_run_options, action, input);
     const wouldCall: NewEvent[] = [];
     let result: Awaited<ReturnType<ActionDefinition['run']>>;
     try {
       if (simulated) {
-        // Dry run: record the fully rendered call instead of making it, and answer with the stub.
+        // Dry run: record the fully rendered call instead of making it, and answer with the stub (or the recorded result).
         const request = this.deps.timeline.redact(describeSimulated(action, input, idempotencyKey));
-        const output = stubbedOutput(def.action, def.id, input, request, run.dry_run_options);
-        wouldCall.push({ kind: 'step.would_call', actor: 'system', data: { stepId: def.id, action: def.action, attempt, reason: simulated.kind, request, response: output.response } });
-        checkStubStatus(def.action, input, run.dry_run_options);
+        const output = recorded ? recordedOutput(recorded, request) : stubbedOutput(def.action, def.id, input, request, run.dry_run_options);
+        const reason = recorded && action.sideEffect(input) ? 'side_effect' : simulated.kind;
+        wouldCall.push({ kind: 'step.would_call', actor: 'system', data: { stepId: def.id, action: def.action, attempt, reason, request, response: output.response } });
+        if (recorded?.status === 'failed') throw new ActionError(`${recorded.error.message} (as recorded in run ${script!.replayOf})`, { retryable: false, details: { recorded: true } });
+        if (!recorded) checkStubStatus(def.action, def.id, input, run.dry_run_options);
         result = { kind: 'done', output };
+      } else if (run.dry_run && run.dry_run_options?.noWait && def.action === 'wait') {
+        // A dry run that never waits: the pause is noted, not taken.
+        result = { kind: 'done', output: { waitedMs: 0, dryRun: true, wouldWait: (input as { duration?: unknown }).duration ?? null } };
       } else {
         const either = AbortSignal.any([signals.lease, signals.abort]);
         result = await callAction(
@@ -332,7 +354,7 @@ export class RunExecutor {
     } catch {
       return undefined;
     }
-    const c = await clearStep({ pool: this.deps.pool, policy: this.deps.policy, redact: this.deps.timeline.redact }, session, def, action, input);
+    const c = await clearStep(this.clearanceDeps(await scriptOf(this.deps.pool, this.recorded, run)), session, def, action, input);
     if (c.kind !== 'cleared') return undefined;
     return { step, def, action, input, plan: planAttempt(run, step, def, this.workerId, this.deps.timeline.redact(input), c) };
   }
@@ -343,7 +365,7 @@ export class RunExecutor {
     const retryable = err instanceof ActionError ? err.retryable : !(err instanceof ValidationError);
     const prior: Change = { events: before, calls: [] };
     if (attempt > 0 && retryable && attempt < def.retry.attempts) {
-      const delay = backoffDelay(attempt, def.retry.backoffMs, def.retry.maxBackoffMs);
+      const delay = run.dry_run && run.dry_run_options?.noWait ? 0 : backoffDelay(attempt, def.retry.backoffMs, def.retry.maxBackoffMs);
       await this.commit(session, merge(prior, retrying(run.id, def, attempt, info, delay, new Date(session.now() + delay), durationMs)));
       return 'stop';
     }
@@ -401,4 +423,10 @@ export class RunExecutor {
     }
     await this.commit(session, this.finish(session, status, { reason, ...(compensated.length > 0 && { compensated }), ...(compensationFailed.length > 0 && { compensationFailed }) }, actor));
   }
+}
+
+/** A replayed step's output: what the recorded run's step returned, marked as not called. */
+function recordedOutput(recorded: RecordedOutcome, request: unknown): Record<string, unknown> & { response: unknown } {
+  const output = recorded.status === 'succeeded' && recorded.output && typeof recorded.output === 'object' && !Array.isArray(recorded.output) ? (recorded.output as Record<string, unknown>) : {};
+  return { ...output, dryRun: true, recorded: true, wouldCall: request, response: recorded.status === 'succeeded' ? recorded.output : { error: recorded.error.message } };
 }

@@ -244,6 +244,7 @@ export const SET_COMPENSATION = statement('fb_engine_set_compensation', `
   where run_id = $1::uuid and step_id = $2::text`);
 
 /** Recent real (non-dry) executions of an action on a target: the policy's `history`. */
+/** $3, $4: runs left out (the run itself; a replay also leaves out the run it replays). */
 export const HISTORY = statement('fb_engine_history', `
   select s.run_id, r.playbook, s.step_id, s.action, s.target, s.status, coalesce(s.started_at, s.cleared_at) as at,
          coalesce((select d->>'impact' from jsonb_array_elements(coalesce(r.definition, pr.definition)->'steps') d
@@ -251,7 +252,7 @@ export const HISTORY = statement('fb_engine_history', `
   from run_steps s
   join runs r on r.id = s.run_id
   left join playbook_revisions pr on pr.hash = r.revision
-  where s.action = $1::text and s.target = $2::text and not r.dry_run and s.run_id <> $3::uuid
+  where s.action = $1::text and s.target = $2::text and not r.dry_run and s.run_id not in ($3::uuid, $4::uuid)
     and s.cleared_at > fb_now() - interval '24 hours'
   order by s.cleared_at desc limit 50`);
 
@@ -290,6 +291,26 @@ export const DECIDE_APPROVAL = statement('fb_engine_decide_approval', `
   update approvals set status = $2::text, decided_by = $3::text, decided_at = fb_now()
   where id = $1::uuid and status = 'pending'
   returning decided_at, extract(epoch from decided_at - requested_at) * 1000 as waited_ms`);
+
+/**
+ * What a recorded run did, for a replay of it (src/engine/scripted.ts): each
+ * step's final status, output and error; each approval's answer; and the
+ * `now` and `history` of the first policy decision about each step.
+ */
+export const RECORDED_RUN = statement('fb_engine_recorded_run', `
+  select r.id, r.finished_at is not null as finished,
+    coalesce((select json_object_agg(s.step_id, json_build_object('status', s.status, 'output', s.output, 'error', s.error))
+              from run_steps s where s.run_id = r.id), '{}'::json) as steps,
+    coalesce((select json_agg(json_build_object('stepId', a.step_id, 'round', a.round, 'status', a.status, 'decidedBy', a.decided_by)
+                              order by a.step_id, a.round)
+              from approvals a where a.run_id = r.id), '[]'::json) as approvals,
+    coalesce((select json_object_agg(d.step_id, d.context) from (
+                select distinct on (e.data->>'stepId') e.data->>'stepId' as step_id,
+                       jsonb_build_object('now', e.data->'input'->'now', 'history', e.data->'input'->'history') as context
+                from timeline_events e
+                where e.chain_id = r.id::text and e.kind = 'policy.decision' and e.data ? 'stepId'
+                order by e.data->>'stepId', e.seq) d), '{}'::json) as decisions
+  from runs r where r.id = $1::uuid`);
 
 // ---------- creating runs ----------
 
@@ -352,6 +373,9 @@ export const LIST_ALERTS = `
          coalesce((select json_agg(r.id order by r.created_at) from runs r where r.episode_id = e.id), '[]'::json) as runs
   from alert_episodes e
   where ($1::text is null or e.status = $1::text) and ($2::text is null or e.source = $2::text)
+    and ($4::bigint is null or e.first_seen_at >= fb_now() - $4::bigint * interval '1 millisecond')
+    and ($5::timestamptz is null or e.first_seen_at >= $5::timestamptz)
+    and ($6::bigint is null or e.id < $6::bigint)
   order by e.first_seen_at desc, e.id desc
   limit $3::int`;
 

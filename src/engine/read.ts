@@ -144,8 +144,9 @@ export async function listPendingApprovals(db: Queryable): Promise<ApprovalView[
   return (await db.query(Q.PENDING_APPROVALS)).rows.map(approvalView);
 }
 
-export async function listAlerts(db: Queryable, filters: { status?: string; source?: string; limit?: number }) {
-  const { rows } = await db.query(Q.LIST_ALERTS, [filters.status ?? null, filters.source ?? null, filters.limit ?? 50]);
+/** `sinceMs`: first seen in that many ms before the database's now; `since`: at or after that time; `before`: episode ids below it (paging). */
+export async function listAlerts(db: Queryable, filters: { status?: string; source?: string; limit?: number; sinceMs?: number; since?: string; before?: number }) {
+  const { rows } = await db.query(Q.LIST_ALERTS, [filters.status ?? null, filters.source ?? null, filters.limit ?? 50, filters.sinceMs ?? null, filters.since ?? null, filters.before ?? null]);
   return rows.map((r: any) => ({
     id: r.id,
     source: r.source,

@@ -58,6 +58,29 @@ export interface DryRunOptions {
   playbooksFrom?: 'server' | 'request';
   /** Set for playbooks sent with the request: they get no secrets, and this says what they see instead. */
   secrets?: string;
+  /**
+   * Replay of a recorded run (`firebreak replay --since`): each step the
+   * recorded run finished is answered with its recorded output (or fails with
+   * its recorded error) instead of being called, each policy decision sees the
+   * recorded `now` and `history`, and approvals are answered as they were.
+   */
+  replayOf?: string;
+  /** Scripted approval answers per step id, one per round (playbook tests). */
+  answers?: Record<string, ScriptedAnswer[]>;
+  /** Never wait: `wait` steps end at once and retries follow without backoff. */
+  noWait?: boolean;
+  /** Not posted to Slack (batch replays, playbook tests). */
+  quiet?: boolean;
+  /** The time the policy sees as `now` (playbook tests: the same answer on any day). */
+  policyNow?: string;
+}
+
+/** How a scripted (replayed or tested) approval is answered. */
+export type ScriptedAnswer = 'approve' | 'reject' | 'expire' | 'cancel';
+
+/** A dry run whose approvals are scripted never waits for a person: an approval nobody scripted stops it. */
+export function isScripted(options: DryRunOptions | null | undefined): boolean {
+  return Boolean(options && (options.replayOf !== undefined || options.answers !== undefined));
 }
 
 /** A run as its worker sees it (runs row, definition from its revision). */

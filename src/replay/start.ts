@@ -31,6 +31,8 @@ import type { NewEvent } from '../timeline/index.js';
 
 const MAX_PLAYBOOK_SOURCE = 256 * 1024;
 
+const scriptedAnswer = z.enum(['approve', 'reject', 'expire', 'cancel']);
+
 /** The dry-run fields of a POST /api/runs body (besides playbook, params, user, dryRun, idempotencyKey). */
 export const dryRunFields = {
   /** A normalised Alert, or (with `source`) the payload as that source sends it. */
@@ -50,6 +52,18 @@ export const dryRunFields = {
   stubs: z.record(z.string(), z.record(z.string(), z.json())).optional(),
   /** Record gather steps (prometheus.*, GET/HEAD) as would-call too, answered by the stub. */
   noGather: z.boolean().optional(),
+  /** With episodeId: replay each matching playbook against the episode's recorded run of it (`firebreak replay --since`). */
+  asRecorded: z.boolean().optional(),
+  /** Scripted approval answers per step id (one per round); an approval nobody scripted stops the dry run. */
+  answers: z
+    .record(z.string(), z.union([scriptedAnswer, z.array(scriptedAnswer).min(1).max(5)]).transform((a) => (Array.isArray(a) ? a : [a])))
+    .optional(),
+  /** Never wait: `wait` steps end at once, retries follow without backoff, `prometheus.wait` is not polled. */
+  noWait: z.boolean().optional(),
+  /** Do not post the dry runs to Slack. */
+  quiet: z.boolean().optional(),
+  /** The time the policy sees as `now` (RFC 3339). */
+  policyNow: z.string().refine((v) => !Number.isNaN(Date.parse(v)), 'must be an RFC 3339 timestamp').optional(),
   /** Playbook files to use instead of the server's (`firebreak replay --diff <dir>`). */
   playbooks: z
     .array(z.strictObject({ file: z.string().min(1).max(255), source: z.string().max(MAX_PLAYBOOK_SOURCE) }))
@@ -71,6 +85,11 @@ export const startRunBody = z.object({
 });
 
 export type StartRunBody = z.output<typeof startRunBody>;
+
+/** Whether the body sets any field only a dry run may (so a plain run request with one is refused). */
+export function usesDryRunFields(body: StartRunBody): boolean {
+  return [body.stub, body.stubs, body.noGather, body.answers, body.noWait, body.quiet, body.policyNow, body.asRecorded].some((v) => v !== undefined);
+}
 
 /** Whether the body asks for more than a plain run of a named playbook (the replay answer shape). */
 export function isReplayRequest(body: StartRunBody): boolean {
@@ -131,6 +150,15 @@ function normaliseAlertInput(alert: unknown, source: AlertSource | undefined): A
   ]);
 }
 
+const RECORDED_RUN_OF = `
+  select id from runs where episode_id = $1::bigint and playbook = $2::text and not dry_run
+  order by created_at desc, id limit 1`;
+
+/** The episode's (latest) real run of a playbook: what a replay compares with. */
+async function recordedRunOf(db: Queryable, episodeId: number, playbook: string): Promise<string | undefined> {
+  return (await db.query<{ id: string }>(RECORDED_RUN_OF, [episodeId, playbook])).rows[0]?.id;
+}
+
 const EPISODE_ALERT = `select id, source, alert from alert_episodes where id = $1::bigint`;
 
 async function episodeAlert(db: Queryable, id: number): Promise<Alert> {
@@ -176,6 +204,8 @@ export interface StartedDryRun {
   /** False when a playbook was named that the alert would not start. */
   matched: boolean;
   fingerprint: string | null;
+  /** The recorded run it replays (asRecorded). */
+  replayOf?: string;
 }
 
 export interface AlertOutcome {
@@ -197,7 +227,10 @@ export interface DryRunsResult {
 /** The shape checks of a dry-run request, before anyone is asked whether it may run (400s first). */
 export function checkDryRunBody(body: StartRunBody): void {
   if (!body.dryRun) {
-    throw new ValidationError('alert, episodeId, playbooks, stub, stubs and noGather are for dry runs', [{ path: 'dryRun', message: 'must be true' }]);
+    throw new ValidationError('alert, episodeId, playbooks, stub, stubs, answers, noGather, noWait, quiet and policyNow are for dry runs', [{ path: 'dryRun', message: 'must be true' }]);
+  }
+  if (body.asRecorded && body.episodeId === undefined) {
+    throw new ValidationError('asRecorded replays an episode against its recorded runs', [{ path: 'episodeId', message: 'required with asRecorded' }]);
   }
   if (body.alert !== undefined && body.episodeId !== undefined) {
     throw new ValidationError('give either alert or episodeId, not both', [{ path: 'episodeId', message: 'not with alert' }]);
@@ -234,6 +267,11 @@ export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body
     ...(body.noGather !== undefined && { noGather: body.noGather }),
     ...(body.stub && { stub: body.stub }),
     ...(body.stubs && { stubs: body.stubs }),
+    ...(body.answers && { answers: body.answers }),
+    // A replay of recorded runs never waits (see src/engine/scripted.ts).
+    ...((body.noWait !== undefined || body.asRecorded) && { noWait: body.noWait ?? true }),
+    ...(body.quiet !== undefined && { quiet: body.quiet }),
+    ...(body.policyNow && { policyNow: new Date(body.policyNow).toISOString() }),
   };
 
   let alerts: Alert[] | undefined;
@@ -283,6 +321,7 @@ export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body
       if (targets.length === 0) outcome.note = 'no playbook matches this alert';
     }
     for (const { playbook, matched } of targets) {
+      const recorded = body.asRecorded && body.episodeId !== undefined ? await recordedRunOf(db, body.episodeId, playbook.name) : undefined;
       const r = await engine.startRun({
         playbook: playbook.name,
         ...(sent && { definition: playbook }),
@@ -292,11 +331,12 @@ export async function startDryRuns(deps: { engine: Engine; db: Queryable }, body
         startedBy: null,
         alert,
         dryRun: true,
-        dryRunOptions: options,
+        // Replayed against the episode's recorded run of this playbook; none (it did not run then): approvals stop it.
+        dryRunOptions: body.asRecorded ? { ...options, ...(recorded ? { replayOf: recorded } : { answers: options.answers ?? {} }) } : options,
         events,
         ...(body.idempotencyKey && { dedupKey: `api:${body.idempotencyKey}:${alert.source}:${alert.fingerprint}:${alert.startsAt}:${playbook.name}` }),
       });
-      runs.push({ runId: r.runId, created: r.created, playbook: playbook.name, matched, fingerprint: alert.fingerprint });
+      runs.push({ runId: r.runId, created: r.created, playbook: playbook.name, matched, fingerprint: alert.fingerprint, ...(recorded && { replayOf: recorded }) });
       outcome.runs.push({ playbook: playbook.name, runId: r.runId, matched });
     }
   }

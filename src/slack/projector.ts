@@ -28,6 +28,8 @@ export interface ProjectorOptions {
 interface RunRow extends StoryRun {
   params: Record<string, unknown> | null;
   channel: string | null;
+  /** A dry run asked not to be posted (dry_run_options.quiet). */
+  quiet: boolean;
 }
 
 interface ApprovalRow {
@@ -135,7 +137,8 @@ export class Projector {
     const run = (await client.query<RunRow>(Q.RUN_FOR_SLACK, [runId])).rows[0];
     const last = events[events.length - 1]!;
     const done = events.some(isRunEnd);
-    const channel = run ? (run.channel ?? this.options.defaultChannel ?? null) : null;
+    // A quiet dry run (a batch replay, a playbook test) is not posted.
+    const channel = run && !run.quiet ? (run.channel ?? this.options.defaultChannel ?? null) : null;
     if (!run || !channel) {
       // Nowhere to post: remember that we looked, post nothing.
       await client.query(Q.ADVANCE_THREAD, [runId, last.seq, null, done]);

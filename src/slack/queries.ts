@@ -23,7 +23,8 @@ export const ADVANCE_THREAD = `
 
 export const RUN_FOR_SLACK = `
   select r.id, r.playbook, r.status, r.trigger, r.started_by, r.alert, r.params, r.dry_run, r.channel, r.created_at,
-         r.started_at, r.finished_at, r.abort_reason, r.outcome, coalesce(r.definition, pr.definition) as definition
+         r.started_at, r.finished_at, r.abort_reason, r.outcome, coalesce(r.definition, pr.definition) as definition,
+         coalesce((r.dry_run_options->>'quiet')::boolean, false) as quiet
   from runs r left join playbook_revisions pr on pr.hash = r.revision
   where r.id = $1::uuid`;
 
