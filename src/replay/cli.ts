@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { parseDuration } from '../actions/index.js';
 import { ALERT_SOURCES } from '../ingest/index.js';
 import { diffRuns, formatDivergences } from './diff.js';
+import { replaySince } from './since.js';
 import { buildReport, formatReport, isSettled, type RunJson, type RunReport, type TimelineJson } from './report.js';
 
 export interface ReplayApiResponse {
@@ -32,7 +33,8 @@ export interface ReplayDeps {
 }
 
 export const REPLAY_USAGE =
-  'usage: firebreak replay <alert.json | episode-id> [--playbook name] [--no-gather] [--source alertmanager] [--diff <playbooks-dir>] [--stub json] [--stubs json] [--as user] [--timeout 5m] [--json]';
+  'usage: firebreak replay <alert.json | episode-id> [--playbook name] [--no-gather] [--source alertmanager] [--diff <playbooks-dir>] [--stub json] [--stubs json] [--as user] [--timeout 5m] [--json]\n' +
+  '       firebreak replay --since <duration> --playbooks <dir> [--expect-same] [--as user] [--timeout 5m] [--json]';
 
 interface StartAnswer {
   items: Array<RunJson & { matched: boolean; fingerprint: string | null }>;
@@ -61,21 +63,21 @@ async function isFile(path: string): Promise<boolean> {
   }
 }
 
-/** Playbook files of a folder, as sent to the server. */
-async function readPlaybookFolder(dir: string, deps: ReplayDeps): Promise<Array<{ file: string; source: string }>> {
+/** Playbook files of a folder, as sent to the server; `option` names the flag in errors. */
+export async function readPlaybookFolder(dir: string, deps: Pick<ReplayDeps, 'fail'>, option = '--diff'): Promise<Array<{ file: string; source: string }>> {
   let names: string[];
   try {
     names = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile() && /\.ya?ml$/i.test(e.name)).map((e) => e.name).sort();
   } catch (e) {
-    throw deps.fail(`--diff: cannot read the playbooks folder ${dir}: ${(e as Error).message}`);
+    throw deps.fail(`${option}: cannot read the playbooks folder ${dir}: ${(e as Error).message}`);
   }
-  if (names.length === 0) throw deps.fail(`--diff: no playbook files (*.yaml) in ${dir}`);
+  if (names.length === 0) throw deps.fail(`${option}: no playbook files (*.yaml) in ${dir}`);
   return Promise.all(names.map(async (file) => ({ file, source: await readFile(join(dir, file), 'utf8') })));
 }
 
 const short = (id: string) => id.slice(0, 8);
 
-async function settle(ids: string[], timeoutMs: number, deps: ReplayDeps): Promise<Map<string, RunJson>> {
+export async function settle(ids: string[], timeoutMs: number, deps: ReplayDeps): Promise<Map<string, RunJson>> {
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const runs = new Map<string, RunJson>();
   const started = Date.now();
@@ -104,7 +106,7 @@ async function settle(ids: string[], timeoutMs: number, deps: ReplayDeps): Promi
   }
 }
 
-async function reportsOf(ids: string[], runs: Map<string, RunJson>, deps: ReplayDeps): Promise<Map<string, RunReport>> {
+export async function reportsOf(ids: string[], runs: Map<string, RunJson>, deps: ReplayDeps): Promise<Map<string, RunReport>> {
   const out = new Map<string, RunReport>();
   for (const id of ids) {
     const timeline = deps.expectOk(await deps.api('GET', `/api/runs/${encodeURIComponent(id)}/timeline?format=json`), 'read timeline') as TimelineJson;
@@ -121,6 +123,7 @@ function printAlerts(answer: StartAnswer, deps: ReplayDeps, label = ''): void {
 }
 
 export async function replayCommand(args: string[], deps: ReplayDeps): Promise<number> {
+  if (args.some((a) => a === '--since' || a.startsWith('--since='))) return replaySince(args, deps);
   const { positionals, values } = parseArgs({
     args,
     allowPositionals: true,

@@ -30,7 +30,7 @@ export interface TimelineJson {
 export type DecisionReport = DecisionSummary;
 export type { WouldCall };
 
-export type StepOutcome = 'taken' | 'failed' | 'skipped' | 'denied' | 'waiting for approval' | 'running' | 'pending' | 'not reached';
+export type StepOutcome = 'taken' | 'failed' | 'skipped' | 'denied' | 'waiting for approval' | 'would ask approval' | 'running' | 'pending' | 'not reached';
 
 export interface StepReport {
   id: string;
@@ -151,7 +151,9 @@ function outcomeOf(step: StepReport, skipEvent: boolean): StepOutcome {
     case 'denied':
       return 'denied';
     case 'skipped':
-      return skipEvent ? 'skipped' : 'not reached';
+      if (skipEvent) return 'skipped';
+      // A scripted dry run (replay, test) that reached an approval nobody scripted stopped there.
+      return step.approval?.status === 'cancelled' && step.approval.decidedBy === 'replay' ? 'would ask approval' : 'not reached';
     case 'running':
       return 'running';
     default:
@@ -226,7 +228,8 @@ export function formatReport(report: RunReport): string {
       lines.push(`        would call${w.reason === 'gather' ? ' (gather, --no-gather)' : ''}: ${first}`);
       for (const l of rest) lines.push(`          ${l}`);
     }
-    if (s.outcome === 'waiting for approval' && s.requested !== undefined) {
+    if (s.outcome === 'would ask approval') lines.push(`        would ask approval of ${s.approval?.approvers.join(', ') || 'any approver'}: nobody scripted an answer, so the dry run stopped here`);
+    if ((s.outcome === 'waiting for approval' || s.outcome === 'would ask approval') && s.requested !== undefined) {
       const [first, ...rest] = formatRequest(s.requested);
       lines.push(`        if approved, would call: ${first}`);
       for (const l of rest) lines.push(`          ${l}`);
