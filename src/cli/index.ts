@@ -35,6 +35,11 @@ Usage:
   firebreak run-playbook <name> [key=value...] [--dry-run] [--as name]
   firebreak replay <alert.json | episode-id> [--playbook p] [--no-gather] [--source alertmanager] [--diff <playbooks-dir>]
                                                    dry-run an alert; print each step, decision and "would call"
+  firebreak replay --since <duration> --playbooks <dir> [--expect-same]
+                                                   replay every episode of the window against another folder;
+                                                   print where the result differs (exit 1 with --expect-same)
+  firebreak test [dir] [--playbooks <dir>]         run the playbook tests (default <FIREBREAK_PLAYBOOKS>/tests) as
+                                                   hermetic dry runs; a diff per failure, exit 1 if any fails
   firebreak approve <approval-id> [--comment text] approve without Slack, as the identity of FIREBREAK_TOKEN
   firebreak reject <approval-id> [--comment text]
   firebreak abort <run-id> [--reason text]
@@ -200,6 +205,22 @@ async function cmdValidate(args: string[]): Promise<number> {
   }
   out(`ok: playbooks in ${dir} are valid${warned}`);
   return 0;
+}
+
+async function cmdTest(args: string[]): Promise<number> {
+  const config = cliConfig();
+  const { testCommand } = await import('../playbook-tests/index.js');
+  const { localDryRunBackend } = await import('../app/local.js');
+  const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn', base: null }, pino.destination(2));
+  return testCommand(args, {
+    out,
+    err,
+    fail: (m) => new CliError(m),
+    playbooksDir: config.playbooksDir,
+    actions: async (dir) => createActionRegistry(await loadCustomActions(join(dir, 'actions'))),
+    backend: (playbooksDir) =>
+      localDryRunBackend({ ...(config.databaseUrl && { databaseUrl: config.databaseUrl }), dataDir: config.dataDir, policiesDir: config.policiesDir, playbooksDir, logger, progress: (m) => err(`${m}…`) }, 'test'),
+  });
 }
 
 async function cmdFire(args: string[]): Promise<number> {
@@ -564,6 +585,8 @@ export async function main(argv: string[]): Promise<number> {
         const config = cliConfig();
         return await replayCommand(args, { api: (method, path, body, as) => api(config, method, path, body, asHeaders(config, as)), expectOk, fail: (m) => new CliError(m), out, err });
       }
+      case 'test':
+        return await cmdTest(args);
       case 'approve':
       case 'reject':
         return await cmdAnswer(command, args);

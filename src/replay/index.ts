@@ -7,4 +7,4 @@
 export { startRunBody, dryRunFields, isReplayRequest, usesDryRunFields, checkDryRunBody, startDryRuns, normalisePayload, parseSentPlaybooks, type StartRunBody, type DryRunsResult, type StartedDryRun, type AlertOutcome } from './start.js';
 export { buildReport, formatReport, formatRequest, formatDecision, isSettled, type RunReport, type StepReport, type DecisionReport, type WouldCall, type RunJson, type TimelineJson } from './report.js';
 export { diffRuns, formatDivergences, type Divergence } from './diff.js';
-export { replayCommand, REPLAY_USAGE, type ReplayDeps, type ReplayApiResponse } from './cli.js';
+export { replayCommand, readPlaybookFolder, REPLAY_USAGE, type ReplayDeps, type ReplayApiResponse } from './cli.js';
