@@ -10,7 +10,7 @@ import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { adminUrl, createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { httpJson, ROOT, runCli, startServer, type ServerProcess } from '../helpers/server.js';
 import { FINISHED, samplePlaybooks, settled, startWorld, timeline, type World } from './helpers.js';
 
@@ -112,3 +112,22 @@ describe('firebreak replay --since against recorded episodes', () => {
     expect(report.stdout).toContain('step rollback: rendered request differs');
   });
 });
+
+describe('firebreak test catches the same change', () => {
+  const test = (dir: string) => runCli(['test', join(dir, 'tests')], { DATABASE_URL: adminUrl() });
+
+  it('the unchanged samples pass; a changed rollback URL fails, naming the request and both URLs', async () => {
+    const same = await copyOf(join(ROOT, 'playbooks'));
+    const ok = await test(same);
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+
+    const changed = await copyOf(join(ROOT, 'playbooks'));
+    const file = join(changed, 'high-error-rate.yaml');
+    await writeFile(file, (await readFile(file, 'utf8')).replace('/api/services/${{ alert.labels.service }}/rollback', '/api/v2/services/${{ alert.labels.service }}/rollback'));
+    const res = await test(changed);
+    expect(res.code, res.stdout + res.stderr).toBe(1);
+    expect(res.stdout).toContain('requests.rollback.url');
+    expect(res.stdout).toContain('https://deploy.internal/api/v2/services/checkout/rollback');
+  });
+});
+
