@@ -11,6 +11,7 @@ import { listCheckpoints } from '../audit/index.js';
 import type { Config } from '../config/index.js';
 import { ValidationError } from '../errors.js';
 import { getRun, listAlerts, listPendingApprovals, listRuns, type Engine } from '../engine/index.js';
+import { playbookDetail, playbookRevision, playbookRevisions, playbookSummaries } from './playbooks.js';
 import { parseJsonBody, parseWith } from '../ingest/index.js';
 import { parseDuration } from '../playbooks/index.js';
 import { checkDryRunBody, isReplayRequest, startDryRuns, startRunBody, usesDryRunFields } from '../replay/index.js';
@@ -113,6 +114,14 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
     return { items: events.map((e) => ({ seq: e.seq, time: e.time, kind: e.kind, actor: e.actor, data: redact(e.data) })) };
   }));
   app.get('/api/runs/:id', read, handle(async (request) => getRun(pool, (request.params as { id: string }).id)));
+  // Playbooks and their revisions (docs/playbooks.md "Changing a playbook safely").
+  app.get('/api/playbooks', read, handle(async () => ({ items: await playbookSummaries(engine) })));
+  app.get('/api/playbooks/:name', read, handle(async (request) => playbookDetail(engine, pool, (request.params as { name: string }).name)));
+  app.get('/api/playbooks/:name/revisions', read, handle(async (request) => ({ items: await playbookRevisions(engine, pool, (request.params as { name: string }).name, request.query) })));
+  app.get('/api/playbooks/:name/revisions/:hash', read, handle(async (request) => {
+    const params = request.params as { name: string; hash: string };
+    return playbookRevision(engine, pool, params.name, params.hash, request.query);
+  }));
   app.get(
     '/api/runs/:id/timeline',
     read,

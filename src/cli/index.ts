@@ -30,6 +30,10 @@ Usage:
   firebreak validate [dir]                         check playbooks; file:line: message per problem
   firebreak fire <alert.json> [--source alertmanager] [--keep-times]
                                                    post a sample alert to the running server, its times moved to now
+  firebreak playbooks                              the loaded playbooks and their current revisions
+  firebreak revisions <playbook> [--all] [--diff <hash>]
+                                                   a playbook's revisions, newest first; --diff: a revision
+                                                   against the current one, as a line diff
   firebreak runs [--status s] [--playbook p] [--limit n]
   firebreak run <id>                               show one run
   firebreak run-playbook <name> [key=value...] [--dry-run] [--as name]
@@ -204,6 +208,34 @@ async function cmdValidate(args: string[]): Promise<number> {
     return 1;
   }
   out(`ok: playbooks in ${dir} are valid${warned}`);
+  return 0;
+}
+
+async function cmdPlaybooks(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { json: { type: 'boolean' } } });
+  const body = expectOk(await api(cliConfig(), 'GET', '/api/playbooks'), 'list playbooks') as { items: Array<{ name: string; revision: string; file: string; steps: unknown[]; limits: unknown }> };
+  if (values.json) return out(JSON.stringify(body, null, 2)), 0;
+  if (body.items.length === 0) return out('no playbooks loaded'), 0;
+  out(table([['name', 'revision', 'steps', 'file'], ...body.items.map((p) => [p.name, p.revision.slice(0, 12), String(p.steps.length), p.file])]));
+  return 0;
+}
+
+async function cmdRevisions(args: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { all: { type: 'boolean' }, diff: { type: 'string' }, json: { type: 'boolean' } } });
+  const name = positionals[0];
+  if (!name || positionals.length > 1) throw new CliError('usage: firebreak revisions <playbook> [--all] [--diff <hash>] [--json]');
+  const config = cliConfig();
+  const base = `/api/playbooks/${encodeURIComponent(name)}/revisions`;
+  if (values.diff) {
+    const rev = expectOk(await api(config, 'GET', `${base}/${encodeURIComponent(values.diff)}`), 'read revision') as { hash: string; current: boolean; diff: { against: string; unified: string } | null };
+    if (values.json) return out(JSON.stringify(rev, null, 2)), 0;
+    if (!rev.diff) return out(`revision ${rev.hash}: ${name} is not loaded now, nothing to compare with`), 0;
+    out(rev.diff.unified || `revision ${rev.hash.slice(0, 12)} reads the same as the current one (${rev.diff.against.slice(0, 12)})`);
+    return 0;
+  }
+  const body = expectOk(await api(config, 'GET', `${base}${values.all ? '?all=true' : ''}`), 'list revisions') as { items: Array<{ hash: string; file: string | null; firstSeenAt: string; runs: number; current: boolean }> };
+  if (values.json) return out(JSON.stringify(body, null, 2)), 0;
+  out(table([['revision', 'first seen', 'runs', 'file', ''], ...body.items.map((r) => [r.hash.slice(0, 12), r.firstSeenAt, String(r.runs), r.file ?? '(sent with a dry run)', r.current ? 'current' : ''])]));
   return 0;
 }
 
@@ -587,6 +619,10 @@ export async function main(argv: string[]): Promise<number> {
       }
       case 'test':
         return await cmdTest(args);
+      case 'playbooks':
+        return await cmdPlaybooks(args);
+      case 'revisions':
+        return await cmdRevisions(args);
       case 'approve':
       case 'reject':
         return await cmdAnswer(command, args);

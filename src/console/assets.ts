@@ -15,6 +15,12 @@ body { margin: 0; }
 a { color: var(--link); }
 code, pre, .run-id { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.92em; }
 pre { background: var(--panel); border: 1px solid var(--line); padding: .5rem; overflow: auto; max-height: 16rem; }
+pre.diff { max-height: 28rem; line-height: 1.35; }
+.diff-add { color: #1a7f37; background: rgba(46, 160, 67, .12); }
+.diff-del { color: #b42318; background: rgba(248, 81, 73, .12); }
+.diff-hunk { color: #6f42c1; }
+.diff-file { font-weight: 600; }
+.revision-diff { margin: 1rem 0; }
 :focus-visible { outline: 3px solid var(--focus); outline-offset: 2px; }
 .skip { position: absolute; left: -999px; top: 0; background: #fff; padding: .5rem; z-index: 10; }
 .skip:focus { left: .5rem; }

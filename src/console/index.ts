@@ -13,14 +13,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { authenticate, requireIdentity, type Access, type OidcLogin } from '../access/index.js';
 import { isLocalMode, type Config } from '../config/index.js';
-import { getRun, listPendingApprovals, listRuns, type Engine } from '../engine/index.js';
+import { diffRevisions, getRevision, getRun, listPendingApprovals, listRuns, type Engine } from '../engine/index.js';
 import { NotFoundError } from '../errors.js';
 import type { Pool } from '../store/index.js';
 import { buildTimelineView, createRedactor } from '../timeline/index.js';
 import { CONSOLE_CSS, CONSOLE_JS, FAVICON_SVG } from './assets.js';
 import type { SafeHtml } from './html.js';
 import { LiveFeed, registerEventStream } from './live.js';
-import { messagePage, RUN_STATUSES, runLive, runPage, runsLive, runsPage, type RunsPageData, type Viewer } from './pages.js';
+import { messagePage, RUN_STATUSES, runLive, runPage, runsLive, runsPage, type RevisionInfo, type RunsPageData, type Viewer } from './pages.js';
 import { registerSecurity, sendPage, PAGE_HEADERS } from './security.js';
 
 export { safeNext } from './security.js';
@@ -115,6 +115,14 @@ export function registerConsole(app: FastifyInstance, options: ConsoleOptions): 
     }
   });
 
+  /** The run's revision against the playbook loaded now, with the line diff between them. */
+  const revisionInfo = async (playbook: string, hash: string): Promise<RevisionInfo> => {
+    const current = (await engine.currentPlaybooks()).find((c) => c.playbook.name === playbook)?.revision;
+    if (!current || current === hash) return { hash, ...(current && { current }), diff: '' };
+    const [was, now] = await Promise.all([getRevision(pool, hash), getRevision(pool, current)]);
+    return { hash, current, diff: diffRevisions(was, now) };
+  };
+
   app.get('/runs', open, async (request, reply) => reply.redirect(`/${request.url.slice('/runs'.length)}`, 301));
 
   app.get('/runs/:id', page, async (request, reply) => {
@@ -122,7 +130,7 @@ export function registerConsole(app: FastifyInstance, options: ConsoleOptions): 
     try {
       if (!UUID.test(id)) throw new NotFoundError(`run ${id} not found`);
       const [run, view] = await Promise.all([getRun(pool, id), buildTimelineView(pool, id, { now, redact })]);
-      const data = { run, view, now: now() };
+      const data = { run, view, now: now(), ...(run.revision && { revision: await revisionInfo(run.playbook, run.revision) }) };
       return send(reply, 200, fragment(request) ? runLive(data) : runPage(data, viewerOf(request)));
     } catch (err) {
       return failed(request, reply, err);

@@ -179,6 +179,34 @@ export interface RunPageData {
   run: RunView;
   view: TimelineView;
   now: number;
+  /** The run's playbook revision against the one loaded now. */
+  revision?: RevisionInfo;
+}
+
+export interface RevisionInfo {
+  hash: string;
+  /** The revision loaded now (undefined: the playbook is not loaded any more). */
+  current?: string;
+  /** A unified diff from the run's revision to the current one ('' when they read the same). */
+  diff: string;
+}
+
+function revisionFact(r: RevisionInfo | undefined): SafeHtml | string {
+  if (!r) return '';
+  const state = r.current === undefined ? 'the playbook is not loaded now' : r.current === r.hash ? 'current' : html`the playbook has changed since: now <code>${r.current.slice(0, 12)}</code>, <a href="#revision-diff">see the diff</a>`;
+  return html`<dt>Revision</dt><dd><code title="${r.hash}">${r.hash.slice(0, 12)}</code> <span class="muted">(${state})</span></dd>`;
+}
+
+/** A unified diff, each line marked as added, removed or context. */
+function revisionDiff(r: RevisionInfo | undefined): SafeHtml | string {
+  if (!r || !r.diff || r.current === undefined || r.current === r.hash) return '';
+  const lines = r.diff.split('\n').filter((l, i) => i > 1 || !/^(=+|Index:)/.test(l));
+  const cls = (l: string) => (l.startsWith('+++') || l.startsWith('---') ? 'diff-file' : l.startsWith('@@') ? 'diff-hunk' : l.startsWith('+') ? 'diff-add' : l.startsWith('-') ? 'diff-del' : 'diff-ctx');
+  return html`<details class="revision-diff" id="revision-diff" open>
+  <summary>What changed in the playbook since this run's revision (<code>${r.hash.slice(0, 12)}</code> → <code>${r.current.slice(0, 12)}</code>)</summary>
+  <p class="muted small">This run keeps executing its own revision; the change applies to runs started from now on.</p>
+  <pre class="diff">${lines.map((l) => html`<span class="${cls(l)}">${l}</span>\n`)}</pre>
+</details>`;
 }
 
 function durationsList(view: TimelineView): SafeHtml {
@@ -211,6 +239,7 @@ export function runLive(data: RunPageData): SafeHtml {
   <dl class="facts">
     <dt>Trigger</dt><dd>${run.trigger}${run.startedBy ? ` by ${run.startedBy}` : ''}</dd>
     ${alert ? html`<dt>Alert</dt><dd>${alert.summary ?? ''}${alert.severity ? html` <span class="badge sev">${alert.severity}</span>` : ''} <span class="muted">${alert.source ?? ''}${alert.startsAt ? html`, fired ${timeTag(alert.startsAt, now)}` : ''}</span></dd>` : ''}
+    ${revisionFact(data.revision)}
     <dt>Created</dt><dd>${timeTag(run.createdAt, now)}</dd>
     <dt>Finished</dt><dd>${run.finishedAt ? timeTag(run.finishedAt, now) : html`<span class="muted">still active</span>`}</dd>
   </dl>
@@ -221,6 +250,7 @@ export function runLive(data: RunPageData): SafeHtml {
   </div>
 </div>
 ${pending.length > 0 ? approvalsSection(pending, now, 'Waiting for your answer') : ''}
+${revisionDiff(data.revision)}
 ${durationsList(view)}
 <div class="run-grid">
   <section class="picture" aria-labelledby="picture-title">

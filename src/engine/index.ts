@@ -18,6 +18,7 @@ import { Worker } from './worker.js';
 
 export { getRun, listRuns, listAlerts, listPendingApprovals, approvalRunId, type RunView, type StepView, type ApprovalView } from './read.js';
 export { planRun, runDefinition } from './plan.js';
+export { listRevisions, getRevision, diffRevisions, revisionText, type Revision, type RevisionSummary } from './revisions.js';
 export { backoffDelay } from './backoff.js';
 export type { AnswerInput, AnswerResult } from './approvals.js';
 export type { RunStatus, StepStatus, RunTrigger, RunDefinition, DryRunOptions, DryRunStub, PlannedRun } from './types.js';
@@ -130,10 +131,11 @@ export class Engine {
    * Store playbook definitions once per content (playbook_revisions) and
    * remember their revision hashes. Cheap when all are known.
    */
-  async storeRevisions(playbooks: readonly Playbook[], db: Queryable = this.options.pool): Promise<Map<Playbook, string>> {
+  async storeRevisions(playbooks: readonly Playbook[], db: Queryable = this.options.pool, options: { sent?: boolean } = {}): Promise<Map<Playbook, string>> {
     const unknown = playbooks.filter((p) => !this.revisions.has(p));
     if (unknown.length > 0) {
-      const input = unknown.map((p) => ({ name: p.name, definition: runDefinition(p), file: p.file }));
+      // A playbook sent with a dry-run request has no file here: its revision is not (yet) one the catalog loaded.
+      const input = unknown.map((p) => ({ name: p.name, definition: runDefinition(p), file: options.sent ? null : p.file, source: p.source ?? null }));
       const { rows } = await runStatement<{ name: string; hash: string }>(db, Q.STORE_REVISIONS, [JSON.stringify(input)]);
       unknown.forEach((p, i) => this.revisions.set(p, rows[i]!.hash));
     }
@@ -215,6 +217,13 @@ export class Engine {
     return playbooks.filter((p) => matchesAlert(p, alert));
   }
 
+  /** The catalog's playbooks with their current revisions (stored if new). */
+  async currentPlaybooks(): Promise<Array<{ playbook: Playbook; revision: string }>> {
+    const playbooks = this.options.playbooks();
+    const revisions = await this.storeRevisions(playbooks);
+    return playbooks.map((playbook) => ({ playbook, revision: revisions.get(playbook)! }));
+  }
+
   findPlaybook(name: string): Playbook {
     const playbook = this.options.playbooks().find((p) => p.name === name);
     if (!playbook) throw new NotFoundError(`playbook ${name} not found (known: ${this.options.playbooks().map((p) => p.name).join(', ') || 'none'})`);
@@ -229,7 +238,7 @@ export class Engine {
     }
     const playbook = input.definition ?? this.findPlaybook(input.playbook);
     const trigger = input.trigger ?? 'manual';
-    const revision = (await this.storeRevisions([playbook])).get(playbook)!;
+    const revision = (await this.storeRevisions([playbook], this.options.pool, { sent: input.definition !== undefined })).get(playbook)!;
     const plan = planRun(playbook, {
       revision,
       trigger,

@@ -12,6 +12,7 @@ export function runDefinition(playbook: Playbook): RunDefinition {
     onResolved: playbook.onResolved,
     ...(playbook.channel !== undefined && { channel: playbook.channel }),
     ...(playbook.concurrency !== undefined && { concurrency: playbook.concurrency }),
+    ...(Array.isArray(playbook.definition?.triggers) && { triggers: playbook.definition.triggers as unknown[] }),
     steps: playbook.steps,
   };
 }

@@ -317,12 +317,14 @@ export const RECORDED_RUN = statement('fb_engine_recorded_run', `
 /** Store playbook definitions once per content; answers each one's revision hash (computed by the database). */
 export const STORE_REVISIONS = statement('fb_engine_store_revisions', `
   with input as (
-    select * from jsonb_to_recordset($1::jsonb) as d(name text, definition jsonb, file text)
+    select * from jsonb_to_recordset($1::jsonb) as d(name text, definition jsonb, file text, source text)
   ),
   stored as (
-    insert into playbook_revisions (hash, name, definition, file)
-    select distinct on (fb_revision_hash(definition)) fb_revision_hash(definition), name, definition, file from input
-    on conflict (hash) do nothing
+    insert into playbook_revisions (hash, name, definition, file, source)
+    select distinct on (fb_revision_hash(definition)) fb_revision_hash(definition), name, definition, file, source from input
+    -- First seen in a dry run's request (no file), now loaded from a file: it is the catalog's now.
+    on conflict (hash) do update set file = excluded.file, source = coalesce(playbook_revisions.source, excluded.source)
+      where playbook_revisions.file is null and excluded.file is not null
   )
   select name, fb_revision_hash(definition) as hash from input`);
 

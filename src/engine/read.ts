@@ -43,6 +43,8 @@ export interface RunView {
   startedBy: string | null;
   dryRun: boolean;
   episodeId: number | null;
+  /** The playbook revision (playbook_revisions.hash) the run executes: kept for its whole life. */
+  revision: string | null;
   createdAt: string | null;
   startedAt: string | null;
   finishedAt: string | null;
@@ -100,6 +102,7 @@ function runView(r: any, steps: StepView[], approvals: ApprovalView[], full: boo
     startedBy: r.started_by,
     dryRun: r.dry_run,
     episodeId: r.episode_id,
+    revision: r.revision ?? null,
     createdAt: iso(r.created_at),
     startedAt: iso(r.started_at ?? null),
     finishedAt: iso(r.finished_at),

@@ -15,6 +15,8 @@ export interface RunDefinition {
   onResolved: 'continue' | 'abort';
   channel?: string;
   concurrency?: { key: string; limit: number };
+  /** The triggers as written (part of the content: a changed matcher is a new revision). */
+  triggers?: unknown[];
   steps: PlaybookStep[];
 }
 

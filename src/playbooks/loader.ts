@@ -27,6 +27,8 @@ export interface Playbook extends PlaybookSpec {
   sourceHash: string;
   /** The file as parsed YAML, JSON-able, for snapshots and the API. */
   definition: Record<string, unknown>;
+  /** The file's text (kept with its revision, for readers and diffs). */
+  source: string;
 }
 
 export function formatProblem(p: Problem): string {
@@ -163,6 +165,7 @@ function parseSource(file: string, source: string | Buffer, actions: ActionCatal
       file,
       sourceHash: createHash('sha256').update(bytes).digest('hex'),
       definition: raw as Record<string, unknown>,
+      source: text,
     },
   };
 }
