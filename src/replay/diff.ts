@@ -93,6 +93,8 @@ export function diffRuns(a: RunReport, b: RunReport, mode: DiffMode = 'dry'): Di
   const bSteps = new Map(b.steps.map((s) => [s.id, s]));
   const aIds = new Set(a.steps.map((s) => s.id));
   for (const sa of a.steps) {
+    // A recorded run still in flight is compared as far as it got.
+    if (mode === 'recorded' && !a.settled && (sa.outcome === 'pending' || sa.outcome === 'running')) continue;
     const sb = bSteps.get(sa.id);
     if (!sb) {
       out.push({ stepId: sa.id, kind: 'steps', a: `${sa.action}, ${outcomeText(sa, mode)}`, b: '(no such step)' });

@@ -73,7 +73,8 @@ describe('firebreak replay --since against recorded episodes', () => {
 
   it('an unchanged folder replays the same: exit 0 with --expect-same', async () => {
     const before = world.sideEffects().length;
-    const res = await cli(['replay', '--since', '1h', '--playbooks', await copyOf(dir), '--expect-same', '--as', 'dana']);
+    // No --as: in local mode the CLI needs no name for a dry run.
+    const res = await cli(['replay', '--since', '1h', '--playbooks', await copyOf(dir), '--expect-same']);
     expect(res.code, res.stdout + res.stderr).toBe(0);
     expect(res.stdout).toContain('high-error-rate: recorded run');
     expect(res.stdout).not.toContain('DIFFERS');
@@ -110,6 +111,37 @@ describe('firebreak replay --since against recorded episodes', () => {
     const report = await cli(['replay', '--since', '1h', '--playbooks', changed, '--as', 'dana']);
     expect(report.code).toBe(0);
     expect(report.stdout).toContain('step rollback: rendered request differs');
+  });
+});
+
+describe('what a replay reports', () => {
+  it('a playbook that no longer matches, a when: that now skips the rollback, a decision that changed', async () => {
+    const changed = await copyOf(dir);
+    const pod = join(changed, 'pod-crash-looping.yaml');
+    await writeFile(pod, (await readFile(pod, 'utf8')).replace('alertname="KubePodCrashLooping"', 'alertname="KubePodCrashLoopingV2"'));
+    const her = join(changed, 'high-error-rate.yaml');
+    await writeFile(her, (await readFile(her, 'utf8')).replace(
+      'when: steps.error_rate.output.value != null && steps.error_rate.output.value > 0.05\n    with:\n      method: POST',
+      'when: steps.error_rate.output.value != null && steps.error_rate.output.value > 0.5\n    with:\n      method: POST',
+    ).replace('  - id: tell_channel\n    action: slack.message\n', '  - id: tell_channel\n    action: slack.message\n    impact: high\n    approval: never\n'));
+    const res = await cli(['replay', '--since', '1h', '--playbooks', changed, '--expect-same', '--json']);
+    expect(res.code, res.stderr).toBe(1);
+    const report = JSON.parse(res.stdout);
+    expect(report.differing).toBe(2);
+    const byPlaybook = Object.fromEntries(report.episodes.flatMap((e: any) => e.pairs.map((p: any) => [p.playbook, p])));
+    expect(byPlaybook['pod-crash-looping']).toMatchObject({ recorded: recorded['pod-crash-looping.json'], replay: null, divergences: null });
+    const divergences = byPlaybook['high-error-rate'].divergences;
+    expect(divergences).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ stepId: 'rollback', kind: 'outcome', a: 'taken', b: expect.stringContaining('skipped (when: steps.error_rate.output.value != null && steps.error_rate.output.value > 0.5)') }),
+        expect.objectContaining({ stepId: 'tell_channel', kind: 'decision' }),
+      ]),
+    );
+    const text = await cli(['replay', '--since', '1h', '--playbooks', changed]);
+    expect(text.stdout).toContain('pod-crash-looping: run');
+    expect(text.stdout).toContain('no run would start');
+    expect(text.stdout).toContain('step rollback: taken/skipped differs');
+    expect(text.stdout).toContain('step tell_channel: policy decision differs');
   });
 });
 
