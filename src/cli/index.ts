@@ -615,7 +615,7 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdRunPlaybook(args);
       case 'replay': {
         const config = cliConfig();
-        return await replayCommand(args, { api: (method, path, body, as) => api(config, method, path, body, asHeaders(config, as)), expectOk, fail: (m) => new CliError(m), out, err });
+        return await replayCommand(args, { api: (method, path, body, as) => api(config, method, path, body, asHeaders(config, as)), expectOk, fail: (m) => new CliError(m), out, err, playbooksDir: config.playbooksDir });
       }
       case 'test':
         return await cmdTest(args);

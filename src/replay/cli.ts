@@ -30,6 +30,8 @@ export interface ReplayDeps {
   out(text: string): void;
   err(text: string): void;
   sleep?(ms: number): Promise<void>;
+  /** FIREBREAK_PLAYBOOKS: what `replay --since` replays against when no --playbooks is given. */
+  playbooksDir?: string;
 }
 
 export const REPLAY_USAGE =

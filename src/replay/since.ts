@@ -14,7 +14,7 @@ import { diffRuns, formatDivergences, type Divergence } from './diff.js';
 import { readPlaybookFolder, reportsOf, settle, type ReplayDeps } from './cli.js';
 import type { RunJson, RunReport } from './report.js';
 
-export const SINCE_USAGE = 'usage: firebreak replay --since <duration> --playbooks <dir> [--expect-same] [--as user] [--timeout 5m] [--json]';
+export const SINCE_USAGE = 'usage: firebreak replay --since <duration> [--playbooks <dir>] [--expect-same] [--as user] [--timeout 5m] [--json]   (--playbooks: default FIREBREAK_PLAYBOOKS)';
 
 /** The parts of a GET /api/alerts item this needs. */
 interface EpisodeJson {
@@ -134,7 +134,8 @@ export async function replaySince(args: string[], deps: ReplayDeps): Promise<num
       json: { type: 'boolean', default: false },
     },
   });
-  if (positionals.length > 0 || !values.since || !values.playbooks) throw deps.fail(SINCE_USAGE);
+  const dir = values.playbooks ?? deps.playbooksDir;
+  if (positionals.length > 0 || !values.since || !dir) throw deps.fail(SINCE_USAGE);
   const duration = (option: string, value: string): number => {
     try {
       return parseDuration(value);
@@ -144,7 +145,6 @@ export async function replaySince(args: string[], deps: ReplayDeps): Promise<num
   };
   duration('--since', values.since);
   const timeoutMs = duration('--timeout', values.timeout!);
-  const dir = values.playbooks;
   const sent = await readPlaybookFolder(dir, deps, '--playbooks');
   const episodes = await episodesSince(values.since, deps);
   deps.err(`replaying ${episodes.length} alert episode(s) first seen in the last ${values.since} against ${dir} (${sent.length} playbook file(s)), as dry runs`);

@@ -107,6 +107,10 @@ describe('firebreak replay --since against recorded episodes', () => {
     expect(res.stdout).toContain(`${world.a}/deploy/api/services/checkout/rollback`);
     expect(res.stdout).toContain(`${world.a}/deploy/api/v2/services/checkout/rollback`);
     expect(res.stderr).toContain('--expect-same');
+    // --playbooks defaults to FIREBREAK_PLAYBOOKS.
+    const byEnv = await runCli(['replay', '--since', '1h', '--expect-same'], { FIREBREAK_URL: server.url, FIREBREAK_PLAYBOOKS: changed });
+    expect(byEnv.code, byEnv.stderr).toBe(1);
+    expect(byEnv.stdout).toContain('step rollback: rendered request differs');
     // Without --expect-same the same differences are printed, and the exit is 0.
     const report = await cli(['replay', '--since', '1h', '--playbooks', changed, '--as', 'dana']);
     expect(report.code).toBe(0);
@@ -142,6 +146,31 @@ describe('what a replay reports', () => {
     expect(text.stdout).toContain('no run would start');
     expect(text.stdout).toContain('step rollback: taken/skipped differs');
     expect(text.stdout).toContain('step tell_channel: policy decision differs');
+  });
+});
+
+describe('the API under replay', () => {
+  it('GET /api/alerts?since= takes a duration or a time, and refuses anything else', async () => {
+    const recent = await httpJson('GET', `${server.url}/api/alerts?since=1h`);
+    expect(recent.status).toBe(200);
+    expect(recent.body.items.length).toBe(2);
+    expect((await httpJson('GET', `${server.url}/api/alerts?since=2999-01-01T00:00:00Z`)).body.items).toEqual([]);
+    const paged = await httpJson('GET', `${server.url}/api/alerts?since=1h&before=${Math.max(...recent.body.items.map((e: any) => e.id))}`);
+    expect(paged.body.items.length).toBe(1);
+    const bad = await httpJson('GET', `${server.url}/api/alerts?since=yesterday`);
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body)).toContain('since');
+  });
+
+  it('scripted answers and asRecorded are for dry runs only', async () => {
+    const plain = await httpJson('POST', `${server.url}/api/runs`, { playbook: 'high-error-rate', answers: { rollback: 'approve' }, user: 'alice' });
+    expect(plain.status).toBe(400);
+    expect(JSON.stringify(plain.body)).toContain('dryRun');
+    const noEpisode = await httpJson('POST', `${server.url}/api/runs`, { dryRun: true, playbook: 'high-error-rate', asRecorded: true, user: 'alice' });
+    expect(noEpisode.status).toBe(400);
+    expect(JSON.stringify(noEpisode.body)).toContain('episodeId');
+    const badAnswer = await httpJson('POST', `${server.url}/api/runs`, { dryRun: true, playbook: 'high-error-rate', answers: { rollback: 'yes please' }, user: 'alice' });
+    expect(badAnswer.status).toBe(400);
   });
 });
 
