@@ -120,6 +120,16 @@ export function createMetrics(pool: Pool, logger: Logger): Metrics {
           case 'token.revoked':
           case 'session.started':
           case 'session.ended':
+          case 'automation.paused':
+          case 'automation.resumed':
+          case 'breaker.tripped':
+          case 'silence.created':
+          case 'silence.expired':
+          case 'repair.retried':
+          case 'repair.cancelled':
+          case 'run.retried':
+          case 'run.held':
+          case 'run.stuck':
             break;
           default:
             unhandledKind(e, undefined);

@@ -242,7 +242,18 @@ export class Projector {
       case 'token.revoked':
       case 'session.started':
       case 'session.ended':
+      case 'breaker.tripped':
+      case 'run.retried':
+      case 'run.held':
+      case 'run.stuck':
         return line();
+      case 'automation.paused':
+      case 'automation.resumed':
+      case 'silence.created':
+      case 'silence.expired':
+      case 'repair.retried':
+      case 'repair.cancelled':
+        return [];
       default:
         return unhandledKind(event, []);
     }

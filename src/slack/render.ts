@@ -293,6 +293,16 @@ export function renderThreadLine(event: TimelineEvent, dryRun: boolean): string 
     case 'token.revoked':
     case 'session.started':
     case 'session.ended':
+    case 'automation.paused':
+    case 'automation.resumed':
+    case 'breaker.tripped':
+    case 'silence.created':
+    case 'silence.expired':
+    case 'repair.retried':
+    case 'repair.cancelled':
+    case 'run.retried':
+    case 'run.held':
+    case 'run.stuck':
       return null;
     default:
       return unhandledKind(event, null);

@@ -126,6 +126,24 @@ export interface EventData {
   'token.revoked': { tokenId: string; user: string; sessionsEnded: number; alreadyRevoked: boolean };
   'session.started': { via: string; method: string; verified: boolean; groups: string[]; client?: string };
   'session.ended': { reason: string; /** Who ended it, when not its holder (a new login in the same browser). */ by?: string };
+  // ---- automation safety rails (docs/safety-rails.md): on the automation chain unless noted ----
+  /** The kill switch: everything (`playbook` null) or one playbook. */
+  'automation.paused': { playbook: string | null; reason: string; pauseId: number; source: 'person' | 'circuit_breaker'; runId?: string };
+  'automation.resumed': { playbook: string | null; reason: string; pauseId: number; pausedBy: string; pausedAt: string };
+  /** `failures` runs in a row failed for `key`: the playbook is paused (an automation.paused follows). */
+  'breaker.tripped': { playbook: string; key: string; failures: number; runIds: string[] };
+  'silence.created': { silenceId: string; matchers: string[]; startsAt: string; endsAt: string; reason: string };
+  'silence.expired': { silenceId: string; matchers: string[]; reason: string };
+  /** A person had a finished run continue from `fromStep` (also on the run's chain as run.retried). */
+  'repair.retried': { runId: string; playbook: string; fromStep: string; reason: string; previousStatus: string };
+  /** A person ended a run by hand, without compensation (also on the run's chain as run.cancelled). */
+  'repair.cancelled': { runId: string; playbook: string; reason: string; previousStatus: string };
+  /** On the run's chain: the run continues from `fromStep` with a new attempt. */
+  'run.retried': { fromStep: string; reason: string; previousStatus: string; retry: number };
+  /** On the run's chain: automation is paused, so the run's next step waits for a resume. */
+  'run.held': { stepId: string | null; playbook: string | null; pausedBy: string; reason: string };
+  /** On the run's chain: no progress for longer than its current step may take (not itself progress). */
+  'run.stuck': { stepId: string | null; lastEventAt: string; thresholdMs: number };
 }
 
 /** Who asked to do what, and the answer (src/access). */
@@ -215,6 +233,16 @@ export const EVENT_KINDS = [
   'token.revoked',
   'session.started',
   'session.ended',
+  'automation.paused',
+  'automation.resumed',
+  'breaker.tripped',
+  'silence.created',
+  'silence.expired',
+  'repair.retried',
+  'repair.cancelled',
+  'run.retried',
+  'run.held',
+  'run.stuck',
 ] as const satisfies readonly EventKind[];
 
 // Both directions: every kind is listed, and the list holds nothing else.

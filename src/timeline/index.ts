@@ -17,6 +17,8 @@ export { buildTimelineView, renderTimeline } from './render.js';
 
 /** The chain holding access decisions, token and session events that belong to no run. */
 export const ACCESS_CHAIN = 'access';
+/** The chain of the automation safety rails: pauses, resumes, silences, breaker trips, repairs (docs/safety-rails.md). */
+export const AUTOMATION_CHAIN = 'automation';
 
 /**
  * The one way events are written: every `data` passes through the secret
@@ -75,6 +77,11 @@ export class Timeline {
    */
   appendAccess(client: Queryable, ...events: NewEvent[]): Promise<TimelineEvent[]> {
     return appendToChain(client, this.key, ACCESS_CHAIN, null, this.clean(events), { now: this.now });
+  }
+
+  /** Append to the automation chain (kill switch, silences, circuit breakers, repairs). */
+  appendAutomation(client: Queryable, ...events: NewEvent[]): Promise<TimelineEvent[]> {
+    return appendToChain(client, this.key, AUTOMATION_CHAIN, null, this.clean(events), { now: this.now });
   }
 
   /**

@@ -281,6 +281,26 @@ export function summarise(e: TimelineEvent): string {
       return `personal token ${str(e.data.tokenId)} created for ${str(e.data.user)} by ${e.actor}`;
     case 'token.revoked':
       return `personal token ${str(e.data.tokenId)} of ${str(e.data.user)} revoked by ${e.actor}`;
+    case 'automation.paused':
+      return `${e.data.playbook ? `playbook ${str(e.data.playbook)}` : 'all automation'} PAUSED by ${e.actor}`;
+    case 'automation.resumed':
+      return `${e.data.playbook ? `playbook ${str(e.data.playbook)}` : 'all automation'} resumed by ${e.actor}`;
+    case 'breaker.tripped':
+      return `circuit breaker of ${str(e.data.playbook)} tripped: ${str(e.data.failures)} failed runs in a row${e.data.key ? ` for ${str(e.data.key)}` : ''}`;
+    case 'silence.created':
+      return `silence ${str(e.data.silenceId)} (${list(e.data.matchers).join(', ')}) created by ${e.actor}`;
+    case 'silence.expired':
+      return `silence ${str(e.data.silenceId)} expired by ${e.actor}`;
+    case 'repair.retried':
+      return `run ${str(e.data.runId)} retried from ${str(e.data.fromStep)} by ${e.actor}`;
+    case 'repair.cancelled':
+      return `run ${str(e.data.runId)} cancelled by ${e.actor}`;
+    case 'run.retried':
+      return `run retried from ${str(e.data.fromStep)} by ${e.actor}`;
+    case 'run.held':
+      return `run held: automation paused${e.data.stepId ? ` before ${str(e.data.stepId)}` : ''}`;
+    case 'run.stuck':
+      return `run STUCK: no progress since ${formatUtc(str(e.data.lastEventAt), { millis: false, date: false })} UTC`;
     default:
       return unhandledKind(e, `${(e as { kind: string }).kind}${step ? ` ${step}` : ''}`);
   }
@@ -319,7 +339,19 @@ export function explain(e: TimelineEvent): string | null {
     case 'run.failed':
     case 'run.aborted':
     case 'run.cancelled':
+    case 'automation.paused':
+    case 'automation.resumed':
+    case 'silence.created':
+    case 'silence.expired':
+    case 'repair.retried':
+    case 'repair.cancelled':
+    case 'run.retried':
+    case 'run.held':
       return e.data.reason ? str(e.data.reason) : null;
+    case 'breaker.tripped':
+      return `runs ${list(e.data.runIds).join(', ')}`;
+    case 'run.stuck':
+      return `no event for longer than ${formatDuration(Number(e.data.thresholdMs))} (the step's timeout plus the lease)`;
     case 'run.created':
     case 'run.started':
     case 'alert.resolved':
@@ -581,6 +613,19 @@ export function applyEvent(story: RunStory, e: TimelineEvent): RunStory {
     case 'token.revoked':
     case 'session.started':
     case 'session.ended':
+    case 'automation.paused':
+    case 'automation.resumed':
+    case 'breaker.tripped':
+    case 'silence.created':
+    case 'silence.expired':
+    case 'repair.retried':
+    case 'repair.cancelled':
+    case 'run.held':
+    case 'run.stuck':
+      break;
+    case 'run.retried':
+      // The run goes on: it has not ended (yet).
+      story.end = null;
       break;
     default:
       unhandledKind(e, undefined);

@@ -1,0 +1,70 @@
+-- Automation safety rails (docs/safety-rails.md): the kill switch, silences,
+-- an outcome for every alert, storm limits and circuit breakers, stuck runs.
+
+-- A pause of everything (playbook null) or of one playbook. A row is never
+-- deleted: a resume closes it, so who paused, when and why stays readable.
+-- At most one open pause per scope.
+create table automation_pauses (
+  id            bigint generated always as identity primary key,
+  playbook      text check (playbook <> ''),
+  paused_at     timestamptz not null default fb_now(),
+  paused_by     text not null,
+  reason        text not null,
+  -- 'person' (CLI, API, console, Slack) or 'circuit_breaker' (the run that tripped it in run_id).
+  source        text not null default 'person' check (source in ('person', 'circuit_breaker')),
+  run_id        uuid references runs (id),
+  breaker_key   text,
+  resumed_at    timestamptz,
+  resumed_by    text,
+  resume_reason text,
+  check ((resumed_at is null) = (resumed_by is null))
+);
+create unique index automation_pauses_open_uq on automation_pauses (coalesce(playbook, '')) where resumed_at is null;
+
+-- Silences (maintenance windows): Alertmanager matchers, all of which must
+-- match. Matching alerts are stored and recorded as `suppressed`.
+create table silences (
+  id          uuid primary key,
+  -- [{ "name", "op" ('=', '!=', '=~', '!~'), "value" }]
+  matchers    jsonb not null check (jsonb_typeof(matchers) = 'array' and jsonb_array_length(matchers) > 0),
+  starts_at   timestamptz not null default fb_now(),
+  ends_at     timestamptz not null,
+  reason      text not null check (reason <> ''),
+  created_by  text not null,
+  created_at  timestamptz not null default fb_now(),
+  expired_at  timestamptz,
+  expired_by  text,
+  check (ends_at > starts_at)
+);
+create index silences_active_idx on silences (ends_at) where expired_at is null;
+
+-- What became of every alert notification, per playbook it matched
+-- (playbook null: `no_match`). Written by ingest in the statement that
+-- stores the notification.
+create table alert_outcomes (
+  id              bigint generated always as identity primary key,
+  notification_id bigint not null references alert_notifications (id),
+  episode_id      bigint references alert_episodes (id),
+  playbook        text,
+  outcome         text not null check (outcome in ('started', 'deduplicated', 'throttled', 'cooldown', 'suppressed', 'paused', 'no_match')),
+  run_id          uuid,
+  silence_id      uuid references silences (id),
+  reason          text not null,
+  created_at      timestamptz not null default fb_now(),
+  check ((outcome = 'no_match') = (playbook is null))
+);
+create index alert_outcomes_episode_idx on alert_outcomes (episode_id, id);
+create index alert_outcomes_recent_idx on alert_outcomes (created_at);
+
+-- The rails key of a run (its playbook's `limits.key`, rendered; '' = the
+-- whole playbook): runs started per window, cooldown after one ended and
+-- failures in a row are counted per (playbook, limit_key). Null for runs the
+-- rails do not count (dry runs, runs started by hand).
+alter table runs add column limit_key text;
+create index runs_limit_key_idx on runs (playbook, limit_key, created_at) where limit_key is not null;
+create index runs_limit_key_finished_idx on runs (playbook, limit_key, finished_at) where limit_key is not null and finished_at is not null;
+
+-- Stuck runs: when the notice for the run's current stall was sent (one per stall).
+alter table runs add column stuck_reported_at timestamptz;
+-- How many times a person had a finished run continue (`firebreak retry`).
+alter table runs add column retries integer not null default 0 check (retries >= 0);
