@@ -12,6 +12,8 @@ export function runDefinition(playbook: Playbook): RunDefinition {
     onResolved: playbook.onResolved,
     ...(playbook.channel !== undefined && { channel: playbook.channel }),
     ...(playbook.concurrency !== undefined && { concurrency: playbook.concurrency }),
+    ...(playbook.limits !== undefined && { limits: playbook.limits }),
+    ...(playbook.circuitBreaker !== undefined && { circuitBreaker: playbook.circuitBreaker }),
     ...(Array.isArray(playbook.definition?.triggers) && { triggers: playbook.definition.triggers as unknown[] }),
     steps: playbook.steps,
   };
@@ -52,6 +54,16 @@ export function planRun(playbook: Playbook, options: PlanOptions): PlannedRun {
     // An unrenderable key falls back to one shared key per playbook: safer to serialise than to run unbounded.
     if (key.error) warnings.push(`concurrency.key: ${key.error}; using one key for the whole playbook`);
     concurrencyKey = `${playbook.name}:${key.error ? '*' : key.value}`;
+  }
+  let limitKey: string | null = null;
+  if (playbook.limits || playbook.circuitBreaker) {
+    limitKey = '';
+    if (playbook.limits?.key) {
+      const key = renderEarly(playbook.limits.key, vars);
+      // Like concurrency: an unrenderable key counts against the whole playbook.
+      if (key.error) warnings.push(`limits.key: ${key.error}; counting against the whole playbook`);
+      else limitKey = key.value;
+    }
   }
   let channel: string | null = options.defaultChannel ?? null;
   if (playbook.channel) {
@@ -94,6 +106,7 @@ export function planRun(playbook: Playbook, options: PlanOptions): PlannedRun {
     playbookHash: playbook.sourceHash,
     concurrencyKey,
     concurrencyLimit: playbook.concurrency?.limit ?? null,
+    limitKey,
     channel,
     genesis,
   };

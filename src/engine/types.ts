@@ -1,4 +1,4 @@
-import type { PlaybookStep } from '../playbooks/index.js';
+import type { CircuitBreaker, PlaybookStep, RunLimits } from '../playbooks/index.js';
 import type { NewEvent } from '../timeline/index.js';
 
 export type RunStatus = 'queued' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'aborted' | 'cancelled';
@@ -15,6 +15,8 @@ export interface RunDefinition {
   onResolved: 'continue' | 'abort';
   channel?: string;
   concurrency?: { key: string; limit: number };
+  limits?: RunLimits;
+  circuitBreaker?: CircuitBreaker;
   /** The triggers as written (part of the content: a changed matcher is a new revision). */
   triggers?: unknown[];
   steps: PlaybookStep[];
@@ -31,6 +33,8 @@ export interface PlannedRun {
   playbookHash: string;
   concurrencyKey: string | null;
   concurrencyLimit: number | null;
+  /** The rendered limits key ('' = whole playbook) when the playbook has `limits` or a `circuit_breaker`; else null. */
+  limitKey: string | null;
   channel: string | null;
   /** First events of the run's timeline (run.created ...). */
   genesis: NewEvent[];

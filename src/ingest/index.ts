@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import type { PlannedRun, RunHooks } from '../engine/index.js';
 import { runStatement, withTransaction, type DatabaseClock, type Pool, type Queryable } from '../store/index.js';
-import { eventRecords, type Timeline } from '../timeline/index.js';
+import { eventRecords, formatDuration, type Timeline } from '../timeline/index.js';
 import { GroupCommit } from './group-commit.js';
-import { OPEN_EPISODE_START, STORE_NOTIFICATIONS } from './queries.js';
+import { LOCK_LIMIT_KEYS, OPEN_EPISODE_START, STORE_NOTIFICATIONS } from './queries.js';
 import type { Alert, AlertSource } from './types.js';
 
 export type { Alert, AlertSource } from './types.js';
@@ -35,6 +35,23 @@ export interface EpisodeResult {
   existingRuns: string[];
 }
 
+/** What became of a firing alert, per playbook it matched (docs/safety-rails.md). */
+export type AlertOutcomeKind = 'started' | 'deduplicated' | 'throttled' | 'cooldown' | 'suppressed' | 'paused' | 'no_match';
+export const ALERT_OUTCOMES: readonly AlertOutcomeKind[] = ['started', 'deduplicated', 'throttled', 'cooldown', 'suppressed', 'paused', 'no_match'];
+
+export interface AlertOutcome {
+  /** null for `no_match`. */
+  playbook: string | null;
+  outcome: AlertOutcomeKind;
+  runId: string | null;
+  reason: string;
+}
+
+/** The active silence an alert falls under, if any (src/rails SilenceCache). */
+export interface SilenceLookup {
+  match(labels: Record<string, string>): Promise<{ id: string; matchers: string[]; createdBy: string; reason: string; endsAt: string } | undefined>;
+}
+
 export interface IngestResult {
   /** False when a vendor delivery id was seen before: nothing was written. */
   stored: boolean;
@@ -43,6 +60,8 @@ export interface IngestResult {
   /** Runs started by this notification or already running for its episodes. */
   runs: string[];
   startedRuns: string[];
+  /** One per firing alert and playbook it matched (one `no_match` when none did). */
+  outcomes: AlertOutcome[];
 }
 
 export interface Notification {
@@ -58,7 +77,7 @@ export interface PreparedNotification {
   deliveryId: string | null;
   alerts: Alert[];
   payload: unknown;
-  planned: Array<{ alert: Alert; run: PlannedRun }>;
+  planned: Array<{ alert: Alert; run: PlannedRun; silence: { id: string; text: string } | null }>;
   /** What it touches, so a group never holds two notifications upserting one row. */
   keys: string[];
 }
@@ -68,6 +87,7 @@ interface StoredRow {
   notification_id: number;
   now: Date;
   episodes: Array<Omit<EpisodeResult, 'startsAt'> & { startsAt: string }>;
+  outcomes: AlertOutcome[];
 }
 
 /**
@@ -80,6 +100,7 @@ interface StoredRow {
 export class Ingestor {
   private readonly listeners: Array<(notification: Notification, result: IngestResult) => void> = [];
   private readonly group: GroupCommit<PreparedNotification, IngestResult>;
+  private readonly silences: SilenceLookup | undefined;
 
   /** Told after every stored notification (metrics, waking local workers). */
   onStored(listener: (notification: Notification, result: IngestResult) => void): void {
@@ -91,10 +112,11 @@ export class Ingestor {
     private readonly timeline: Timeline,
     private readonly runs: RunHooks,
     private readonly logger: Logger,
-    options: { maxInFlight?: number; maxGroup?: number } = {},
+    options: { maxInFlight?: number; maxGroup?: number; silences?: SilenceLookup } = {},
   ) {
+    this.silences = options.silences;
     this.group = new GroupCommit({
-      store: (items) => this.storeGroup(this.pool, items),
+      store: (items) => this.storeCounted(items),
       keys: (item) => item.keys,
       weight: (item) => item.alerts.length,
       maxInFlight: options.maxInFlight ?? 4,
@@ -129,10 +151,32 @@ export class Ingestor {
     for (const alert of resolved) byEpisode.set(`${alert.fingerprint}\u0000${alert.startsAt}`, alert);
     const alerts = [...byEpisode.values()];
     const planned: PreparedNotification['planned'] = [];
-    for (const alert of alerts) if (alert.status === 'firing') for (const run of await this.runs.plan(alert)) planned.push({ alert, run });
+    for (const alert of alerts) {
+      if (alert.status !== 'firing') continue;
+      const runs = await this.runs.plan(alert);
+      // Stored anyway, recorded as `suppressed`; the statement re-checks that the silence is still active.
+      const match = runs.length > 0 ? await this.silences?.match(alert.labels) : undefined;
+      const silence = match ? { id: match.id, text: `silenced by ${match.createdBy} until ${match.endsAt} (${match.matchers.join(', ')}, silence ${match.id}): ${match.reason}` } : null;
+      for (const run of runs) planned.push({ alert, run, silence });
+    }
     const keys = alerts.map((a) => `${notification.source}\u0000${a.fingerprint}\u0000${new Date(a.startsAt).toISOString()}`);
     if (notification.deliveryId) keys.push(`delivery\u0000${notification.source}\u0000${notification.deliveryId}`);
     return { source: notification.source, deliveryId: notification.deliveryId ?? null, alerts, payload: notification.payload, planned, keys };
+  }
+
+  /**
+   * A group that starts runs of playbooks with `limits.max_runs` counts them
+   * under the keys' advisory locks (taken before the statement's snapshot, so
+   * a replica storing at the same moment waits and then sees these runs);
+   * otherwise it is the one statement alone.
+   */
+  private async storeCounted(items: readonly PreparedNotification[]): Promise<IngestResult[]> {
+    const keys = limitLocks(items);
+    if (keys.length === 0) return this.storeGroup(this.pool, items);
+    return withTransaction(this.pool, async (client) => {
+      await runStatement(client, LOCK_LIMIT_KEYS, [keys]);
+      return this.storeGroup(client, items);
+    });
   }
 
   /** One statement for a group of notifications; one result per item (undefined: a duplicate delivery, nothing written). */
@@ -153,9 +197,9 @@ export class Ingestor {
       .join(',')}]`;
     const runs = `[${items
       .flatMap((item, n) =>
-        item.planned.map(({ alert, run }) =>
+        item.planned.map(({ alert, run, silence }) =>
           record(
-            { n, run_id: run.runId, fingerprint: alert.fingerprint, starts_at: alert.startsAt, playbook: run.playbook, revision: run.revision, playbook_hash: run.playbookHash, concurrency_key: run.concurrencyKey, concurrency_limit: run.concurrencyLimit, channel: run.channel },
+            { n, run_id: run.runId, fingerprint: alert.fingerprint, starts_at: alert.startsAt, playbook: run.playbook, revision: run.revision, playbook_hash: run.playbookHash, concurrency_key: run.concurrencyKey, concurrency_limit: run.concurrencyLimit, channel: run.channel, ...railsFields(run, silence) },
             { alert: alertText(alert) },
           ),
         ),
@@ -168,12 +212,12 @@ export class Ingestor {
     const byN = new Map(rows.map((r) => [r.n, r]));
     return items.map((_, n) => {
       const row = byN.get(n);
-      if (!row) return { stored: false, notificationId: null, episodes: [], runs: [], startedRuns: [] };
+      if (!row) return { stored: false, notificationId: null, episodes: [], runs: [], startedRuns: [], outcomes: [] };
       const episodes: EpisodeResult[] = row.episodes.map((e) => ({ ...e, startsAt: new Date(e.startsAt).toISOString() }));
       const startedRuns = episodes.flatMap((e) => e.newRuns);
       const allRuns = [...new Set([...episodes.flatMap((e) => e.existingRuns), ...startedRuns])];
       if (startedRuns.length > 0) this.logger.debug({ runs: startedRuns }, 'runs started');
-      return { stored: true, notificationId: row.notification_id, episodes, runs: allRuns, startedRuns };
+      return { stored: true, notificationId: row.notification_id, episodes, runs: allRuns, startedRuns, outcomes: row.outcomes };
     });
   }
 
@@ -181,6 +225,8 @@ export class Ingestor {
   private async storeWithResolves(item: PreparedNotification): Promise<IngestResult> {
     let written: Array<{ runId: string; events: Parameters<RunHooks['emit']>[1] }> = [];
     const result = await withTransaction(this.pool, async (client) => {
+      const keys = limitLocks([item]);
+      if (keys.length > 0) await runStatement(client, LOCK_LIMIT_KEYS, [keys]);
       const [stored] = await this.storeGroup(client, [item]);
       const resolved = stored!.episodes.filter((e) => e.resolvedNow && e.existingRuns.length > 0);
       if (resolved.length > 0) written = await this.runs.resolved(client, resolved);
@@ -189,4 +235,28 @@ export class Ingestor {
     for (const w of written) this.runs.emit(w.runId, w.events);
     return result;
   }
+}
+
+/** The rails' inputs of a planned alert run, as the store statement reads them. */
+function railsFields(run: PlannedRun, silence: { id: string; text: string } | null): Record<string, unknown> {
+  const limits = run.definition.limits;
+  return {
+    limit_key: run.limitKey,
+    max_runs: limits?.maxRuns ?? null,
+    per_ms: limits?.perMs ?? null,
+    per_text: limits?.perMs !== undefined ? formatDuration(limits.perMs) : null,
+    cooldown_ms: limits?.cooldownMs ?? null,
+    cooldown_text: limits?.cooldownMs !== undefined ? formatDuration(limits.cooldownMs) : null,
+    silence_id: silence?.id ?? null,
+    silence_text: silence?.text ?? null,
+  };
+}
+
+/** The advisory-lock keys of the counted (playbook, key) pairs in these items, sorted. */
+function limitLocks(items: readonly PreparedNotification[]): string[] {
+  const keys = new Set<string>();
+  for (const item of items) {
+    for (const { run } of item.planned) if (run.definition.limits?.maxRuns !== undefined && run.limitKey !== null) keys.add(`${run.playbook}\u001f${run.limitKey}`);
+  }
+  return [...keys].sort();
 }

@@ -19,7 +19,13 @@ import { statement } from '../store/index.js';
  *   fb_now() is the transaction's time, and an earlier resolve has an earlier one.
  * - runs are inserted only for firing episodes, at most one per
  *   (episode, playbook) through runs_episode_playbook_uq; a re-delivery
- *   conflicts and starts nothing. A run names its playbook revision (stored
+ *   conflicts and starts nothing. The safety rails decide first
+ *   (fb_rails_verdict, migration 0026): an active silence suppresses, a pause
+ *   holds, a cooldown waits, a full `limits` window throttles (runs of one
+ *   key in this group are ranked against the window); the caller took the
+ *   limited keys' advisory locks before this statement.
+ * - every firing alert gets an outcome row per matching playbook (or one
+ *   `no_match`), returned for metrics and the webhook's answer. A run names its playbook revision (stored
  *   before, once per content), not a copy of the definition.
  * - each new run's first timeline events were hashed in the app (the chain is
  *   new, so its prev hash is the genesis hash) and are inserted only for runs
@@ -78,20 +84,68 @@ episodes as (
 planned as (
   select * from jsonb_to_recordset($3::jsonb)
     as p(n int, run_id uuid, fingerprint text, starts_at timestamptz, playbook text, revision text, playbook_hash text,
-         concurrency_key text, concurrency_limit int, channel text, alert jsonb)
+         concurrency_key text, concurrency_limit int, channel text, alert jsonb, limit_key text, max_runs int,
+         per_ms bigint, per_text text, cooldown_ms bigint, cooldown_text text, silence_id uuid, silence_text text)
 ),
-new_runs as (
-  insert into runs (id, playbook, revision, playbook_hash, trigger, episode_id, alert, concurrency_key,
-                    concurrency_limit, channel, status, created_at, run_at)
-  select p.run_id, p.playbook, p.revision, p.playbook_hash, 'alert', ep.id, p.alert, p.concurrency_key,
-         p.concurrency_limit, p.channel, 'queued', fb_now(), fb_now()
+candidates as (
+  select p.*, s.id as notification_id, ep.id as episode_id,
+         exists (select 1 from runs x where x.episode_id = ep.id and x.playbook = p.playbook) as has_run,
+         v.verdict, v.reason as verdict_reason, v.in_window
   from planned p
   join stored s on s.n = p.n
   join episodes ep on ep.last_notification_id = s.id and ep.fingerprint = p.fingerprint and ep.starts_at = p.starts_at
+  cross join lateral fb_rails_verdict(p.playbook, p.limit_key, p.max_runs, p.per_ms, p.cooldown_ms, p.cooldown_text, p.silence_id) v
   where ep.status = 'firing'
-  order by ep.id, p.playbook
+),
+ranked as (
+  select c.*, case when not c.has_run and c.verdict is null then
+           row_number() over (partition by c.playbook, c.limit_key, (not c.has_run and c.verdict is null) order by c.n, c.fingerprint)
+         end as rank
+  from candidates c
+),
+decided as (
+  select r.*, case
+      when r.has_run then 'deduplicated'
+      when r.verdict is not null then r.verdict
+      when r.max_runs is not null and r.in_window + r.rank > r.max_runs then 'throttled'
+      else 'started' end as outcome
+  from ranked r
+),
+new_runs as (
+  insert into runs (id, playbook, revision, playbook_hash, trigger, episode_id, alert, concurrency_key,
+                    concurrency_limit, channel, limit_key, status, created_at, run_at)
+  select d.run_id, d.playbook, d.revision, d.playbook_hash, 'alert', d.episode_id, d.alert, d.concurrency_key,
+         d.concurrency_limit, d.channel, d.limit_key, 'queued', fb_now(), fb_now()
+  from decided d
+  where d.outcome = 'started'
+  order by d.episode_id, d.playbook
   on conflict (episode_id, playbook) where episode_id is not null do nothing
-  returning id, episode_id
+  returning id, episode_id, playbook
+),
+outcomes as (
+  insert into alert_outcomes (notification_id, episode_id, playbook, outcome, run_id, silence_id, reason, created_at)
+  select d.notification_id, d.episode_id, d.playbook, o.outcome,
+         case when o.outcome in ('started', 'deduplicated') then coalesce(nr.id, (select x.id from runs x where x.episode_id = d.episode_id and x.playbook = d.playbook limit 1)) end,
+         case when o.outcome = 'suppressed' then d.silence_id end,
+         case o.outcome
+           when 'started' then format('run %s started', nr.id)
+           when 'deduplicated' then 'a run of this playbook already handles this alert (same episode)'
+           when 'suppressed' then d.silence_text
+           when 'throttled' then format('%s runs of %s started in the last %s (limits.max_runs %s)', d.in_window + d.rank - 1,
+                                        case when d.limit_key = '' then 'this playbook' else format('key %s', d.limit_key) end, d.per_text, d.max_runs)
+           else d.verdict_reason end,
+         fb_now()
+  from decided d
+  left join new_runs nr on nr.episode_id = d.episode_id and nr.playbook = d.playbook
+  cross join lateral (select case when d.outcome = 'started' and nr.id is null then 'deduplicated' else d.outcome end as outcome) o
+  union all
+  select s.id, ep.id, null, 'no_match', null, null, 'no playbook matches this alert', fb_now()
+  from incoming i
+  join stored s on s.n = i.n
+  join episodes ep on ep.last_notification_id = s.id and ep.fingerprint = i.fingerprint and ep.starts_at = i.starts_at
+  where i.status = 'firing' and ep.status = 'firing'
+    and not exists (select 1 from planned p where p.n = i.n and p.fingerprint = i.fingerprint and p.starts_at = i.starts_at)
+  returning notification_id, playbook, outcome, run_id, reason
 ),
 genesis as (
   insert into timeline_events (chain_id, seq, run_id, time, kind, actor, data, prev_hash, hash)
@@ -108,6 +162,8 @@ wake as (
 select s.n, s.id as notification_id,
   (select count(*) from genesis) as genesis_events,
   (select count(*) from wake) as woke,
+  coalesce((select json_agg(json_build_object('playbook', o.playbook, 'outcome', o.outcome, 'runId', o.run_id, 'reason', o.reason))
+            from outcomes o where o.notification_id = s.id), '[]'::json) as outcomes,
   fb_clock() as now,
   coalesce((select json_agg(json_build_object(
      'id', ep.id, 'fingerprint', ep.fingerprint, 'startsAt', ep.starts_at, 'status', ep.status,
@@ -122,3 +178,10 @@ export const OPEN_EPISODE_START = statement('fb_ingest_open_episode_start', `
   select starts_at from alert_episodes
   where source = $1::text and fingerprint = $2::text and status = 'firing'
   order by starts_at desc limit 1`);
+
+/**
+ * Serialise counting per limited (playbook, key) across replicas: taken in
+ * key order, in the transaction of the store statement, before its snapshot.
+ */
+export const LOCK_LIMIT_KEYS = statement('fb_ingest_lock_limit_keys', `
+  select count(pg_advisory_xact_lock(7272, hashtext(k))) from (select unnest($1::text[]) as k order by 1) keys`);

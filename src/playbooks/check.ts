@@ -110,9 +110,10 @@ export function checkPlaybook(spec: PlaybookSpec, actions: ActionCatalog): PathI
   for (const [field, value] of [
     ['channel', spec.channel],
     ['concurrency', spec.concurrency?.key],
+    ['limits', spec.limits?.key],
   ] as const) {
     if (value === undefined) continue;
-    const path = field === 'concurrency' ? ['concurrency', 'key'] : [field];
+    const path = field === 'channel' ? [field] : [field, 'key'];
     for (const problem of checkTemplateIn(value, 'plain', { names: START_NAMES, allowSecret: false }).errors) {
       out.push({ path, message: problem.replace(/unknown name "steps"[^)]*\)/, 'steps are not available here: this is evaluated when the run starts') });
     }

@@ -7,7 +7,7 @@ export { formatProblem, isError, loadPlaybooks, parsePlaybookSource, validatePla
 export type { Playbook, Problem } from './loader.js';
 export type { ActionCatalog } from './check.js';
 export { playbookSchema } from './schema.js';
-export type { AlertTrigger, PlaybookSpec, PlaybookStep, RetryPolicy, ScheduleTrigger, Trigger } from './schema.js';
+export type { AlertTrigger, CircuitBreaker, PlaybookSpec, PlaybookStep, RetryPolicy, RunLimits, ScheduleTrigger, Trigger } from './schema.js';
 export { parseMatcher, matcherHolds } from './matchers.js';
 export type { Matcher, MatchOp } from './matchers.js';
 export { parseDuration } from './duration.js';

@@ -45,9 +45,28 @@ export interface PlaybookSpec {
   description: string;
   triggers: Trigger[];
   concurrency?: { key: string; limit: number };
+  limits?: RunLimits;
+  circuitBreaker?: CircuitBreaker;
   channel?: string;
   onResolved: 'continue' | 'abort';
   steps: PlaybookStep[];
+}
+
+/** Storm protection (docs/safety-rails.md), counted per rendered `key` ('' = the whole playbook). */
+export interface RunLimits {
+  /** Unrendered, like concurrency.key; absent: one key for the whole playbook. */
+  key?: string;
+  /** At most `maxRuns` runs started per sliding window of `perMs`. */
+  maxRuns?: number;
+  perMs?: number;
+  /** After a run for the key ends, new triggers wait this long. */
+  cooldownMs?: number;
+}
+
+/** After `failures` failed runs in a row (per limits key), `then` happens: the playbook is paused until a person resumes it. */
+export interface CircuitBreaker {
+  failures: number;
+  then: 'pause';
 }
 
 export const DEFAULT_APPROVAL_TIMEOUT_MS = 30 * 60_000;
@@ -188,6 +207,26 @@ export const playbookSchema = z
       })
       .optional()
       .meta({ description: 'At most `limit` active runs per key' }),
+    limits: z
+      .strictObject({
+        key: z.string().min(1).optional().meta({ description: 'What runs are counted per, e.g. ${{ alert.labels.service }}; default: the whole playbook' }),
+        max_runs: z.int().min(1).optional().meta({ description: 'Runs started per sliding window `per`' }),
+        per: duration.optional().meta({ description: 'The sliding window for max_runs, e.g. 1h' }),
+        cooldown: duration.optional().meta({ description: 'After a run for the key ends, new triggers wait this long, e.g. 10m' }),
+      })
+      .superRefine((l, ctx) => {
+        if ((l.max_runs === undefined) !== (l.per === undefined)) ctx.addIssue({ code: 'custom', path: [l.max_runs === undefined ? 'max_runs' : 'per'], message: '`max_runs` and `per` go together: at most max_runs runs per window' });
+        if (l.max_runs === undefined && l.cooldown === undefined) ctx.addIssue({ code: 'custom', message: 'give `max_runs` with `per`, or `cooldown`, or both' });
+      })
+      .optional()
+      .meta({ description: 'Storm protection: runs started per window and a cooldown, counted per key (alert runs only)' }),
+    circuit_breaker: z
+      .strictObject({
+        failures: z.int().min(1).meta({ description: 'This many failed runs in a row (per limits key) trip the breaker' }),
+        then: z.enum(['pause']).default('pause').meta({ description: 'pause: pause the playbook until a person resumes it' }),
+      })
+      .optional()
+      .meta({ description: 'Stop a playbook that keeps failing' }),
     channel: z.string().min(1).optional().meta({ description: 'Slack channel for the run, e.g. "#inc-${{ alert.labels.service }}"' }),
     on_resolved: z.enum(['continue', 'abort']).default('continue').meta({ description: 'What a run does when its alert resolves' }),
     steps: z.array(stepSchema).min(1),
@@ -201,6 +240,14 @@ export const playbookSchema = z
       description: p.description,
       triggers: p.triggers,
       ...(p.concurrency && { concurrency: p.concurrency }),
+      ...(p.limits && {
+        limits: {
+          ...(p.limits.key !== undefined && { key: p.limits.key }),
+          ...(p.limits.max_runs !== undefined && { maxRuns: p.limits.max_runs, perMs: p.limits.per! }),
+          ...(p.limits.cooldown !== undefined && { cooldownMs: p.limits.cooldown }),
+        },
+      }),
+      ...(p.circuit_breaker && { circuitBreaker: { failures: p.circuit_breaker.failures, then: p.circuit_breaker.then } }),
       ...(p.channel !== undefined && { channel: p.channel }),
       onResolved: p.on_resolved,
       steps: p.steps,

@@ -68,3 +68,55 @@ create index runs_limit_key_finished_idx on runs (playbook, limit_key, finished_
 alter table runs add column stuck_reported_at timestamptz;
 -- How many times a person had a finished run continue (`firebreak retry`).
 alter table runs add column retries integer not null default 0 check (retries >= 0);
+
+-- What the rails say about one more alert run of (playbook, key), before the
+-- window count (the caller ranks runs of one group against `in_window`):
+-- `suppressed` (an active silence: the caller names it), `paused`,
+-- `cooldown`, or null (free to start unless the window is full). Ingest and
+-- dry runs (which only report it) ask the same function. A caller that
+-- counts takes the key's advisory lock (7272) first, so two replicas never
+-- both see a free slot.
+create function fb_rails_verdict(p_playbook text, p_key text, p_max_runs integer, p_per_ms bigint,
+                                 p_cooldown_ms bigint, p_cooldown_text text, p_silence uuid)
+returns table (verdict text, reason text, in_window integer)
+language plpgsql stable as $$
+declare
+  pause record;
+  ended timestamptz;
+begin
+  in_window := case when p_max_runs is null then 0 else (
+    select count(*)::int from runs
+    where playbook = p_playbook and limit_key = p_key and created_at > fb_now() - p_per_ms * interval '1 millisecond') end;
+  if p_silence is not null and exists (
+    select 1 from silences where id = p_silence and expired_at is null and starts_at <= fb_now() and ends_at > fb_now()) then
+    verdict := 'suppressed';
+    return next;
+    return;
+  end if;
+  select p.playbook, p.paused_by, p.paused_at, p.reason, p.source into pause from automation_pauses p
+  where p.resumed_at is null and (p.playbook is null or p.playbook = p_playbook)
+  order by p.playbook nulls first limit 1;
+  if found then
+    verdict := 'paused';
+    reason := format('%s paused by %s at %s: %s',
+      case when pause.playbook is null then 'all automation is' else format('playbook %s is', pause.playbook) end,
+      pause.paused_by, to_char(pause.paused_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), pause.reason);
+    return next;
+    return;
+  end if;
+  if p_cooldown_ms is not null then
+    select max(finished_at) into ended from runs
+    where playbook = p_playbook and limit_key = p_key and finished_at is not null;
+    if ended + p_cooldown_ms * interval '1 millisecond' > fb_now() then
+      verdict := 'cooldown';
+      reason := format('cooldown %s: a run for %s ended at %s; new runs wait until %s', p_cooldown_text,
+        case when p_key = '' then 'this playbook' else format('key %s', p_key) end,
+        to_char(ended at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        to_char((ended + p_cooldown_ms * interval '1 millisecond') at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'));
+      return next;
+      return;
+    end if;
+  end if;
+  return next;
+end
+$$;
