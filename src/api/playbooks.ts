@@ -3,6 +3,7 @@
  * current revision and settings, a playbook's revision history (newest
  * first), and one revision with its source and its diff to another.
  */
+import { playbookRails, type Automation } from '../rails/index.js';
 import { z } from 'zod';
 import { diffRevisions, getRevision, listRevisions, type Engine } from '../engine/index.js';
 import { NotFoundError } from '../errors.js';
@@ -31,8 +32,12 @@ function summary(p: Playbook, revision: string) {
   };
 }
 
-export async function playbookSummaries(engine: Engine) {
-  return (await engine.currentPlaybooks()).map(({ playbook, revision }) => summary(playbook, revision)).sort((a, b) => a.name.localeCompare(b.name));
+/** The catalog with each playbook's current revision, its rails (limits, breaker) and whether it is paused. */
+export async function playbookSummaries(engine: Engine, automation: Automation) {
+  await automation.refresh();
+  return (await engine.currentPlaybooks())
+    .map(({ playbook, revision }) => ({ ...summary(playbook, revision), ...playbookRails(playbook), ...automation.pauseOf(playbook.name) }))
+    .sort((a, b) => a.name.localeCompare(b.name));
 }
 
 async function current(engine: Engine, name: string): Promise<{ playbook: Playbook; revision: string } | undefined> {

@@ -12,6 +12,8 @@ import type { Config } from '../config/index.js';
 import { ValidationError } from '../errors.js';
 import { getRun, listAlerts, listPendingApprovals, listRuns, type Engine } from '../engine/index.js';
 import { playbookDetail, playbookRevision, playbookRevisions, playbookSummaries } from './playbooks.js';
+import { registerAutomationApi } from './automation.js';
+import type { Automation } from '../rails/index.js';
 import { parseJsonBody, parseWith } from '../ingest/index.js';
 import { parseDuration } from '../playbooks/index.js';
 import { checkDryRunBody, isReplayRequest, startDryRuns, startRunBody, usesDryRunFields } from '../replay/index.js';
@@ -24,6 +26,7 @@ export interface ApiOptions {
   pool: Pool;
   engine: Engine;
   access: Access;
+  automation: Automation;
 }
 
 const RUN_STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'aborted', 'cancelled'] as const;
@@ -80,7 +83,7 @@ function actingIdentity(request: FastifyRequest, body: { user?: string | undefin
 }
 
 export function registerApi(app: FastifyInstance, options: ApiOptions): void {
-  const { pool, engine, config, access } = options;
+  const { pool, engine, config, access, automation } = options;
   // Events are redacted when written; this second pass also hides values that became secrets later.
   const redact = createRedactor(config.secrets.values());
 
@@ -115,7 +118,7 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
   }));
   app.get('/api/runs/:id', read, handle(async (request) => getRun(pool, (request.params as { id: string }).id)));
   // Playbooks and their revisions (docs/playbooks.md "Changing a playbook safely").
-  app.get('/api/playbooks', read, handle(async () => ({ items: await playbookSummaries(engine) })));
+  app.get('/api/playbooks', read, handle(async () => ({ items: await playbookSummaries(engine, automation) })));
   app.get('/api/playbooks/:name', read, handle(async (request) => playbookDetail(engine, pool, (request.params as { name: string }).name)));
   app.get('/api/playbooks/:name/revisions', read, handle(async (request) => ({ items: await playbookRevisions(engine, pool, (request.params as { name: string }).name, request.query) })));
   app.get('/api/playbooks/:name/revisions/:hash', read, handle(async (request) => {
@@ -170,6 +173,8 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
       return reply.code(result.status === 'aborted' ? 200 : 202).send({ id, ...result });
     }),
   );
+  // The kill switch and what it holds (docs/safety-rails.md).
+  registerAutomationApi(app, automation);
   app.get('/api/approvals', read, handle(async () => ({ items: await listPendingApprovals(pool) })));
   app.post(
     '/api/approvals/:id',

@@ -15,6 +15,7 @@ import { buildServer } from '../api/server.js';
 import { isLocalMode, maskUrlCredentials, sensitiveValues, type Config } from '../config/index.js';
 import { registerConsole } from '../console/index.js';
 import { Engine } from '../engine/index.js';
+import { Automation } from '../rails/index.js';
 import { Ingestor } from '../ingest/index.js';
 import { createMetrics } from '../metrics/index.js';
 import { formatProblem, loadPlaybooks, type Playbook, type Problem } from '../playbooks/index.js';
@@ -151,6 +152,21 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
     // Shutdown runs cleanups in reverse: this one runs after engine.stop and slack.stop (pushed later) and before store.close, so the last checkpoint seals this replica's final events.
     cleanups.push(() => checkpoints.stop());
     const metrics = createMetrics(store.pool, logger);
+    // Every act (start, abort, answer, tokens, pause, silences) is asked of firebreak/authorize and recorded, whatever the channel.
+    const access = new Access({ pool: store.pool, timeline, policy: () => policy, mode: isLocalMode(config) ? 'local' : 'authenticated', logger: logger.child({ component: 'access' }) });
+    // The kill switch and circuit breakers (src/rails): ingest, the workers and every channel read the same pauses.
+    let engineRef: Engine | undefined;
+    const automation = new Automation({
+      pool: store.pool,
+      timeline,
+      access,
+      logger: logger.child({ component: 'rails' }),
+      playbooks: () => catalog.playbooks,
+      onRunEvents: (runId, events) => engineRef?.ingestHooks.emit(runId, events),
+      onChange: () => metrics.automationPaused(automation.pauses),
+    });
+    await automation.start();
+    cleanups.push(() => automation.stop());
     const engine = new Engine({
       pool: store.pool,
       databaseUrl: store.url,
@@ -167,19 +183,21 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
       leaseMs: config.leaseMs,
       pollMs: config.pollMs,
       onTakeover: () => metrics.leaseTakeover(),
+      rails: automation,
+      onAutomationChange: () => void automation.refresh().catch((err) => logger.warn({ err: (err as Error).message }, 'could not read automation pauses')),
     });
+    engineRef = engine;
     engine.onEvent((runId, events) => metrics.runEvents(runId, events));
     // Each playbook content is stored once (playbook_revisions) as soon as it is loaded.
     const storeRevisions = (playbooks: Playbook[]) => void engine.storeRevisions(playbooks).catch((err) => logger.warn({ err: (err as Error).message }, 'cannot store playbook revisions yet; runs store them when they start'));
     storeRevisions(catalog.playbooks);
     catalog.onLoad(storeRevisions);
     const ingestor = new Ingestor(store.pool, timeline, engine.ingestHooks, logger);
-    // Every act (start, abort, answer, tokens) is asked of firebreak/authorize and recorded, whatever the channel.
-    const access = new Access({ pool: store.pool, timeline, policy: () => policy, mode: isLocalMode(config) ? 'local' : 'authenticated', logger: logger.child({ component: 'access' }) });
     const oidc = config.oidc ? new OidcLogin({ config: config.oidc, publicUrl: config.publicUrl, pool: store.pool, logger }) : undefined;
-    const slack = await createSlack({ config, logger, pool: store.pool, engine, timeline, policy: () => policy, access });
+    const slack = await createSlack({ config, logger, pool: store.pool, engine, timeline, policy: () => policy, access, automation });
     ingestor.onStored((notification, result) => {
       metrics.alertsReceived(notification.source, notification.alerts, result.stored ? result.episodes.filter((e) => e.deliveries === 1).length : 0);
+      metrics.alertOutcomes(result.outcomes);
       if (result.startedRuns.length > 0) engine.poke();
     });
     const server = await buildServer({
@@ -196,8 +214,8 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
           const { contentType, body } = await metrics.render();
           return reply.type(contentType).send(body);
         });
-        registerConsole(app, { config, pool: store.pool, engine, access, ...(oidc && { oidc }), logger });
-        registerApi(app, { config, pool: store.pool, engine, access });
+        registerConsole(app, { config, pool: store.pool, engine, access, automation, ...(oidc && { oidc }), logger });
+        registerApi(app, { config, pool: store.pool, engine, access, automation });
         // Slack's routes are public to the guard: Bolt verifies every request's signature itself.
         await app.register(async (scope) => {
           scope.addHook('onRoute', (route) => {

@@ -47,6 +47,9 @@ Usage:
   firebreak approve <approval-id> [--comment text] approve without Slack, as the identity of FIREBREAK_TOKEN
   firebreak reject <approval-id> [--comment text]
   firebreak abort <run-id> [--reason text]
+  firebreak pause [<playbook>] --reason text       kill switch: no run starts, no further step starts (all, or one playbook)
+  firebreak resume [<playbook>] [--reason text]    let automation go on (the global switch, or one playbook)
+  firebreak automation [--json]                    what is paused, by whom, when and why; each playbook's limits
   firebreak whoami                                 who the server takes you for
   firebreak token create <user> [--ttl 30d] [--group g]... [--description text]
                                                    a personal API token (printed once, on stdout)
@@ -346,6 +349,63 @@ async function cmdAbort(args: string[]): Promise<number> {
   return 0;
 }
 
+interface PauseJson {
+  playbook: string | null;
+  pausedBy: string;
+  pausedAt: string;
+  reason: string;
+  source: string;
+}
+
+const scopeOf = (playbook: string | null | undefined) => (playbook ? `playbook ${playbook}` : 'all automation');
+const describePause = (p: PauseJson) => `${scopeOf(p.playbook)} paused by ${p.pausedBy}${p.source === 'circuit_breaker' ? ' (circuit breaker)' : ''} at ${p.pausedAt}: ${p.reason}`;
+
+/** `firebreak pause|resume [<playbook>]`: the kill switch, as the identity of FIREBREAK_TOKEN. */
+async function cmdSwitch(verb: 'pause' | 'resume', args: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { as: { type: 'string' }, reason: { type: 'string' } } });
+  if (positionals.length > 1) throw new CliError(`usage: firebreak ${verb} [<playbook>] ${verb === 'pause' ? '--reason text' : '[--reason text]'}`, 2);
+  if (verb === 'pause' && !values.reason?.trim()) throw new CliError('say why: firebreak pause [<playbook>] --reason "..." (it is recorded in the timeline)', 2);
+  const config = cliConfig();
+  const body = { ...(positionals[0] && { playbook: positionals[0] }), ...(values.reason && { reason: values.reason }) };
+  const result = expectOk(await api(config, 'POST', `/api/${verb}`, body, asHeaders(config, values.as)), verb) as {
+    alreadyPaused?: boolean;
+    pause: PauseJson | null;
+    resumed?: boolean;
+    stillPaused?: PauseJson[];
+  };
+  if (verb === 'pause') {
+    out(result.alreadyPaused ? `already paused: ${describePause(result.pause!)}` : `paused: ${scopeOf(positionals[0])}; no run starts and no further step starts until someone resumes it`);
+  } else {
+    out(result.resumed ? `resumed: ${scopeOf(positionals[0])}; held runs go on` : `${scopeOf(positionals[0])} was not paused`);
+    for (const p of result.stillPaused ?? []) out(`still paused: ${describePause(p)}`);
+  }
+  return 0;
+}
+
+async function cmdAutomation(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { json: { type: 'boolean' } } });
+  const status = expectOk(await api(cliConfig(), 'GET', '/api/automation'), 'automation') as {
+    paused: boolean;
+    pause: PauseJson | null;
+    playbooks: Array<{ name: string; paused: boolean; pause: PauseJson | null; limits: { key: string | null; maxRuns: number | null; per: string | null; cooldown: string | null } | null; circuitBreaker: { failures: number } | null }>;
+  };
+  if (values.json) {
+    out(JSON.stringify(status, null, 2));
+    return 0;
+  }
+  out(status.pause ? `ALL AUTOMATION PAUSED: ${describePause(status.pause)}` : 'automation: running');
+  for (const p of status.playbooks) {
+    const rails = [
+      p.limits?.maxRuns ? `max ${p.limits.maxRuns} runs per ${p.limits.per}` : '',
+      p.limits?.cooldown ? `cooldown ${p.limits.cooldown}` : '',
+      p.limits?.key ? `per ${p.limits.key}` : '',
+      p.circuitBreaker ? `breaker after ${p.circuitBreaker.failures} failures` : '',
+    ].filter(Boolean);
+    out(`${p.name}: ${p.pause ? `PAUSED (${describePause(p.pause)})` : p.paused ? 'held (all automation paused)' : 'running'}${rails.length ? `; ${rails.join(', ')}` : ''}`);
+  }
+  return 0;
+}
+
 async function cmdWhoami(): Promise<number> {
   const who = expectOk(await api(cliConfig(), 'GET', '/api/whoami'), 'whoami') as { id: string; method: string; verified: boolean; groups: string[]; mode: string };
   out(`${who.id} (${who.method}${who.verified ? '' : ', unverified'}; groups: ${who.groups.join(', ') || 'none from the credential'}; server in ${who.mode} mode)`);
@@ -628,6 +688,11 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdAnswer(command, args);
       case 'abort':
         return await cmdAbort(args);
+      case 'pause':
+      case 'resume':
+        return await cmdSwitch(command, args);
+      case 'automation':
+        return await cmdAutomation(args);
       case 'timeline':
         return await cmdTimeline(args);
       case 'audit':

@@ -64,6 +64,15 @@ caption { text-align: left; font-weight: 600; padding: .3rem 0; }
 .badge.dry { background: #fef9c3; color: #713f12; border-color: #a16207; }
 .badge.high { background: #ffedd5; color: #7c2d12; }
 .badge.sev { background: #f3f4f6; color: #111827; border-color: #9ca3af; }
+.pause-banner { background: #fee2e2; border-bottom: 2px solid #b91c1c; color: #450a0a; padding: .5rem 1rem; }
+.pause-banner ul { margin: .25rem 0 0; padding-left: 1.25rem; }
+.pause-banner button.resume { margin-left: .5rem; }
+button.pause-all { background: #fff; border-color: #b91c1c; color: #991b1b; }
+.outcome { display: inline-block; margin: 0 .25rem .25rem 0; }
+.outcome-started { background: #dcfce7; color: #14532d; }
+.outcome-deduplicated, .outcome-no_match { background: #f1f5f9; color: #334155; }
+.outcome-throttled, .outcome-cooldown, .outcome-paused { background: #fef3c7; color: #78350f; }
+.outcome-suppressed { background: #e0e7ff; color: #312e81; }
 .dry-banner { background: #fef9c3; border: 1px solid #a16207; color: #422006; padding: .5rem .75rem; border-radius: 6px; }
 .problem { background: #fee2e2; border: 1px solid #b91c1c; color: #7f1d1d; padding: .4rem .6rem; border-radius: 4px; }
 .reason { color: var(--muted); }
@@ -216,7 +225,15 @@ export const CONSOLE_JS = String.raw`// Firebreak console: approvals, abort, liv
     ready.then(function (ok) {
       if (!ok) { flash('Say who you are first: answers are recorded under your name.', 'error'); return; }
       var url, body, doing;
-      if (action === 'abort') {
+      if (action === 'pause' || action === 'resume') {
+        var playbook = button.getAttribute('data-playbook') || null;
+        var why = window.prompt(action === 'pause' ? 'Pause ' + (playbook ? 'playbook ' + playbook : 'ALL automation') + ': no run starts and no further step starts. Why?' : 'Resume ' + (playbook ? 'playbook ' + playbook : 'all automation') + '? Reason (optional):', '');
+        if (why === null) return;
+        if (action === 'pause' && !why.trim()) { flash('Say why you pause: it is recorded in the timeline.', 'error'); return; }
+        url = '/api/' + action;
+        body = { playbook: playbook, reason: why };
+        doing = action === 'pause' ? 'Pausing…' : 'Resuming…';
+      } else if (action === 'abort') {
         if (!window.confirm('Abort this run? Completed steps that have a compensate action will be undone, newest first.')) return;
         url = '/api/runs/' + encodeURIComponent(button.getAttribute('data-run')) + '/abort';
         body = { reason: 'aborted from the console' };
@@ -234,6 +251,7 @@ export const CONSOLE_JS = String.raw`// Firebreak console: approvals, abort, liv
         if (r.status === 401) return loginAgain();
         if (r.status >= 200 && r.status < 300) {
           var d = r.data || {};
+          if (action === 'pause' || action === 'resume') { location.reload(); return; }
           var text = action === 'abort' ? (d.status === 'aborted' ? 'Run aborted.' : 'Abort requested: completed steps are being compensated.')
             : d.outcome === 'approved' ? 'Approved as ' + d.actor + '.'
             : d.outcome === 'rejected' ? 'Rejected as ' + d.actor + '.'

@@ -13,7 +13,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { authenticate, requireIdentity, type Access, type OidcLogin } from '../access/index.js';
 import { isLocalMode, type Config } from '../config/index.js';
-import { diffRevisions, getRevision, getRun, listPendingApprovals, listRuns, type Engine } from '../engine/index.js';
+import { diffRevisions, getRevision, getRun, listAlerts, listPendingApprovals, listRuns, type Engine } from '../engine/index.js';
+import type { Automation } from '../rails/index.js';
+import { alertsPage } from './alerts.js';
 import { NotFoundError } from '../errors.js';
 import type { Pool } from '../store/index.js';
 import { buildTimelineView, createRedactor } from '../timeline/index.js';
@@ -33,6 +35,8 @@ export interface ConsoleOptions {
   pool: Pool;
   engine: Engine;
   access: Access;
+  /** The kill switch: a banner on every page while automation is paused. */
+  automation?: Automation;
   /** Set when OpenID Connect single sign-on is configured. */
   oidc?: OidcLogin;
   logger: Logger;
@@ -70,7 +74,8 @@ export function registerConsole(app: FastifyInstance, options: ConsoleOptions): 
   const viewerOf = (request: FastifyRequest): Viewer => {
     const who = requireIdentity(request);
     const named = !(who.method === 'local' && request.authVia !== 'session');
-    return { actor: named ? who.id : null, verified: who.verified, session: request.authVia === 'session', local };
+    const pauses = options.automation?.pauses ?? [];
+    return { actor: named ? who.id : null, verified: who.verified, session: request.authVia === 'session', local, ...(pauses.length > 0 && { pauses }) };
   };
   const redact = createRedactor(config.secrets.values());
   const feed = new LiveFeed(pool, options.logger.child({ component: 'console' }), options.pollMs ?? Math.max(250, Math.min(config.pollMs * 2, 2_000)));
@@ -122,6 +127,15 @@ export function registerConsole(app: FastifyInstance, options: ConsoleOptions): 
     const [was, now] = await Promise.all([getRevision(pool, hash), getRevision(pool, current)]);
     return { hash, current, diff: diffRevisions(was, now) };
   };
+
+  app.get('/alerts', page, async (request, reply) => {
+    try {
+      const alerts = await listAlerts(pool, { limit: 100 });
+      return send(reply, 200, alertsPage({ alerts, now: now() }, viewerOf(request)));
+    } catch (err) {
+      return failed(request, reply, err);
+    }
+  });
 
   app.get('/runs', open, async (request, reply) => reply.redirect(`/${request.url.slice('/runs'.length)}`, 301));
 

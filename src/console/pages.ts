@@ -16,6 +16,8 @@ export interface Viewer {
   session: boolean;
   /** Local mode: no sign-in configured; the console asks for a name (unverified). */
   local: boolean;
+  /** Pauses of automation in force (a banner on every page while there are any). */
+  pauses?: ReadonlyArray<{ playbook: string | null; pausedBy: string; pausedAt: string; reason: string; source: string }>;
 }
 
 interface LayoutOptions {
@@ -46,11 +48,13 @@ export function layout(options: LayoutOptions, body: SafeHtml): SafeHtml {
 <a class="skip" href="#main">Skip to content</a>
 <header class="top">
   <a class="brand" href="/">Firebreak</a>
-  <nav aria-label="Main"><a href="/">Runs</a> <a href="/#approvals">Approvals</a></nav>
+  <nav aria-label="Main"><a href="/">Runs</a> <a href="/#approvals">Approvals</a> <a href="/alerts">Alerts</a></nav>
   ${whoami(options.viewer)}
+  ${options.viewer.pauses?.some((p) => p.playbook === null) ? '' : html`<button type="button" class="pause-all" id="pause-all" data-action="pause">Pause automation</button>`}
   <span id="live-status" class="live-status" role="status" aria-live="polite"></span>
   ${options.viewer.session ? html`<form method="post" action="/logout" class="logout"><button type="submit" class="link">Log out</button></form>` : ''}
 </header>
+${pauseBanner(options.viewer)}
 <main id="main">
 ${body}
 </main>
@@ -66,6 +70,20 @@ ${options.viewer.local ? html`<dialog id="user-dialog" aria-labelledby="user-dia
 </dialog>` : ''}
 </body>
 </html>`;
+}
+
+/** While automation is paused, every page says so: who paused what, when and why, with a Resume button. */
+function pauseBanner(viewer: Viewer): SafeHtml | string {
+  const pauses = viewer.pauses ?? [];
+  if (pauses.length === 0) return '';
+  const all = pauses.find((p) => p.playbook === null);
+  return html`<div class="pause-banner" id="pause-banner" role="status" aria-live="polite">
+  <strong>${all ? 'All automation is PAUSED' : `Automation is paused for ${pauses.length === 1 ? 'one playbook' : `${pauses.length} playbooks`}`}</strong>: no run starts and no further step starts until someone resumes it.
+  <ul>${pauses.map(
+    (p) => html`<li data-paused="${p.playbook ?? '*'}">${p.playbook ? html`Playbook <strong>${p.playbook}</strong>` : html`<strong>Everything</strong>`} paused by <strong>${p.pausedBy}</strong>${p.source === 'circuit_breaker' ? ' (circuit breaker)' : ''} at <time datetime="${p.pausedAt}">${formatUtc(p.pausedAt)} UTC</time>: ${p.reason}
+      <button type="button" class="resume" data-action="resume" data-playbook="${p.playbook ?? ''}">Resume${p.playbook ? html` ${p.playbook}` : ' all'}</button></li>`,
+  )}</ul>
+</div>`;
 }
 
 export function timeTag(iso: string | null | undefined, now: number, options: { millis?: boolean } = {}): SafeHtml {

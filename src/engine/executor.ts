@@ -27,8 +27,8 @@ import { RecordedRuns, scriptOf, type RecordedOutcome, type Script } from './scr
 import * as Q from './queries.js';
 import { DefinitionCache, LeaseLostError, RunChangedError, RunSession, type LoadedRow } from './run-tx.js';
 import { boundedOutput, errorInfo } from './stored.js';
-import { beginEnding, finish, merge, waitForApproval, type Change } from './transitions.js';
-import type { RunEnd, RunRow, StepRow } from './types.js';
+import { beginEnding, finish, merge, release, waitForApproval, type Change } from './transitions.js';
+import type { EngineRails, HoldingPause, RunEnd, RunRow, StepRow } from './types.js';
 
 export interface ExecutorDeps {
   pool: Pool;
@@ -42,6 +42,8 @@ export interface ExecutorDeps {
   playbooksDir: string;
   /** Told after commits that others may care about (Slack posts, console updates, metrics). */
   onEvent?: (runId: string, events: NewEvent[]) => void;
+  /** The kill switch and circuit breaker (src/rails). */
+  rails?: EngineRails;
 }
 
 /** What stops a turn: the lease (lost, or the worker stops for good) and an abort request. */
@@ -119,7 +121,20 @@ export class RunExecutor {
     }
     const def = run.definition.steps.find((d) => d.id === step.step_id);
     if (!def) throw new Error(`run ${run.id}: step ${step.step_id} is not in the run's definition`);
+    // The kill switch: no further step starts (a step in flight, status running, finishes).
+    const pause = step.status === 'pending' && !run.dry_run ? await this.deps.rails?.paused(run.playbook) : undefined;
+    if (pause) return this.hold(session, step, pause);
     return this.advanceStep(session, step, def, signals, log);
+  }
+
+  /** Automation is paused: say so once and give the run back; it is not claimed again until a resume. */
+  private async hold(session: RunSession, step: StepRow, pause: HoldingPause): Promise<Outcome> {
+    const run = session.run;
+    await this.commit(session, {
+      events: [{ kind: 'run.held', actor: 'system', data: { stepId: step.step_id, playbook: pause.playbook, pausedBy: pause.pausedBy, reason: pause.reason } }],
+      calls: [release(run.id, run.status, 0)],
+    });
+    return 'stop';
   }
 
   // ---------- one step ----------
@@ -340,6 +355,7 @@ export class RunExecutor {
   private async readyToStart(session: RunSession, signals: RunSignals): Promise<{ step: StepRow; def: PlaybookStep; action: ActionDefinition; input: unknown; plan: AttemptPlan } | undefined> {
     const run = session.run;
     if (run.abort_requested_at || signals.abort.aborted || signals.lease.aborted) return undefined;
+    if (!run.dry_run && this.deps.rails?.pausedNow(run.playbook)) return undefined;
     const step = session.steps.find((s) => s.status === 'pending' || s.status === 'running');
     if (!step || step.status !== 'pending' || step.cleared_at || step.attempts > 0) return undefined;
     const def = run.definition.steps.find((d) => d.id === step.step_id);
@@ -408,6 +424,7 @@ export class RunExecutor {
     const steps = toCompensate(session);
     if (steps.length === 0) {
       await this.commit(session, merge(first, this.finish(session, status, { reason }, actor)));
+      await this.deps.rails?.runEnded(run, status);
       return;
     }
     await this.commit(session, first);
@@ -422,6 +439,7 @@ export class RunExecutor {
       (ok ? compensated : compensationFailed).push(def.id);
     }
     await this.commit(session, this.finish(session, status, { reason, ...(compensated.length > 0 && { compensated }), ...(compensationFailed.length > 0 && { compensationFailed }) }, actor));
+    await this.deps.rails?.runEnded(run, status);
   }
 }
 

@@ -13,7 +13,7 @@ import { planRun, runDefinition } from './plan.js';
 import * as Q from './queries.js';
 import { RunTx, withRunTx } from './run-tx.js';
 import { requestAbort, resolveAlert, type AbortOutcome } from './transitions.js';
-import type { DryRunOptions, PlannedRun } from './types.js';
+import type { DryRunOptions, EngineRails, PlannedRun, RailsPreview } from './types.js';
 import { Worker } from './worker.js';
 
 export { getRun, listRuns, listAlerts, listPendingApprovals, approvalRunId, type RunView, type StepView, type ApprovalView } from './read.js';
@@ -21,7 +21,7 @@ export { planRun, runDefinition } from './plan.js';
 export { listRevisions, getRevision, diffRevisions, revisionText, type Revision, type RevisionSummary } from './revisions.js';
 export { backoffDelay } from './backoff.js';
 export type { AnswerInput, AnswerResult } from './approvals.js';
-export type { RunStatus, StepStatus, RunTrigger, RunDefinition, DryRunOptions, DryRunStub, PlannedRun } from './types.js';
+export type { RunStatus, StepStatus, RunTrigger, RunDefinition, DryRunOptions, DryRunStub, PlannedRun, EngineRails, HoldingPause, RailsPreview, RunRow, RunEnd } from './types.js';
 export { QUEUED_SAFETY_MS } from './transitions.js';
 
 export interface EngineOptions {
@@ -43,6 +43,10 @@ export interface EngineOptions {
   leaseMs?: number;
   pollMs?: number;
   onTakeover?: () => void;
+  /** The automation safety rails (kill switch, circuit breaker): src/rails. */
+  rails?: EngineRails;
+  /** Told when automation is paused or resumed somewhere (another replica too). */
+  onAutomationChange?: () => void;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -177,6 +181,7 @@ export class Engine {
       leaseMs: this.options.leaseMs ?? 15_000,
       pollMs: this.options.pollMs ?? 500,
       onTakeover: this.options.onTakeover,
+      ...(this.options.onAutomationChange && { onAutomationChange: this.options.onAutomationChange }),
       makeExecutor: (workerId) =>
         new RunExecutor(
           {
@@ -190,6 +195,7 @@ export class Engine {
             httpAllow: this.options.httpAllow,
             playbooksDir: this.options.playbooksDir,
             onEvent: this.emit,
+            ...(this.options.rails && { rails: this.options.rails }),
           },
           workerId,
         ),
@@ -248,7 +254,7 @@ export class Engine {
       dryRun,
       defaultChannel: this.options.defaultChannel,
     });
-    if (dryRun) dryRunPlan(plan, input);
+    if (dryRun) dryRunPlan(plan, input, await this.options.rails?.preview(plan, input.alert ?? null));
     const timeline = this.options.timeline;
     const result = await withTransaction(this.options.pool, async (client) => {
       const inserted = await runStatement(client, Q.INSERT_MANUAL_RUN, [
@@ -316,7 +322,7 @@ export class Engine {
  * queue behind its own replays), and its first event says who asked and how
  * it simulates.
  */
-function dryRunPlan(plan: PlannedRun, input: StartRunInput): void {
+function dryRunPlan(plan: PlannedRun, input: StartRunInput, rails: RailsPreview | undefined): void {
   const wouldKey = plan.concurrencyKey;
   plan.concurrencyKey = null;
   plan.concurrencyLimit = null;
@@ -331,6 +337,7 @@ function dryRunPlan(plan: PlannedRun, input: StartRunInput): void {
         ...data,
         ...(wouldKey && { concurrency: `not enforced in a dry run (a real run would hold ${wouldKey})` }),
         ...(options && { dryRunOptions: options as Record<string, unknown> }),
+        ...(rails && { rails }),
       },
     };
   });

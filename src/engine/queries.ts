@@ -16,7 +16,7 @@ import { statement } from '../store/index.js';
  */
 const TURN_STATE = (r: string) => `
   ${r}.id, ${r}.playbook, ${r}.revision, ${r}.status, ${r}.trigger, ${r}.started_by, ${r}.episode_id, ${r}.alert, ${r}.params,
-  ${r}.dry_run, ${r}.dry_run_options, ${r}.concurrency_key, ${r}.concurrency_limit, ${r}.channel, ${r}.created_at,
+  ${r}.dry_run, ${r}.dry_run_options, ${r}.concurrency_key, ${r}.concurrency_limit, ${r}.limit_key, ${r}.channel, ${r}.created_at,
   ${r}.started_at, ${r}.abort_requested_at, ${r}.abort_requested_by, ${r}.abort_reason, ${r}.ending,
   coalesce((
     select json_agg(json_build_object(
@@ -39,7 +39,9 @@ const TURN_STATE = (r: string) => `
  * other's candidates; the lease makes a claim survive the transaction, and an
  * expired lease (dead worker) makes the run claimable again. A waiting run is
  * due when its approval's deadline passes (its run_at). Oldest first: run_at,
- * then creation. previous_owner counts takeovers.
+ * then creation. previous_owner counts takeovers. While automation is paused
+ * (automation_pauses, src/rails) its runs are not claimed, except to stop
+ * them (an abort asked) and dry runs (they change nothing).
  */
 export const CLAIM_RUNS = statement('fb_engine_claim_runs', `
 with candidates as (
@@ -48,6 +50,8 @@ with candidates as (
   where status in ('queued', 'running', 'waiting')
     and run_at <= fb_now()
     and (lease_expires_at is null or lease_expires_at < fb_now())
+    and (dry_run or abort_requested_at is not null or not exists (
+      select 1 from automation_pauses p where p.resumed_at is null and (p.playbook is null or p.playbook = runs.playbook)))
   order by run_at, created_at
   limit $2::int
   for update skip locked
@@ -372,7 +376,13 @@ export const PENDING_APPROVALS = `
 export const LIST_ALERTS = `
   select e.id, e.source, e.fingerprint, e.starts_at, e.ends_at, e.status, e.deliveries, e.summary, e.severity,
          e.labels, e.first_seen_at, e.last_seen_at, e.resolved_at,
-         coalesce((select json_agg(r.id order by r.created_at) from runs r where r.episode_id = e.id), '[]'::json) as runs
+         coalesce((select json_agg(r.id order by r.created_at) from runs r where r.episode_id = e.id), '[]'::json) as runs,
+         -- What became of the episode per playbook (safety rails): the newest outcome that says more than
+         -- "deduplicated" (a re-send of an alert whose run exists), else the newest.
+         coalesce((select json_agg(json_build_object('playbook', o.playbook, 'outcome', o.outcome, 'runId', o.run_id,
+                                                     'reason', o.reason, 'at', o.created_at) order by o.playbook nulls first)
+                   from (select distinct on (coalesce(x.playbook, '')) x.* from alert_outcomes x where x.episode_id = e.id
+                         order by coalesce(x.playbook, ''), (x.outcome = 'deduplicated'), x.id desc) o), '[]'::json) as outcomes
   from alert_episodes e
   where ($1::text is null or e.status = $1::text) and ($2::text is null or e.source = $2::text)
     and ($4::bigint is null or e.first_seen_at >= fb_now() - $4::bigint * interval '1 millisecond')

@@ -165,6 +165,13 @@ export async function listAlerts(db: Queryable, filters: { status?: string; sour
     lastSeenAt: iso(r.last_seen_at),
     resolvedAt: iso(r.resolved_at),
     runs: r.runs,
+    outcomes: (r.outcomes as Array<{ playbook: string | null; outcome: string; runId: string | null; reason: string; at: string }>).map((o) => ({
+      playbook: o.playbook,
+      outcome: o.outcome,
+      ...(o.runId && { runId: o.runId }),
+      reason: o.reason,
+      at: new Date(o.at).toISOString(),
+    })),
   }));
 }
 

@@ -1,5 +1,6 @@
 import type { CircuitBreaker, PlaybookStep, RunLimits } from '../playbooks/index.js';
 import type { NewEvent } from '../timeline/index.js';
+import type { Alert } from '../ingest/index.js';
 
 export type RunStatus = 'queued' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'aborted' | 'cancelled';
 export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'denied' | 'compensated';
@@ -106,6 +107,8 @@ export interface RunRow {
   dry_run_options: DryRunOptions | null;
   concurrency_key: string | null;
   concurrency_limit: number | null;
+  /** The rails key (limits / circuit breaker) of an alert run; null when the rails do not count it. */
+  limit_key: string | null;
   channel: string | null;
   created_at: Date;
   started_at: Date | null;
@@ -144,4 +147,30 @@ export interface ApprovalRow {
   expires_at: Date | null;
   /** The deadline has passed on the database clock. */
   due: boolean;
+}
+
+/** A pause that holds runs (src/rails owns pauses; the engine only asks). */
+export interface HoldingPause {
+  /** null: all automation. */
+  playbook: string | null;
+  pausedBy: string;
+  reason: string;
+}
+
+/** What the engine asks of the automation safety rails (src/rails implements it). */
+export interface EngineRails {
+  /** The pause holding this playbook as this process last saw it (no I/O; refreshed continuously). */
+  pausedNow(playbook: string): HoldingPause | undefined;
+  /** The same, confirmed against the database (asked before holding a run). */
+  paused(playbook: string): Promise<HoldingPause | undefined>;
+  /** A run ended (after its last commit): the circuit breaker counts failed runs in a row. */
+  runEnded(run: RunRow, status: RunEnd): Promise<void>;
+  /** What the rails would do with this run if it were real (dry runs report it, nothing counted). */
+  preview(plan: PlannedRun, alert: Alert | null): Promise<RailsPreview>;
+}
+
+/** A dry run's report of the rails: the outcome a real run would get, and why. */
+export interface RailsPreview {
+  outcome: 'started' | 'throttled' | 'cooldown' | 'suppressed' | 'paused';
+  reason: string;
 }

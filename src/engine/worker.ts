@@ -31,6 +31,8 @@ export interface WorkerOptions {
   pollMs: number;
   makeExecutor: (workerId: string) => RunExecutor;
   onTakeover?: () => void;
+  /** A pause or resume was announced (NOTIFY firebreak_automation), here or on another replica. */
+  onAutomationChange?: () => void;
 }
 
 interface Active {
@@ -106,8 +108,12 @@ export class Worker {
         });
         await client.connect();
         this.listener = client;
-        client.on('notification', () => this.wake?.());
+        client.on('notification', (n) => {
+          if (n.channel === 'firebreak_automation') this.options.onAutomationChange?.();
+          else this.wake?.();
+        });
         await client.query('listen firebreak_runnable');
+        await client.query('listen firebreak_automation');
         this.wake?.();
         await closed;
       } catch (err) {

@@ -6,6 +6,7 @@
  */
 import client from 'prom-client';
 import type { Logger } from 'pino';
+import { ALERT_OUTCOMES } from '../ingest/index.js';
 import type { Pool } from '../store/index.js';
 import { unhandledKind, type NewEvent } from '../timeline/index.js';
 
@@ -23,6 +24,10 @@ export interface Metrics {
   alertsReceived(source: string, alerts: Array<{ status: string }>, newEpisodes: number): void;
   runEvents(runId: string, events: NewEvent[]): void;
   leaseTakeover(): void;
+  /** What became of alerts (docs/safety-rails.md): started, deduplicated, throttled, ... per playbook. */
+  alertOutcomes(outcomes: ReadonlyArray<{ playbook: string | null; outcome: string }>): void;
+  /** The open pauses (playbook null: all automation). */
+  automationPaused(pauses: ReadonlyArray<{ playbook: string | null }>): void;
   render(): Promise<{ contentType: string; body: string }>;
 }
 
@@ -49,6 +54,10 @@ export function createMetrics(pool: Pool, logger: Logger): Metrics {
   });
   const runsFinished = new client.Counter({ name: 'firebreak_runs_finished_total', help: 'Runs finished by this process', labelNames: ['status'], registers: [registry] });
   const takeovers = new client.Counter({ name: 'firebreak_lease_takeovers_total', help: 'Runs claimed after another worker lease expired', registers: [registry] });
+  const outcomes = new client.Counter({ name: 'firebreak_alert_outcomes_total', help: 'What became of firing alerts, per playbook matched (started, deduplicated, throttled, cooldown, suppressed, paused, no_match)', labelNames: ['outcome', 'playbook'], registers: [registry] });
+  for (const outcome of ALERT_OUTCOMES) outcomes.inc({ outcome, playbook: '' }, 0);
+  const paused = new client.Gauge({ name: 'firebreak_automation_paused', help: 'Open pauses of automation (playbook "*": all automation), as this replica last read them', labelNames: ['playbook'], registers: [registry] });
+  paused.set({ playbook: '*' }, 0);
 
   const runsByState = new client.Gauge({ name: 'firebreak_runs', help: 'Runs by state (all replicas)', labelNames: ['status'], registers: [registry] });
   const queueLag = new client.Gauge({ name: 'firebreak_queue_lag_seconds', help: 'Age of the oldest runnable run nobody holds', registers: [registry] });
@@ -135,6 +144,14 @@ export function createMetrics(pool: Pool, logger: Logger): Metrics {
             unhandledKind(e, undefined);
         }
       }
+    },
+    alertOutcomes(list) {
+      for (const o of list) outcomes.inc({ outcome: o.outcome, playbook: o.playbook ?? '' });
+    },
+    automationPaused(pauses) {
+      paused.reset();
+      paused.set({ playbook: '*' }, 0);
+      for (const p of pauses) paused.set({ playbook: p.playbook ?? '*' }, 1);
     },
     leaseTakeover() {
       takeovers.inc();

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { identity, type Access, type Identity } from '../access/index.js';
 import { getRun, type Engine, type RunView } from '../engine/index.js';
 import { AccessDeniedError, ConflictError, NotFoundError, ValidationError, coerceError } from '../errors.js';
+import type { Automation } from '../rails/index.js';
 import type { Pool } from '../store/index.js';
 import * as Q from './queries.js';
 import { COMMAND_HELP, escapeText, runUrl, truncate } from './render.js';
@@ -25,6 +26,7 @@ export interface CommandDeps {
   access: Access;
   logger: Logger;
   publicUrl: string;
+  automation?: Automation;
 }
 
 export interface CommandResponse {
@@ -104,6 +106,9 @@ export async function handleCommand(deps: CommandDeps, input: { text: string; us
         return await statusCommand(deps, args[0]);
       case 'abort':
         return await abortCommand(deps, user, args[0], args.slice(1).join(' '));
+      case 'pause':
+      case 'resume':
+        return await switchCommand(deps, user, verb!.toLowerCase() as 'pause' | 'resume', args);
       case '':
       case 'help':
         return reply(COMMAND_HELP);
@@ -111,7 +116,7 @@ export async function handleCommand(deps: CommandDeps, input: { text: string; us
         return reply(`Unknown command \`${escapeText(verb ?? '')}\`.\n${COMMAND_HELP}`);
     }
   } catch (err) {
-    if (err instanceof AccessDeniedError) return reply(`⛔ You may not ${verb === 'abort' ? 'abort that run' : verb === 'run' ? 'start that playbook' : 'do that'}: ${escapeText(err.reasons.join('; '))}`);
+    if (err instanceof AccessDeniedError) return reply(`⛔ You may not ${verb === 'abort' ? 'abort that run' : verb === 'run' ? 'start that playbook' : verb === 'pause' || verb === 'resume' ? `${verb} automation` : 'do that'}: ${escapeText(err.reasons.join('; '))}`);
     if (err instanceof ValidationError || err instanceof NotFoundError || err instanceof ConflictError) return reply(`⚠️ ${escapeText(err.message)}`);
     deps.logger.error({ err: coerceError(err).message, command: verb }, 'slash command failed');
     return reply('⚠️ Firebreak could not do that right now (see its logs); nothing was changed.');
@@ -156,4 +161,35 @@ async function abortCommand(deps: CommandDeps, user: Identity, runArg: string | 
   if (!['queued', 'running', 'waiting'].includes(run.status)) return reply(`Run ${runId} already finished (${run.status}).`);
   const result = await deps.access.abortRun(deps.engine, user, runId, reason || undefined);
   return reply(`🛑 Run <${runUrl(deps.publicUrl, runId)}|${runId}> ${result.status === 'aborted' ? 'aborted' : 'is aborting (compensating completed steps)'}.`);
+}
+
+/**
+ * `/firebreak pause [playbook] <reason...>` and `/firebreak resume [playbook] [reason...]`:
+ * the first word names a playbook only when one by that name is loaded; otherwise it starts the reason.
+ */
+async function switchCommand(deps: CommandDeps, user: Identity, verb: 'pause' | 'resume', args: string[]): Promise<CommandResponse> {
+  if (!deps.automation) return reply('⚠️ The kill switch is not available on this replica.');
+  let playbook: string | null = null;
+  if (args[0] && isPlaybook(deps, args[0])) playbook = args.shift()!;
+  const reason = args.join(' ').trim();
+  const scope = playbook ? `playbook *${escapeText(playbook)}*` : '*all automation*';
+  if (verb === 'pause') {
+    if (!reason) throw new ValidationError('say why: /firebreak pause [playbook] <reason>', [{ path: 'reason', message: 'required' }]);
+    const { pause, alreadyPaused } = await deps.automation.pause(user, { playbook, reason });
+    if (alreadyPaused) return reply(`⏸ ${scope} was already paused by ${escapeText(pause.pausedBy)} at ${pause.pausedAt}: ${escapeText(pause.reason)}`);
+    return reply(`⏸ Paused ${scope}: no run starts and no further step starts until someone resumes it (\`/firebreak resume${playbook ? ` ${escapeText(playbook)}` : ''}\`).`);
+  }
+  const { resumed, stillPaused } = await deps.automation.resume(user, { playbook, ...(reason && { reason }) });
+  const others = stillPaused.map((p) => (p.playbook ? `playbook ${escapeText(p.playbook)}` : 'all automation')).join(', ');
+  if (!resumed) return reply(`${scope} was not paused.${others ? ` Still paused: ${others}.` : ''}`);
+  return reply(`▶️ Resumed ${scope}; held runs go on.${others ? ` Still paused: ${others}.` : ''}`);
+}
+
+function isPlaybook(deps: CommandDeps, word: string): boolean {
+  try {
+    deps.engine.findPlaybook(word);
+    return true;
+  } catch {
+    return false;
+  }
 }

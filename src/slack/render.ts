@@ -327,4 +327,6 @@ export const COMMAND_HELP = [
   '• `/firebreak run <playbook> [key=value ...] [--dry-run]` start a run',
   '• `/firebreak status [run]` active runs, or one run (an id prefix is enough)',
   '• `/firebreak abort <run> [reason]` abort a run (checked by policy)',
+  '• `/firebreak pause [playbook] <reason>` stop automation: no run starts, no further step starts (anyone signed in)',
+  '• `/firebreak resume [playbook] [reason]` let automation go on (SRE)',
 ].join('\n');

@@ -1,3 +1,4 @@
+import type { Automation } from '../rails/index.js';
 import type { FastifyInstance } from 'fastify';
 import type { Access } from '../access/index.js';
 import type { Logger } from 'pino';
@@ -16,6 +17,8 @@ export interface SlackOptions {
   policy: () => PolicyGate;
   /** Acts from Slack (`/firebreak run|abort`, button clicks) are authorized and recorded here, as `slack:<user id>`. */
   access: Access;
+  /** The kill switch (`/firebreak pause|resume`). */
+  automation?: Automation;
   now?: () => number;
 }
 

@@ -57,6 +57,8 @@ export interface EventData {
     params?: Record<string, unknown>;
     concurrencyKey?: string;
     concurrencyLimit?: number;
+    /** Dry runs: what the safety rails would do with a real run (nothing counted). */
+    rails?: { outcome: string; reason: string };
     warnings?: string[];
     /** Dry runs: what a real run would have held. */
     concurrency?: string;
