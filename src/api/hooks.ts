@@ -98,6 +98,9 @@ function acceptedBody(result: IngestResult) {
     duplicateDelivery: !result.stored,
     runs: result.runs,
     startedRuns: result.startedRuns,
+    // What became of each alert per playbook; the reasons (who paused, a silence's comment) are for
+    // people signed in (GET /api/alerts), not for whoever can post an alert.
+    outcomes: result.outcomes.map((o) => ({ playbook: o.playbook, outcome: o.outcome, ...(o.runId && { runId: o.runId }) })),
     episodes: result.episodes.map((e) => ({
       id: e.id,
       fingerprint: e.fingerprint,

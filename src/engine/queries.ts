@@ -41,7 +41,8 @@ const TURN_STATE = (r: string) => `
  * due when its approval's deadline passes (its run_at). Oldest first: run_at,
  * then creation. previous_owner counts takeovers. While automation is paused
  * (automation_pauses, src/rails) its runs are not claimed, except to stop
- * them (an abort asked) and dry runs (they change nothing).
+ * them (an abort asked), to let a step in flight finish (a polled step), and
+ * dry runs (they change nothing).
  */
 export const CLAIM_RUNS = statement('fb_engine_claim_runs', `
 with candidates as (
@@ -50,8 +51,9 @@ with candidates as (
   where status in ('queued', 'running', 'waiting')
     and run_at <= fb_now()
     and (lease_expires_at is null or lease_expires_at < fb_now())
-    and (dry_run or abort_requested_at is not null or not exists (
-      select 1 from automation_pauses p where p.resumed_at is null and (p.playbook is null or p.playbook = runs.playbook)))
+    and (dry_run or abort_requested_at is not null
+         or not exists (select 1 from automation_pauses p where p.resumed_at is null and (p.playbook is null or p.playbook = runs.playbook))
+         or exists (select 1 from run_steps s where s.run_id = runs.id and s.status = 'running'))
   order by run_at, created_at
   limit $2::int
   for update skip locked

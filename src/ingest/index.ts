@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { PlannedRun, RunHooks } from '../engine/index.js';
 import { runStatement, withTransaction, type DatabaseClock, type Pool, type Queryable } from '../store/index.js';
-import { eventRecords, formatDuration, type Timeline } from '../timeline/index.js';
+import { durationText } from '../playbooks/index.js';
+import { eventRecords, type Timeline } from '../timeline/index.js';
 import { GroupCommit } from './group-commit.js';
 import { LOCK_LIMIT_KEYS, OPEN_EPISODE_START, STORE_NOTIFICATIONS } from './queries.js';
 import type { Alert, AlertSource } from './types.js';
@@ -244,9 +245,9 @@ function railsFields(run: PlannedRun, silence: { id: string; text: string } | nu
     limit_key: run.limitKey,
     max_runs: limits?.maxRuns ?? null,
     per_ms: limits?.perMs ?? null,
-    per_text: limits?.perMs !== undefined ? formatDuration(limits.perMs) : null,
+    per_text: limits?.perMs !== undefined ? durationText(limits.perMs) : null,
     cooldown_ms: limits?.cooldownMs ?? null,
-    cooldown_text: limits?.cooldownMs !== undefined ? formatDuration(limits.cooldownMs) : null,
+    cooldown_text: limits?.cooldownMs !== undefined ? durationText(limits.cooldownMs) : null,
     silence_id: silence?.id ?? null,
     silence_text: silence?.text ?? null,
   };

@@ -11,3 +11,18 @@ export function parseDuration(text: string): number | undefined {
   for (const [, amount, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) total += Number(amount) * UNIT_MS[unit!]!;
   return Math.round(total);
 }
+
+/** The other way round, in the same notation: 3600000 -> "1h", 5400000 -> "1h30m", 1500 -> "1s500ms". */
+export function durationText(ms: number): string {
+  if (!Number.isFinite(ms) || ms <= 0) return '0s';
+  let rest = Math.round(ms);
+  let text = '';
+  for (const unit of ['d', 'h', 'm', 's', 'ms'] as const) {
+    const size = UNIT_MS[unit]!;
+    if (rest >= size) {
+      text += `${Math.floor(rest / size)}${unit}`;
+      rest %= size;
+    }
+  }
+  return text;
+}

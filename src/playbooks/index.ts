@@ -10,7 +10,7 @@ export { playbookSchema } from './schema.js';
 export type { AlertTrigger, CircuitBreaker, PlaybookSpec, PlaybookStep, RetryPolicy, RunLimits, ScheduleTrigger, Trigger } from './schema.js';
 export { parseMatcher, matcherHolds } from './matchers.js';
 export type { Matcher, MatchOp } from './matchers.js';
-export { parseDuration } from './duration.js';
+export { durationText, parseDuration } from './duration.js';
 export { playbookJsonSchema, writePlaybookSchema } from './write-schema.js';
 
 /** Whether any alert trigger of the playbook matches: its `source` (if set) and all its matchers. */

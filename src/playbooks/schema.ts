@@ -216,7 +216,6 @@ export const playbookSchema = z
       })
       .superRefine((l, ctx) => {
         if ((l.max_runs === undefined) !== (l.per === undefined)) ctx.addIssue({ code: 'custom', path: [l.max_runs === undefined ? 'max_runs' : 'per'], message: '`max_runs` and `per` go together: at most max_runs runs per window' });
-        if (l.max_runs === undefined && l.cooldown === undefined) ctx.addIssue({ code: 'custom', message: 'give `max_runs` with `per`, or `cooldown`, or both' });
       })
       .optional()
       .meta({ description: 'Storm protection: runs started per window and a cooldown, counted per key (alert runs only)' }),

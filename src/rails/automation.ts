@@ -12,9 +12,9 @@ import type { Access, Identity } from '../access/index.js';
 import type { EngineRails, HoldingPause, PlannedRun, RailsPreview, RunEnd, RunRow } from '../engine/index.js';
 import type { Alert, SilenceLookup } from '../ingest/index.js';
 import { NotFoundError } from '../errors.js';
-import type { Playbook } from '../playbooks/index.js';
+import { durationText, type Playbook } from '../playbooks/index.js';
 import { runStatement, withTransaction, type Pool, type Queryable } from '../store/index.js';
-import { formatDuration, type NewEvent, type Timeline } from '../timeline/index.js';
+import type { NewEvent, Timeline } from '../timeline/index.js';
 import * as Q from './queries.js';
 
 export interface Pause {
@@ -239,14 +239,14 @@ export class Automation implements EngineRails {
       limits?.maxRuns ?? null,
       limits?.perMs ?? null,
       limits?.cooldownMs ?? null,
-      limits?.cooldownMs !== undefined ? formatDuration(limits.cooldownMs) : null,
+      limits?.cooldownMs !== undefined ? durationText(limits.cooldownMs) : null,
       silence?.id ?? null,
     ]);
     const v = rows[0]!;
     if (v.verdict === 'suppressed' && silence) return { outcome: 'suppressed', reason: `would be suppressed: silenced by ${silence.createdBy} until ${silence.endsAt} (${silence.matchers.join(', ')}): ${silence.reason}` };
     if (v.verdict) return { outcome: v.verdict as RailsPreview['outcome'], reason: `would be ${v.verdict === 'cooldown' ? 'held by a cooldown' : v.verdict}: ${v.reason}` };
     if (limits?.maxRuns !== undefined && v.in_window >= limits.maxRuns) {
-      return { outcome: 'throttled', reason: `would be throttled: ${v.in_window} runs${plan.limitKey ? ` for key ${plan.limitKey}` : ''} started in the last ${formatDuration(limits.perMs!)} (limits.max_runs ${limits.maxRuns})` };
+      return { outcome: 'throttled', reason: `would be throttled: ${v.in_window} runs${plan.limitKey ? ` for key ${plan.limitKey}` : ''} started in the last ${durationText(limits.perMs!)} (limits.max_runs ${limits.maxRuns})` };
     }
     return { outcome: 'started', reason: 'the rails would let it start' };
   }
@@ -281,7 +281,7 @@ export function playbookRails(playbook: Playbook | undefined): Pick<PlaybookRail
   const l = playbook?.limits;
   return {
     limits: l
-      ? { key: l.key ?? null, maxRuns: l.maxRuns ?? null, per: l.perMs !== undefined ? formatDuration(l.perMs) : null, cooldown: l.cooldownMs !== undefined ? formatDuration(l.cooldownMs) : null }
+      ? { key: l.key ?? null, maxRuns: l.maxRuns ?? null, per: l.perMs !== undefined ? durationText(l.perMs) : null, cooldown: l.cooldownMs !== undefined ? durationText(l.cooldownMs) : null }
       : null,
     circuitBreaker: playbook?.circuitBreaker ?? null,
   };
