@@ -150,7 +150,9 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
     await checkpoints.start();
     // Shutdown runs cleanups in reverse: this one runs after engine.stop and slack.stop (pushed later) and before store.close, so the last checkpoint seals this replica's final events.
     cleanups.push(() => checkpoints.stop());
-    const metrics = createMetrics(store.pool, logger);
+    // The engine is created just below; the gauge asks it at scrape time.
+    let stuckRuns: () => Promise<number> = async () => 0;
+    const metrics = createMetrics(store.pool, logger, { stuckRuns: () => stuckRuns() });
     const engine = new Engine({
       pool: store.pool,
       databaseUrl: store.url,
@@ -168,6 +170,7 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
       pollMs: config.pollMs,
       onTakeover: () => metrics.leaseTakeover(),
     });
+    stuckRuns = () => engine.countStuckRuns();
     engine.onEvent((runId, events) => metrics.runEvents(runId, events));
     // Each playbook content is stored once (playbook_revisions) as soon as it is loaded.
     const storeRevisions = (playbooks: Playbook[]) => void engine.storeRevisions(playbooks).catch((err) => logger.warn({ err: (err as Error).message }, 'cannot store playbook revisions yet; runs store them when they start'));
