@@ -42,6 +42,13 @@ steps:
   - { id: mitigate, action: http.request, with: { method: POST, url: "${t}/\${{ run.params.case }}/mitigate" } }
   - { id: verify, action: note, with: { text: "verified" } }
 `,
+  'approve-flow.yaml': `
+name: approve-flow
+triggers:
+  - matchers: ['alertname="ApproveFlow"']
+steps:
+  - { id: rollback, action: http.request, approval: required, with: { method: POST, url: "${t}/\${{ run.params.case }}/rollback" } }
+`,
   'slow-flow.yaml': `
 name: slow-flow
 triggers:
@@ -181,6 +188,33 @@ describe('retry', () => {
     const refused = await runCli(['retry', id], { FIREBREAK_URL: server.url, FIREBREAK_TOKEN: tokens.carol! });
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain('403');
+  });
+
+  it('a run aborted by a rejected approval asks again after a retry: an answer given before it decides nothing', async () => {
+    const id = await start(server, 'approve-flow', 'approval-retry');
+    const waiting = await runIn(server, id, ['waiting']);
+    const first = waiting.approvals[0].id;
+    const rejected = await httpJson('POST', `${server.url}/api/approvals/${first}`, { decision: 'reject' }, bearer(tokens.alice!));
+    expect(rejected.status, JSON.stringify(rejected.body)).toBe(200);
+    await runIn(server, id, ['aborted']);
+
+    const res = await httpJson('POST', `${server.url}/api/runs/${id}/retry`, { reason: 'rollback is safe now' }, bearer(tokens.alice!));
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body.retried).toEqual({ fromStep: 'rollback', retry: 1, previousStatus: 'aborted' });
+    const again = await eventually(async () => {
+      const r = await runIn(server, id, ['waiting', 'aborted', 'succeeded']);
+      return r.approvals.length === 2 ? r : undefined;
+    });
+    expect(again.status).toBe('waiting');
+    expect(again.approvals.map((a: any) => [a.stepId, a.round, a.status])).toEqual([
+      ['rollback', 1, 'rejected'],
+      ['rollback', 1, 'pending'],
+    ]);
+    expect(target.count('/approval-retry/rollback')).toBe(0);
+    const approved = await httpJson('POST', `${server.url}/api/approvals/${again.approvals[1].id}`, { decision: 'approve' }, bearer(tokens.alice!));
+    expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+    expect((await runIn(server, id, ['succeeded', 'failed', 'aborted'])).status).toBe('succeeded');
+    expect(target.count('/approval-retry/rollback')).toBe(1);
   });
 });
 
