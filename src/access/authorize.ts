@@ -11,7 +11,7 @@
  * recorded the same way.
  */
 import type { Logger } from 'pino';
-import { approvalRunId, getRun, type AnswerResult, type Engine, type StartRunInput } from '../engine/index.js';
+import { approvalRunId, getRun, type AnswerResult, type Engine, type RetryResult, type StartRunInput } from '../engine/index.js';
 import { AccessDeniedError, coerceError } from '../errors.js';
 import type { AccessMode, Action, AuthorizeResult, Evaluated, PolicyGate } from '../policy/index.js';
 import { withTransaction, type Pool } from '../store/index.js';
@@ -173,6 +173,24 @@ export class Access {
     const run = await getRun(this.deps.pool, runId);
     await this.require(who, 'run.abort', { run_id: run.id, playbook: run.playbook, started_by: run.startedBy, status: run.status, dry_run: run.dryRun }, { runId: run.id });
     return engine.abortRun(run.id, who.id, reason);
+  }
+
+  /**
+   * Retry a finished run as `who` (`run.retry`): it continues from `from`
+   * (default: the step that failed). The decision is written to the run's
+   * chain; the retry to the run's chain and the automation chain.
+   */
+  async retryRun(engine: Engine, who: Identity, runId: string, input: { from?: string; reason?: string } = {}): Promise<RetryResult> {
+    const run = await getRun(this.deps.pool, runId);
+    await this.require(who, 'run.retry', { run_id: run.id, playbook: run.playbook, started_by: run.startedBy, status: run.status, dry_run: run.dryRun, from: input.from ?? null }, { runId: run.id });
+    return engine.retryRun(run.id, who.id, input);
+  }
+
+  /** Cancel an active run as `who` (`run.cancel`): it ends now, without compensation. */
+  async cancelRun(engine: Engine, who: Identity, runId: string, reason?: string): Promise<{ previousStatus: string }> {
+    const run = await getRun(this.deps.pool, runId);
+    await this.require(who, 'run.cancel', { run_id: run.id, playbook: run.playbook, started_by: run.startedBy, status: run.status, dry_run: run.dryRun }, { runId: run.id });
+    return engine.cancelRun(run.id, who.id, reason);
   }
 
   /**

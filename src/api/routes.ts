@@ -32,7 +32,7 @@ export interface ApiOptions {
 const RUN_STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'aborted', 'cancelled'] as const;
 
 const limit = z.coerce.number().int().min(1).max(500).default(50);
-const runsQuery = z.object({ status: z.enum(RUN_STATUSES).optional(), playbook: z.string().min(1).optional(), limit });
+const runsQuery = z.object({ status: z.enum(RUN_STATUSES).optional(), playbook: z.string().min(1).optional(), limit, stuck: z.enum(['true', 'false', '1', '0']).optional() });
 // `since`: a duration back from now (1h, 7d) or an RFC 3339 time; `before`: episode id to page back from.
 const alertsQuery = z.object({
   status: z.enum(['firing', 'resolved']).optional(),
@@ -59,6 +59,8 @@ const bodyUser = z.string().trim().min(1).max(200).optional();
 // `as` (the CLI's --as spelled as a body field) is held to the same rule as `user`.
 const approvalBody = z.object({ decision: z.enum(['approve', 'reject']), comment: z.string().trim().max(2_000).optional(), user: bodyUser, as: bodyUser });
 const abortBody = z.object({ reason: z.string().max(2_000).optional(), user: bodyUser, as: bodyUser }).default({});
+const retryBody = z.object({ from: z.string().trim().min(1).max(200).optional(), reason: z.string().max(2_000).optional(), user: bodyUser, as: bodyUser }).default({});
+const cancelBody = abortBody;
 const tokenBody = z.object({
   user: z.string().trim().min(1).max(64),
   groups: z.array(z.string().trim().min(1).max(64)).max(50).default([]),
@@ -107,7 +109,12 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
     const { since, ...q } = parseWith(alertsQuery, request.query, 'query');
     return { items: await listAlerts(pool, { ...q, ...since }) };
   }));
-  app.get('/api/runs', read, handle(async (request) => ({ items: await listRuns(pool, parseWith(runsQuery, request.query, 'query')) })));
+  app.get('/api/runs', read, handle(async (request) => {
+    const { stuck, ...q } = parseWith(runsQuery, request.query, 'query');
+    // ?stuck=true: runs that stopped making progress, each with `stuck: { since, stepId, thresholdMs }`.
+    if (stuck === 'true' || stuck === '1') return { items: await engine.listStuckRuns(q) };
+    return { items: await listRuns(pool, q) };
+  }));
   // Signed chain checkpoints, newest first; `before` pages back (docs/audit.md). A read, like GET /api/runs.
   app.get('/api/audit/checkpoints', read, handle(async (request) => ({ items: await listCheckpoints(pool, parseWith(pageQuery, request.query, 'query')) })));
   // The access chain: decisions that concern no run (refused starts, tokens) and sessions, newest first.
@@ -175,6 +182,28 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
   );
   // The kill switch and what it holds (docs/safety-rails.md).
   registerAutomationApi(app, automation);
+  app.post(
+    '/api/runs/:id/retry',
+    act,
+    handle(async (request) => {
+      const body = parseWith(retryBody, optionalBody(request), 'retry request');
+      const who = actingIdentity(request, body);
+      const id = (request.params as { id: string }).id;
+      const result = await access.retryRun(engine, who, id, { ...(body.from !== undefined && { from: body.from }), ...(body.reason !== undefined && { reason: body.reason }) });
+      return { ...(await getRun(pool, id)), retried: result };
+    }),
+  );
+  app.post(
+    '/api/runs/:id/cancel',
+    act,
+    handle(async (request) => {
+      const body = parseWith(cancelBody, optionalBody(request), 'cancel request');
+      const who = actingIdentity(request, body);
+      const id = (request.params as { id: string }).id;
+      const result = await access.cancelRun(engine, who, id, body.reason);
+      return { ...(await getRun(pool, id)), cancelled: result };
+    }),
+  );
   app.get('/api/approvals', read, handle(async () => ({ items: await listPendingApprovals(pool) })));
   app.post(
     '/api/approvals/:id',

@@ -151,7 +151,9 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
     await checkpoints.start();
     // Shutdown runs cleanups in reverse: this one runs after engine.stop and slack.stop (pushed later) and before store.close, so the last checkpoint seals this replica's final events.
     cleanups.push(() => checkpoints.stop());
-    const metrics = createMetrics(store.pool, logger);
+    // The engine is created just below; the gauge asks it at scrape time.
+    let stuckRuns: () => Promise<number> = async () => 0;
+    const metrics = createMetrics(store.pool, logger, { stuckRuns: () => stuckRuns() });
     // Every act (start, abort, answer, tokens, pause, silences) is asked of firebreak/authorize and recorded, whatever the channel.
     const access = new Access({ pool: store.pool, timeline, policy: () => policy, mode: isLocalMode(config) ? 'local' : 'authenticated', logger: logger.child({ component: 'access' }) });
     // The kill switch and circuit breakers (src/rails): ingest, the workers and every channel read the same pauses.
@@ -187,6 +189,7 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
       onAutomationChange: () => void automation.refresh().catch((err) => logger.warn({ err: (err as Error).message }, 'could not read automation pauses')),
     });
     engineRef = engine;
+    stuckRuns = () => engine.countStuckRuns();
     engine.onEvent((runId, events) => metrics.runEvents(runId, events));
     // Each playbook content is stored once (playbook_revisions) as soon as it is loaded.
     const storeRevisions = (playbooks: Playbook[]) => void engine.storeRevisions(playbooks).catch((err) => logger.warn({ err: (err as Error).message }, 'cannot store playbook revisions yet; runs store them when they start'));

@@ -34,7 +34,8 @@ Usage:
   firebreak revisions <playbook> [--all] [--diff <hash>]
                                                    a playbook's revisions, newest first; --diff: a revision
                                                    against the current one, as a line diff
-  firebreak runs [--status s] [--playbook p] [--limit n]
+  firebreak runs [--status s] [--playbook p] [--limit n] [--stuck]
+                                                   list runs; --stuck: those that stopped making progress, and why
   firebreak run <id>                               show one run
   firebreak run-playbook <name> [key=value...] [--dry-run] [--as name]
   firebreak replay <alert.json | episode-id> [--playbook p] [--no-gather] [--source alertmanager] [--diff <playbooks-dir>]
@@ -50,6 +51,10 @@ Usage:
   firebreak pause [<playbook>] --reason text       kill switch: no run starts, no further step starts (all, or one playbook)
   firebreak resume [<playbook>] [--reason text]    let automation go on (the global switch, or one playbook)
   firebreak automation [--json]                    what is paused, by whom, when and why; each playbook's limits
+  firebreak retry <run-id> [--from <step>] [--reason text]
+                                                   a failed (aborted, cancelled) run continues from the step that
+                                                   failed (or --from an earlier one) with a new attempt
+  firebreak cancel <run-id> [--reason text]        end an active run now, without compensation
   firebreak whoami                                 who the server takes you for
   firebreak token create <user> [--ttl 30d] [--group g]... [--description text]
                                                    a personal API token (printed once, on stdout)
@@ -289,13 +294,19 @@ async function cmdFire(args: string[]): Promise<number> {
 }
 
 async function cmdRuns(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { status: { type: 'string' }, playbook: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } } });
+  const { values } = parseArgs({ args, options: { status: { type: 'string' }, playbook: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' }, stuck: { type: 'boolean' } } });
   const config = cliConfig();
   const q = new URLSearchParams();
   for (const k of ['status', 'playbook', 'limit'] as const) if (values[k]) q.set(k, values[k]!);
-  const body = expectOk(await api(config, 'GET', `/api/runs?${q}`), 'list runs') as { items: RunJson[] };
+  if (values.stuck) q.set('stuck', 'true');
+  const body = expectOk(await api(config, 'GET', `/api/runs?${q}`), 'list runs') as { items: Array<RunJson & { stuck?: { since: string; stepId: string | null; thresholdMs: number } }> };
   if (values.json) return out(JSON.stringify(body, null, 2)), 0;
-  if (body.items.length === 0) return out('no runs'), 0;
+  if (body.items.length === 0) return out(values.stuck ? 'no stuck runs' : 'no runs'), 0;
+  if (values.stuck) {
+    out(table([['id', 'playbook', 'status', 'step', 'no progress since', 'threshold'], ...body.items.map((r) => [r.id, r.playbook, r.status, r.stuck?.stepId ?? '-', r.stuck?.since ?? '', `${Math.round((r.stuck?.thresholdMs ?? 0) / 1000)}s`])]));
+    out('repair: firebreak cancel <run-id>, then firebreak retry <run-id> [--from <step>]');
+    return 0;
+  }
   out(table([['id', 'playbook', 'status', 'trigger', 'created', 'steps'], ...body.items.map((r) => [r.id, r.playbook + (r.dryRun ? ' [dry]' : ''), r.status, r.trigger, r.createdAt, r.steps.map((s) => `${s.id}:${s.status}`).join(' ')])]));
   return 0;
 }
@@ -403,6 +414,25 @@ async function cmdAutomation(args: string[]): Promise<number> {
     ].filter(Boolean);
     out(`${p.name}: ${p.pause ? `PAUSED (${describePause(p.pause)})` : p.paused ? 'held (all automation paused)' : 'running'}${rails.length ? `; ${rails.join(', ')}` : ''}`);
   }
+  return 0;
+}
+
+async function cmdRetry(args: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { as: { type: 'string' }, reason: { type: 'string' }, from: { type: 'string' } } });
+  if (!positionals[0]) throw new CliError('usage: firebreak retry <run-id> [--from <step>] [--reason text]');
+  const config = cliConfig();
+  const body = { ...(values.from && { from: values.from }), ...(values.reason && { reason: values.reason }) };
+  const result = expectOk(await api(config, 'POST', `/api/runs/${encodeURIComponent(positionals[0])}/retry`, body, asHeaders(config, values.as)), 'retry') as RunJson & { retried: { fromStep: string; retry: number; previousStatus: string } };
+  out(`retried: run ${result.id} (was ${result.retried.previousStatus}) continues from step ${result.retried.fromStep} (retry ${result.retried.retry}); now ${result.status}`);
+  return 0;
+}
+
+async function cmdCancel(args: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { as: { type: 'string' }, reason: { type: 'string' } } });
+  if (!positionals[0]) throw new CliError('usage: firebreak cancel <run-id> [--reason text]');
+  const config = cliConfig();
+  const result = expectOk(await api(config, 'POST', `/api/runs/${encodeURIComponent(positionals[0])}/cancel`, { ...(values.reason && { reason: values.reason }) }, asHeaders(config, values.as)), 'cancel') as RunJson & { cancelled: { previousStatus: string } };
+  out(`cancelled: run ${result.id} (was ${result.cancelled.previousStatus}); nothing was compensated`);
   return 0;
 }
 
@@ -693,6 +723,10 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdSwitch(command, args);
       case 'automation':
         return await cmdAutomation(args);
+      case 'retry':
+        return await cmdRetry(args);
+      case 'cancel':
+        return await cmdCancel(args);
       case 'timeline':
         return await cmdTimeline(args);
       case 'audit':

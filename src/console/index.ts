@@ -22,7 +22,7 @@ import { buildTimelineView, createRedactor } from '../timeline/index.js';
 import { CONSOLE_CSS, CONSOLE_JS, FAVICON_SVG } from './assets.js';
 import type { SafeHtml } from './html.js';
 import { LiveFeed, registerEventStream } from './live.js';
-import { messagePage, RUN_STATUSES, runLive, runPage, runsLive, runsPage, type RevisionInfo, type RunsPageData, type Viewer } from './pages.js';
+import { ATTENTION_FAILED_MS, messagePage, RUN_STATUSES, runLive, runPage, runsLive, runsPage, type AttentionItem, type RevisionInfo, type RunsPageData, type Viewer } from './pages.js';
 import { registerSecurity, sendPage, PAGE_HEADERS } from './security.js';
 
 export { safeNext } from './security.js';
@@ -107,13 +107,21 @@ export function registerConsole(app: FastifyInstance, options: ConsoleOptions): 
   app.get('/', page, async (request, reply) => {
     try {
       const { filters, problem } = parseFilters(request.query as Record<string, unknown>);
-      const [runs, approvals, recent] = await Promise.all([
+      const [runs, approvals, recent, stuck, failed] = await Promise.all([
         listRuns(pool, filters),
         listPendingApprovals(pool),
         filters.playbook || filters.status ? listRuns(pool, { limit: 200 }) : Promise.resolve(undefined),
+        engine.listStuckRuns({ limit: 20 }),
+        listRuns(pool, { status: 'failed', limit: 20 }),
       ]);
       const playbooks = [...new Set((recent ?? runs).map((r) => r.playbook))].sort();
-      const data: RunsPageData = { runs, approvals, filters, playbooks, now: now(), ...(problem && { problem }) };
+      const at = now();
+      // Stuck runs, then runs that failed in the last day and were not retried since (a retry changes their status).
+      const attention: AttentionItem[] = [
+        ...stuck.map(({ stuck: why, ...run }) => ({ run, stuck: why })),
+        ...failed.filter((r) => !r.dryRun && r.finishedAt !== null && at - Date.parse(r.finishedAt) < ATTENTION_FAILED_MS).map((run) => ({ run })),
+      ];
+      const data: RunsPageData = { attention, runs, approvals, filters, playbooks, now: at, ...(problem && { problem }) };
       return send(reply, 200, fragment(request) ? runsLive(data) : runsPage(data, viewerOf(request)));
     } catch (err) {
       return failed(request, reply, err);

@@ -132,7 +132,41 @@ function stepDots(run: RunView): SafeHtml {
   return html`<span class="dots">${run.steps.map((s) => html`<span class="dot step-${s.status}" title="${s.id}: ${s.status}${s.attempts > 1 ? ` (${s.attempts} attempts)` : ''}"></span>`)}</span> <span class="sr-only">${run.steps.map((s) => `${s.id} ${s.status}`).join(', ')}</span>`;
 }
 
+/** A run a person should look at: stuck (no progress), or failed and not retried. */
+export interface AttentionItem {
+  run: RunView;
+  /** Stuck: since when nothing happened, on which step. */
+  stuck?: { since: string; stepId: string | null; thresholdMs: number };
+}
+
+/** How long a failed run stays on the "needs attention" list (unless retried). */
+export const ATTENTION_FAILED_MS = 24 * 3_600_000;
+
+function errorText(error: unknown): string {
+  if (error && typeof error === 'object' && 'message' in error) return String((error as { message: unknown }).message);
+  return error === null || error === undefined ? 'no error recorded' : String(error);
+}
+
+function attentionSection(items: AttentionItem[], now: number): SafeHtml {
+  if (items.length === 0) return html``;
+  return html`<section id="attention" aria-labelledby="attention-title">
+  <h2 id="attention-title">Needs attention <span class="count">${items.length}</span></h2>
+  <ul class="attention">
+  ${items.map(({ run, stuck }) => {
+    const link = html`<a href="/runs/${encodeURIComponent(run.id)}"><code>${run.id.slice(0, 8)}</code></a> ${run.playbook} ${statusBadge(run.status)}`;
+    if (stuck) {
+      return html`<li data-run="${run.id}" data-why="stuck">${link} <strong>stuck</strong>${stuck.stepId ? html` on <code>${stuck.stepId}</code>` : ''}: no progress since ${timeTag(stuck.since, now)} (limit ${formatDuration(stuck.thresholdMs)}). <span class="muted">Repair: <code>firebreak cancel ${run.id}</code>, then <code>firebreak retry ${run.id}</code>.</span></li>`;
+    }
+    const step = run.steps.find((s) => s.status === 'failed' || s.status === 'denied');
+    return html`<li data-run="${run.id}" data-why="failed">${link}${step ? html` at <code>${step.id}</code>: ${preview(errorText(step.error), 300)}` : ''} <span class="muted">(${timeTag(run.finishedAt, now)}; <code>firebreak retry ${run.id}</code>)</span></li>`;
+  })}
+  </ul>
+</section>`;
+}
+
 export interface RunsPageData {
+  /** Stuck runs and recently failed ones, shown first. */
+  attention?: AttentionItem[];
   runs: RunView[];
   approvals: ApprovalView[];
   filters: { status?: string; playbook?: string; limit: number };
@@ -144,7 +178,7 @@ export interface RunsPageData {
 /** The part of the runs page that live updates replace. */
 export function runsLive(data: RunsPageData): SafeHtml {
   const { runs, now } = data;
-  return html`${approvalsSection(data.approvals, now, 'Waiting for approval')}
+  return html`${attentionSection(data.attention ?? [], now)}${approvalsSection(data.approvals, now, 'Waiting for approval')}
 <section aria-labelledby="runs-title">
   <h2 id="runs-title">Runs <span class="count">${runs.length}</span></h2>
   ${

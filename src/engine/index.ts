@@ -12,7 +12,9 @@ import { RunExecutor } from './executor.js';
 import { planRun, runDefinition } from './plan.js';
 import * as Q from './queries.js';
 import { RunTx, withRunTx } from './run-tx.js';
-import { requestAbort, resolveAlert, type AbortOutcome } from './transitions.js';
+import { cancel, requestAbort, resolveAlert, retry, type AbortOutcome, type RetryResult } from './transitions.js';
+import { findStuckRuns, StuckMonitor, type StuckInfo } from './stuck.js';
+import { listRunsByIds, type RunView } from './read.js';
 import type { DryRunOptions, EngineRails, PlannedRun, RailsPreview } from './types.js';
 import { Worker } from './worker.js';
 
@@ -22,7 +24,8 @@ export { listRevisions, getRevision, diffRevisions, revisionText, type Revision,
 export { backoffDelay } from './backoff.js';
 export type { AnswerInput, AnswerResult } from './approvals.js';
 export type { RunStatus, StepStatus, RunTrigger, RunDefinition, DryRunOptions, DryRunStub, PlannedRun, EngineRails, HoldingPause, RailsPreview, RunRow, RunEnd } from './types.js';
-export { QUEUED_SAFETY_MS } from './transitions.js';
+export { QUEUED_SAFETY_MS, RETRYABLE_STATUSES, type RetryResult } from './transitions.js';
+export { DEFAULT_STEP_TIMEOUT_MS, type StuckInfo } from './stuck.js';
 
 export interface EngineOptions {
   pool: Pool;
@@ -98,6 +101,7 @@ export interface RunHooks {
 /** The durable run engine: plans runs, drives them with workers, answers approvals and aborts. */
 export class Engine {
   private worker: Worker | undefined;
+  private stuckMonitor: StuckMonitor | undefined;
   private readonly listeners: EventListener[] = [];
   private readonly policyProxy: PolicyGate;
   private readonly clock: DatabaseClock;
@@ -170,7 +174,17 @@ export class Engine {
     emit: (runId, events) => this.emit(runId, events),
   };
 
+  /** How long a lease lasts (stuck-run thresholds count it in). */
+  get leaseMs(): number {
+    return this.options.leaseMs ?? 15_000;
+  }
+
   start(): void {
+    // Every replica watches for stuck runs (API-only ones too): the database decides who reports a stall.
+    if (!this.stuckMonitor) {
+      this.stuckMonitor = new StuckMonitor({ pool: this.options.pool, timeline: this.options.timeline, leaseMs: this.leaseMs, logger: this.options.logger.child({ component: 'stuck' }), emit: this.emit });
+      this.stuckMonitor.start();
+    }
     if (this.options.workers <= 0 || this.worker) return;
     this.worker = new Worker({
       pool: this.options.pool,
@@ -205,6 +219,8 @@ export class Engine {
 
   /** Stop the workers: they finish (or, past `graceMs`, cut short and wait for) their runs, then give the leases back. */
   async stop(graceMs?: number): Promise<void> {
+    await this.stuckMonitor?.stop();
+    this.stuckMonitor = undefined;
     await this.worker?.stop(graceMs);
     this.worker = undefined;
   }
@@ -304,6 +320,58 @@ export class Engine {
     this.emit(id, events);
     this.poke();
     return { status: result };
+  }
+
+  /** Runs that stopped making progress (see stuck.ts), as GET /api/runs shows runs, each with why. */
+  async listStuckRuns(filters: { playbook?: string; status?: string; limit?: number } = {}): Promise<Array<RunView & { stuck: StuckInfo }>> {
+    const stuck = (await findStuckRuns(this.options.pool, this.leaseMs))
+      .filter((r) => (filters.playbook === undefined || r.playbook === filters.playbook) && (filters.status === undefined || r.status === filters.status))
+      .slice(0, filters.limit ?? 50);
+    const views = new Map((await listRunsByIds(this.options.pool, stuck.map((r) => r.id))).map((v) => [v.id, v]));
+    return stuck.flatMap((r) => {
+      const view = views.get(r.id);
+      return view ? [{ ...view, stuck: r.stuck }] : [];
+    });
+  }
+
+  /** How many runs are stuck now (the firebreak_runs_stuck gauge). */
+  async countStuckRuns(): Promise<number> {
+    return (await findStuckRuns(this.options.pool, this.leaseMs)).length;
+  }
+
+  /**
+   * A person has a finished (failed, aborted, cancelled) run continue from
+   * `from` (default: the step that failed). See transitions.retry.
+   */
+  async retryRun(runId: string, actor: string, input: { from?: string; reason?: string } = {}): Promise<RetryResult> {
+    const { id, key } = await this.runKey(runId);
+    const reason = input.reason?.trim() || `retried by ${actor}`;
+    const timeline = this.options.timeline;
+    const { result, events } = await withRunTx(this.options.pool, timeline, id, key, (tx) =>
+      retry(tx, (...e) => timeline.appendAutomation(tx.client, ...e), { actor, reason, ...(input.from !== undefined && { from: input.from }) }),
+    );
+    this.emit(id, events);
+    this.poke();
+    return result;
+  }
+
+  /** A person ends an active run now, without compensation. See transitions.cancel. */
+  async cancelRun(runId: string, actor: string, reason?: string): Promise<{ previousStatus: string }> {
+    const { id, key } = await this.runKey(runId);
+    const why = reason?.trim() || `cancelled by ${actor}`;
+    const timeline = this.options.timeline;
+    const { result, events } = await withRunTx(this.options.pool, timeline, id, key, (tx) => cancel(tx, (...e) => timeline.appendAutomation(tx.client, ...e), { actor, reason: why }));
+    this.emit(id, events);
+    this.poke();
+    return result;
+  }
+
+  private async runKey(runId: string): Promise<{ id: string; key: string | null }> {
+    if (!UUID.test(runId)) throw new NotFoundError(`run ${runId} not found`);
+    const id = runId.toLowerCase();
+    const state = (await runStatement<{ concurrency_key: string | null }>(this.options.pool, Q.RUN_STATE, [id])).rows[0];
+    if (!state) throw new NotFoundError(`run ${runId} not found`);
+    return { id, key: state.concurrency_key };
   }
 
   async answerApproval(input: AnswerInput): Promise<AnswerResult> {

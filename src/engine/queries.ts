@@ -28,7 +28,8 @@ const TURN_STATE = (r: string) => `
   (select json_build_object('id', a.id, 'step_id', a.step_id, 'round', a.round, 'status', a.status,
                             'decided_by', a.decided_by, 'approvers', a.approvers, 'on_timeout', a.on_timeout,
                             'expires_at', a.expires_at, 'due', a.expires_at <= fb_now())
-   from approvals a where a.run_id = ${r}.id order by a.requested_at desc, a.round desc limit 1) as approval,
+   -- Only the approvals of the run's current retry (migration 0028): an answer given before a retry decides nothing after it.
+   from approvals a where a.run_id = ${r}.id and a.retry = ${r}.retries order by a.requested_at desc, a.round desc limit 1) as approval,
   (select json_build_object('seq', e.seq, 'hash', e.hash)
    from timeline_events e where e.chain_id = ${r}.id::text order by e.seq desc limit 1) as head,
   fb_clock() as now`;
@@ -266,10 +267,10 @@ export const HISTORY = statement('fb_engine_history', `
 
 /** The deadline is fb_now() + timeout: the same instant the waiting run's run_at gets in this batch. Batch. */
 export const INSERT_APPROVAL = statement('fb_engine_insert_approval', `
-  insert into approvals (id, run_id, step_id, round, approvers, min_approvals, reasons, request, on_timeout, expires_at)
+  insert into approvals (id, run_id, step_id, round, approvers, min_approvals, reasons, request, on_timeout, expires_at, retry)
   values ($1::uuid, $2::uuid, $3::text, $4::int, $5::jsonb, $6::int, $7::jsonb, $8::jsonb, $9::text,
-          fb_now() + ($10::bigint * interval '1 millisecond'))
-  on conflict (run_id, step_id, round) do nothing`);
+          fb_now() + ($10::bigint * interval '1 millisecond'), (select retries from runs where id = $2::uuid))
+  on conflict (run_id, step_id, retry, round) do nothing`);
 
 /** Expire a pending approval past its deadline (the guard already made sure nobody answered it). Batch. */
 export const EXPIRE_APPROVAL = statement('fb_engine_expire_approval', `
@@ -320,6 +321,128 @@ export const RECORDED_RUN = statement('fb_engine_recorded_run', `
 
 // ---------- creating runs ----------
 
+// ---------- repairs and stuck runs (src/engine/repair.ts, src/engine/stuck.ts) ----------
+
+/**
+ * What a repair needs to know about a run, read again under its chain lock:
+ * its state, and the step a retry continues from by default: the first step
+ * (by position) that failed, was denied, was cut short, or never got its turn
+ * (skipped when the run ended, which a `step.skipped` event would otherwise
+ * say: a step skipped by its own `when:` is not one to continue from).
+ */
+export const REPAIR_STATE = statement('fb_engine_repair_state', `
+  select r.id, r.playbook, r.status, r.dry_run, r.concurrency_key, r.retries, r.started_at, r.created_at,
+         coalesce(r.definition, pr.definition) -> 'steps' as steps,
+         coalesce((select json_agg(json_build_object('id', s.step_id, 'position', s.position, 'status', s.status) order by s.position)
+                   from run_steps s where s.run_id = r.id), '[]'::json) as step_rows,
+         (select s.step_id from run_steps s
+          where s.run_id = r.id
+            and (s.status in ('failed', 'denied', 'running', 'pending')
+                 or (s.status = 'skipped' and not exists (
+                       select 1 from timeline_events e
+                       where e.chain_id = r.id::text and e.kind = 'step.skipped' and e.data->>'stepId' = s.step_id)))
+          order by s.position limit 1) as resume_step
+  from runs r left join playbook_revisions pr on pr.hash = r.revision
+  where r.id = $1::uuid
+  for update of r`);
+
+/**
+ * A finished run continues: steps from position $2 on go back to pending
+ * (attempt numbers kept, so the next attempt gets the next number and a new
+ * idempotency key; outputs, errors, clearance and compensation cleared: the
+ * policy is asked again), steps before it keep their results.
+ */
+export const RESET_STEPS_FROM = statement('fb_engine_reset_steps_from', `
+  update run_steps set status = 'pending', started_at = null, finished_at = null, output = null, error = null,
+                       poll_state = null, cleared_at = null, compensation_status = null
+  where run_id = $1::uuid and position >= $2::int`);
+
+/** The run is queued again (admission and concurrency again), with everything its end recorded cleared. */
+export const RETRY_RUN = statement('fb_engine_retry_run', `
+  update runs set status = 'queued', run_at = fb_now(), finished_at = null, outcome = null, ending = null,
+                  abort_requested_at = null, abort_requested_by = null, abort_reason = null,
+                  lease_owner = null, lease_expires_at = null, stuck_reported_at = null, retries = retries + 1
+  where id = $1::uuid and status in ('failed', 'aborted', 'cancelled') and not dry_run
+  returning retries`);
+
+/**
+ * A person ends a run now, without compensation: the lease is cleared, so a
+ * worker still holding it fails its guard (FBL01) and writes nothing more.
+ */
+export const CANCEL_RUN = statement('fb_engine_cancel_run', `
+  update runs set status = 'cancelled', finished_at = fb_now(), outcome = $3::jsonb, ending = 'cancelled',
+                  abort_requested_at = coalesce(abort_requested_at, fb_now()),
+                  abort_requested_by = coalesce(abort_requested_by, $2::text),
+                  abort_reason = coalesce(abort_reason, $4::text),
+                  lease_owner = null, lease_expires_at = null
+  where id = $1::uuid and status in ('queued', 'running', 'waiting')
+  returning extract(epoch from fb_now() - coalesce(started_at, created_at)) * 1000 as duration_ms`);
+
+/** Steps cut short by a cancel: the attempt in flight and its step are recorded failed. */
+export const CANCEL_RUNNING_STEPS = statement('fb_engine_cancel_running_steps', `
+  with steps as (
+    update run_steps set status = 'failed', finished_at = fb_now(), error = $2::jsonb, poll_state = null
+    where run_id = $1::uuid and status = 'running'
+    returning step_id, attempts
+  ),
+  attempts as (
+    update step_attempts a set status = 'failed', finished_at = fb_now(), error = $2::jsonb
+    from steps s
+    where a.run_id = $1::uuid and a.step_id = s.step_id and a.attempt = s.attempts and a.finished_at is null
+  )
+  select step_id, attempts from steps`);
+
+/**
+ * Runs that stopped making progress. Progress is the run's last timeline
+ * event (run.stuck itself is not progress) or the timer it is parked on
+ * (run_at: retry backoff, a poll, an approval's deadline), whichever is later.
+ * A \`running\` run is stuck when that is longer ago than its current step's
+ * timeout (else $2, the default) plus the lease ($1); a \`waiting\` run when its
+ * approval's deadline (its run_at) passed more than a lease ago and nobody
+ * picked it up. Runs of a paused playbook are held, not stuck. All times from
+ * fb_now().
+ */
+const STUCK_SQL = `
+  with active as (
+    select r.id, r.playbook, r.status, r.run_at, r.stuck_reported_at, r.created_at,
+           (select e.time from timeline_events e
+            where e.chain_id = r.id::text and e.kind <> 'run.stuck'
+            order by e.seq desc limit 1) as last_event_at,
+           (select s.step_id from run_steps s
+            where s.run_id = r.id and s.status in ('running', 'pending') order by s.position limit 1) as step_id,
+           coalesce(r.definition, pr.definition) -> 'steps' as steps
+    from runs r left join playbook_revisions pr on pr.hash = r.revision
+    where r.status in ('running', 'waiting')
+      and not exists (select 1 from automation_pauses p where p.resumed_at is null and (p.playbook is null or p.playbook = r.playbook))
+  ),
+  measured as (
+    select a.*, greatest(coalesce(a.last_event_at, a.created_at), a.run_at) as since,
+           case when a.status = 'waiting' then $1::bigint
+                else $1::bigint + coalesce((select (d->>'timeoutMs')::bigint from jsonb_array_elements(a.steps) d
+                                            where d->>'id' = a.step_id limit 1), $2::bigint)
+           end as threshold_ms
+    from active a
+  )
+  select id, playbook, status, step_id, since, threshold_ms::int8 as threshold_ms, last_event_at, stuck_reported_at
+  from measured
+  where since + threshold_ms * interval '1 millisecond' < fb_now()`;
+
+/** Stuck runs, oldest stall first ($1 lease ms, $2 default step timeout ms). */
+export const STUCK_RUNS = statement('fb_engine_stuck_runs', `${STUCK_SQL} order by since, id`);
+
+/**
+ * Claim the notice for a run's current stall: under the run's chain lock, the
+ * UPDATE decides (still stuck, and not yet reported since its last progress),
+ * so two replicas send one notice per stall.
+ */
+export const CLAIM_STUCK_NOTICE = statement('fb_engine_claim_stuck_notice', `
+  with stuck as (${STUCK_SQL})
+  update runs r set stuck_reported_at = fb_now()
+  from stuck
+  where r.id = $3::uuid and stuck.id = r.id
+    and (r.stuck_reported_at is null or r.stuck_reported_at < stuck.since)
+  returning stuck.step_id, stuck.since, stuck.last_event_at, stuck.threshold_ms`);
+
 /** Store playbook definitions once per content; answers each one's revision hash (computed by the database). */
 export const STORE_REVISIONS = statement('fb_engine_store_revisions', `
   with input as (
@@ -349,16 +472,20 @@ export const RUN_BY_DEDUP_KEY = statement('fb_engine_run_by_dedup_key', `select 
 export const RUN_BY_ID = `
   select r.id, r.playbook, r.revision, r.status, r.trigger, r.started_by, r.episode_id, r.alert, r.params, r.dry_run,
          r.dry_run_options, r.channel, r.created_at, r.started_at, r.finished_at, r.abort_reason, r.outcome,
-         r.concurrency_key, coalesce(r.definition, pr.definition) as definition
+         r.concurrency_key, r.retries, coalesce(r.definition, pr.definition) as definition
   from runs r left join playbook_revisions pr on pr.hash = r.revision
   where r.id = $1::uuid`;
 
 export const LIST_RUNS = `
-  select id, playbook, revision, status, trigger, started_by, episode_id, dry_run, created_at, started_at, finished_at
+  select id, playbook, revision, status, trigger, started_by, episode_id, dry_run, created_at, started_at, finished_at, retries
   from runs
   where ($1::text is null or status = $1::text) and ($2::text is null or playbook = $2::text)
   order by created_at desc, id
   limit $3::int`;
+
+export const RUNS_BY_IDS = `
+  select id, playbook, revision, status, trigger, started_by, episode_id, dry_run, created_at, started_at, finished_at, retries
+  from runs where id = any($1::uuid[])`;
 
 export const STEPS_OF_RUNS = `
   select run_id, step_id, position, action, status, attempts, started_at, finished_at, output, error,

@@ -48,6 +48,8 @@ export interface RunView {
   createdAt: string | null;
   startedAt: string | null;
   finishedAt: string | null;
+  /** How many times a person had this run continue (`firebreak retry`). */
+  retries: number;
   alert?: unknown;
   params?: unknown;
   channel?: string | null;
@@ -106,6 +108,7 @@ function runView(r: any, steps: StepView[], approvals: ApprovalView[], full: boo
     createdAt: iso(r.created_at),
     startedAt: iso(r.started_at ?? null),
     finishedAt: iso(r.finished_at),
+    retries: r.retries ?? 0,
     ...(full && { alert: r.alert, params: r.params, channel: r.channel, outcome: r.outcome, abortReason: r.abort_reason }),
     ...(full && r.dry_run && { dryRunOptions: r.dry_run_options ?? {} }),
     steps,
@@ -141,6 +144,15 @@ export async function listRuns(db: Queryable, filters: { status?: string; playbo
   const { rows } = await db.query(Q.LIST_RUNS, [filters.status ?? null, filters.playbook ?? null, filters.limit ?? 50]);
   const { stepsByRun, approvalsByRun } = await stepsAndApprovals(db, rows.map((r) => r.id));
   return rows.map((r) => runView(r, stepsByRun.get(r.id) ?? [], approvalsByRun.get(r.id) ?? [], false));
+}
+
+/** Runs by id, in list form (GET /api/runs), in the order given; unknown ids left out. */
+export async function listRunsByIds(db: Queryable, ids: string[]): Promise<RunView[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await db.query(Q.RUNS_BY_IDS, [ids]);
+  const { stepsByRun, approvalsByRun } = await stepsAndApprovals(db, rows.map((r) => r.id));
+  const byId = new Map(rows.map((r) => [r.id as string, runView(r, stepsByRun.get(r.id) ?? [], approvalsByRun.get(r.id) ?? [], false)]));
+  return ids.flatMap((id) => byId.get(id) ?? []);
 }
 
 export async function listPendingApprovals(db: Queryable): Promise<ApprovalView[]> {

@@ -6,12 +6,14 @@
  *
  *   queued ──admit──▶ running ⇄ waiting (approval) ──▶ succeeded | failed | aborted | cancelled
  *      └── abort before start ──▶ aborted
+ *   queued | running | waiting ──cancel (a person, no compensation)──▶ cancelled
+ *   failed | aborted | cancelled ──retry (a person, from a step)──▶ queued
  *
  * Every transition that can free a concurrency slot, or take a run out of a
  * key's queue, wakes the key (WAKE_KEY under the key's lock): finishing a run,
  * and aborting one that was still queued. Admission re-checks oldest first.
  */
-import { ConflictError } from '../errors.js';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
 import { call, type Call } from '../store/index.js';
 import type { NewEvent } from '../timeline/index.js';
 import * as Q from './queries.js';
@@ -148,4 +150,110 @@ export function finish(run: RunRow, status: RunEnd, outcome: { reason: string; [
     calls: [call(Q.FINISH_RUN, run.id, status, outcome), ...(run.concurrency_key ? [call(Q.WAKE_KEY, run.concurrency_key)] : [])],
     byKey: run.concurrency_key !== null,
   };
+}
+
+// ---------- repairs by a person (firebreak retry / cancel) ----------
+
+/** Where a repair's automation-chain event goes (timeline.appendAutomation in the same transaction). */
+export type AutomationAppend = (...events: NewEvent[]) => Promise<unknown>;
+
+/** Finished runs a person may have continue. A succeeded run has nothing left to do. */
+export const RETRYABLE_STATUSES = ['failed', 'aborted', 'cancelled'] as const;
+
+interface RepairState {
+  id: string;
+  playbook: string;
+  status: string;
+  dry_run: boolean;
+  concurrency_key: string | null;
+  retries: number;
+  steps: Array<{ id: string; action: string; onFailure?: string }> | null;
+  step_rows: Array<{ id: string; position: number; status: string }>;
+  resume_step: string | null;
+}
+
+async function repairState(tx: RunTx): Promise<RepairState> {
+  const state = (await tx.query<RepairState>(Q.REPAIR_STATE, tx.runId)).rows[0];
+  if (!state) throw new NotFoundError(`run ${tx.runId} not found`);
+  return state;
+}
+
+export interface RetryResult {
+  fromStep: string;
+  retry: number;
+  previousStatus: string;
+}
+
+/**
+ * A finished run continues from `from` (default: the step that failed, or the
+ * first that never got its turn): that step and the ones after it go back to
+ * pending with their attempt numbers kept (the next attempt gets the next
+ * number, so a new idempotency key); steps before it keep their results and
+ * never run again. The run is queued again (admission and its concurrency key
+ * decide when it goes), its end cleared, `retries` + 1; `run.retried` on its
+ * chain and `repair.retried` on the automation chain, in this transaction.
+ * ConflictError for a run that is active, succeeded, or a dry run;
+ * ValidationError for an unknown step or one after the step that failed.
+ */
+export async function retry(tx: RunTx, automation: AutomationAppend, input: { actor: string; reason: string; from?: string }): Promise<RetryResult> {
+  const state = await repairState(tx);
+  if (state.dry_run) throw new ConflictError(`run ${tx.runId} is a dry run: start a new dry run instead of retrying it`);
+  if (!(RETRYABLE_STATUSES as readonly string[]).includes(state.status)) {
+    throw new ConflictError(`run ${tx.runId} is ${state.status}: only a failed, aborted or cancelled run can be retried${state.status === 'running' || state.status === 'waiting' || state.status === 'queued' ? ' (cancel it first)' : ''}`);
+  }
+  const defined = (state.steps ?? []).map((d) => d.id);
+  const position = (id: string) => defined.indexOf(id);
+  if (input.from !== undefined && position(input.from) < 0) {
+    throw new ValidationError(`step ${input.from} is not a step of run ${tx.runId} (steps: ${defined.join(', ')})`, [{ path: 'from', message: `unknown step; one of ${defined.join(', ')}` }]);
+  }
+  // A run cancelled before it started has no step rows yet: it starts from its first step.
+  const resume = state.resume_step ?? (state.step_rows.length === 0 ? (defined[0] ?? null) : null);
+  if (input.from !== undefined && resume !== null && position(input.from) > position(resume)) {
+    throw new ValidationError(`run ${tx.runId} can continue from step ${resume} or an earlier one, not from ${input.from} (the steps after ${resume} depend on it)`, [
+      { path: 'from', message: `must be ${resume} or a step before it` },
+    ]);
+  }
+  const from = input.from ?? resume;
+  if (from === null) throw new ConflictError(`run ${tx.runId} has no failed or unfinished step to continue from; name one with --from <step>`);
+  await tx.query(Q.RESET_STEPS_FROM, tx.runId, position(from));
+  const retried = await tx.query<{ retries: number }>(Q.RETRY_RUN, tx.runId);
+  if (retried.rowCount !== 1) throw new ConflictError(`run ${tx.runId} changed meanwhile; look again`);
+  const result: RetryResult = { fromStep: from, retry: retried.rows[0]!.retries, previousStatus: state.status };
+  await tx.append({ kind: 'run.retried', actor: input.actor, data: { fromStep: from, reason: input.reason, previousStatus: state.status, retry: result.retry } });
+  await automation({ kind: 'repair.retried', actor: input.actor, data: { runId: tx.runId, playbook: state.playbook, fromStep: from, reason: input.reason, previousStatus: state.status } });
+  await tx.query(Q.NOTIFY_RUNNABLE, 'retry');
+  return result;
+}
+
+/**
+ * A person ends an active run now as `cancelled`, WITHOUT compensation
+ * (unlike abort): an attempt in flight is recorded failed, pending steps are
+ * skipped, pending approvals cancelled, the lease cleared (a worker still
+ * holding the run fails its guard and writes nothing more), the concurrency
+ * key woken. `run.cancelled` on its chain and `repair.cancelled` on the
+ * automation chain, in this transaction. The caller opened `tx` with the
+ * run's key. ConflictError for a finished run.
+ */
+export async function cancel(tx: RunTx, automation: AutomationAppend, input: { actor: string; reason: string }): Promise<{ previousStatus: string }> {
+  const state = await repairState(tx);
+  if (!['queued', 'running', 'waiting'].includes(state.status)) throw new ConflictError(`run ${tx.runId} already finished (${state.status})`);
+  const ended = await tx.query<{ duration_ms: number }>(Q.CANCEL_RUN, tx.runId, input.actor, { reason: input.reason, cancelledBy: input.actor }, input.reason);
+  if (ended.rowCount !== 1) throw new ConflictError(`run ${tx.runId} changed meanwhile; look again`);
+  const error = { message: `cancelled by ${input.actor}: ${input.reason}`, code: 'cancelled' };
+  const cut = await tx.query<{ step_id: string; attempts: number }>(Q.CANCEL_RUNNING_STEPS, tx.runId, error);
+  await tx.query(Q.SKIP_PENDING_STEPS, tx.runId);
+  const approvals = await tx.query<{ id: string; step_id: string }>(Q.CANCEL_RUN_APPROVALS, tx.runId, input.actor);
+  const defs = new Map((state.steps ?? []).map((d) => [d.id, d]));
+  await tx.append(
+    ...approvals.rows.map((a): NewEvent => ({ kind: 'approval.cancelled', actor: input.actor, data: { approvalId: a.id, stepId: a.step_id, reason: input.reason } })),
+    ...cut.rows.map((s): NewEvent => ({
+      kind: 'step.failed',
+      actor: input.actor,
+      data: { stepId: s.step_id, action: defs.get(s.step_id)?.action ?? 'unknown', attempt: s.attempts, error, onFailure: 'cancelled' },
+    })),
+    { kind: 'run.cancelled', actor: input.actor, data: { reason: input.reason, durationMs: Math.max(0, Math.round(Number(ended.rows[0]!.duration_ms))) } },
+  );
+  await automation({ kind: 'repair.cancelled', actor: input.actor, data: { runId: tx.runId, playbook: state.playbook, reason: input.reason, previousStatus: state.status } });
+  if (state.concurrency_key !== null) await tx.query(Q.WAKE_KEY, state.concurrency_key);
+  return { previousStatus: state.status };
 }

@@ -31,7 +31,12 @@ export interface Metrics {
   render(): Promise<{ contentType: string; body: string }>;
 }
 
-export function createMetrics(pool: Pool, logger: Logger): Metrics {
+export interface MetricSources {
+  /** How many runs are stuck now (the engine computes it on the database clock). */
+  stuckRuns?: () => Promise<number>;
+}
+
+export function createMetrics(pool: Pool, logger: Logger, sources: MetricSources = {}): Metrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'firebreak_process_' });
 
@@ -62,6 +67,7 @@ export function createMetrics(pool: Pool, logger: Logger): Metrics {
   const runsByState = new client.Gauge({ name: 'firebreak_runs', help: 'Runs by state (all replicas)', labelNames: ['status'], registers: [registry] });
   const queueLag = new client.Gauge({ name: 'firebreak_queue_lag_seconds', help: 'Age of the oldest runnable run nobody holds', registers: [registry] });
   const outboxDepth = new client.Gauge({ name: 'firebreak_slack_outbox_depth', help: 'Slack messages waiting to be sent', registers: [registry] });
+  const runsStuck = new client.Gauge({ name: 'firebreak_runs_stuck', help: 'Runs that stopped making progress (GET /api/runs?stuck=true), all replicas', registers: [registry] });
 
   async function refreshGauges(): Promise<void> {
     const [states, lag, hasOutbox] = await Promise.all([pool.query(RUNS_BY_STATE), pool.query(QUEUE_LAG), pool.query(HAS_OUTBOX)]);
@@ -70,6 +76,7 @@ export function createMetrics(pool: Pool, logger: Logger): Metrics {
     for (const row of states.rows) runsByState.set({ status: row.status }, row.n);
     queueLag.set(Number(lag.rows[0]?.lag ?? 0));
     if (hasOutbox.rows[0]?.present) outboxDepth.set((await pool.query(OUTBOX_DEPTH)).rows[0]?.n ?? 0);
+    if (sources.stuckRuns) runsStuck.set(await sources.stuckRuns());
   }
 
   return {

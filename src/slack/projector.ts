@@ -242,8 +242,12 @@ export class Projector {
       case 'token.revoked':
       case 'session.started':
       case 'session.ended':
+      case 'run.retried': {
+        // The run goes on: its first message no longer shows how it ended.
+        const root = renderRunMessage(run, this.options.publicUrl);
+        return [...line(), { ...base, kind: 'run-update', method: 'chat.update', payload: { targetRef: runRef(run.id), ...root } }];
+      }
       case 'breaker.tripped':
-      case 'run.retried':
       case 'run.held':
       case 'run.stuck':
         return line();

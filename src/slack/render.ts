@@ -270,6 +270,10 @@ export function renderThreadLine(event: TimelineEvent, dryRun: boolean): string 
       const reason = status !== 'succeeded' && event.data.reason ? `: ${escapeText(String(event.data.reason))}` : '';
       return `${OUTCOME_ICON[status]} ${dry}*Run ${status}*${took}${reason}`;
     }
+    case 'run.stuck':
+      return `⚠️ *Run stuck*: no progress${step ? ` on ${step}` : ''} since ${utc(new Date(String(event.data.lastEventAt)))} (limit ${formatDuration(Number(event.data.thresholdMs))}). Repair: \`firebreak cancel\`, then \`firebreak retry\` (from the step that failed, or \`--from\` an earlier one).`;
+    case 'run.retried':
+      return `🔁 *Retried* by ${actorLabel(event.actor)} from \`${escapeText(String(event.data.fromStep))}\` (was ${escapeText(String(event.data.previousStatus))}; retry ${String(event.data.retry)}): ${escapeText(String(event.data.reason ?? ''))}`;
     // Shown elsewhere (the run's first message, approval messages) or not worth a line.
     case 'run.created':
     case 'run.started':
@@ -300,9 +304,7 @@ export function renderThreadLine(event: TimelineEvent, dryRun: boolean): string 
     case 'silence.expired':
     case 'repair.retried':
     case 'repair.cancelled':
-    case 'run.retried':
     case 'run.held':
-    case 'run.stuck':
       return null;
     default:
       return unhandledKind(event, null);
