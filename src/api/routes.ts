@@ -12,9 +12,11 @@ import type { Config } from '../config/index.js';
 import { ValidationError } from '../errors.js';
 import { getRun, listAlerts, listPendingApprovals, listRuns, type Engine } from '../engine/index.js';
 import { playbookDetail, playbookRevision, playbookRevisions, playbookSummaries } from './playbooks.js';
+import { registerSilencesApi } from './silences.js';
 import { parseJsonBody, parseWith } from '../ingest/index.js';
 import { parseDuration } from '../playbooks/index.js';
 import { checkDryRunBody, isReplayRequest, startDryRuns, startRunBody, usesDryRunFields } from '../replay/index.js';
+import type { Silences } from '../rails/index.js';
 import type { Pool } from '../store/index.js';
 import { ACCESS_CHAIN, createRedactor, readChainPage, renderTimeline } from '../timeline/index.js';
 import { errorBody, sendError } from './http.js';
@@ -24,6 +26,8 @@ export interface ApiOptions {
   pool: Pool;
   engine: Engine;
   access: Access;
+  /** Silences (maintenance windows): POST/GET /api/silences, DELETE /api/silences/:id. */
+  silences: Silences;
 }
 
 const RUN_STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'aborted', 'cancelled'] as const;
@@ -170,6 +174,8 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
       return reply.code(result.status === 'aborted' ? 200 : 202).send({ id, ...result });
     }),
   );
+  // Silences (docs/api.md "Silences"): src/api/silences.ts.
+  registerSilencesApi(app, { silences: options.silences });
   app.get('/api/approvals', read, handle(async () => ({ items: await listPendingApprovals(pool) })));
   app.post(
     '/api/approvals/:id',

@@ -19,6 +19,7 @@ import { Ingestor } from '../ingest/index.js';
 import { createMetrics } from '../metrics/index.js';
 import { formatProblem, loadPlaybooks, type Playbook, type Problem } from '../playbooks/index.js';
 import { createPolicyGate, type ReloadingPolicyGate } from '../policy/index.js';
+import { SilenceCache, Silences } from '../rails/index.js';
 import { Scheduler } from '../schedule/index.js';
 import { createSlack } from '../slack/index.js';
 import { openStore, type Store } from '../store/index.js';
@@ -176,8 +177,11 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
     const ingestor = new Ingestor(store.pool, timeline, engine.ingestHooks, logger);
     // Every act (start, abort, answer, tokens) is asked of firebreak/authorize and recorded, whatever the channel.
     const access = new Access({ pool: store.pool, timeline, policy: () => policy, mode: isLocalMode(config) ? 'local' : 'authenticated', logger: logger.child({ component: 'access' }) });
+    // Silences: the cache ingest asks for every alert, invalidated at once by acts in this process.
+    const silenceCache = new SilenceCache(store.pool, timeline.clock);
+    const silences = new Silences({ pool: store.pool, timeline, access, cache: silenceCache });
     const oidc = config.oidc ? new OidcLogin({ config: config.oidc, publicUrl: config.publicUrl, pool: store.pool, logger }) : undefined;
-    const slack = await createSlack({ config, logger, pool: store.pool, engine, timeline, policy: () => policy, access });
+    const slack = await createSlack({ config, logger, pool: store.pool, engine, timeline, policy: () => policy, access, silences });
     ingestor.onStored((notification, result) => {
       metrics.alertsReceived(notification.source, notification.alerts, result.stored ? result.episodes.filter((e) => e.deliveries === 1).length : 0);
       if (result.startedRuns.length > 0) engine.poke();
@@ -196,8 +200,8 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
           const { contentType, body } = await metrics.render();
           return reply.type(contentType).send(body);
         });
-        registerConsole(app, { config, pool: store.pool, engine, access, ...(oidc && { oidc }), logger });
-        registerApi(app, { config, pool: store.pool, engine, access });
+        registerConsole(app, { config, pool: store.pool, engine, access, silences, ...(oidc && { oidc }), logger });
+        registerApi(app, { config, pool: store.pool, engine, access, silences });
         // Slack's routes are public to the guard: Bolt verifies every request's signature itself.
         await app.register(async (scope) => {
           scope.addHook('onRoute', (route) => {

@@ -15,6 +15,7 @@ import { authenticate, requireIdentity, type Access, type OidcLogin } from '../a
 import { isLocalMode, type Config } from '../config/index.js';
 import { diffRevisions, getRevision, getRun, listPendingApprovals, listRuns, type Engine } from '../engine/index.js';
 import { NotFoundError } from '../errors.js';
+import type { Silences } from '../rails/index.js';
 import type { Pool } from '../store/index.js';
 import { buildTimelineView, createRedactor } from '../timeline/index.js';
 import { CONSOLE_CSS, CONSOLE_JS, FAVICON_SVG } from './assets.js';
@@ -22,6 +23,7 @@ import type { SafeHtml } from './html.js';
 import { LiveFeed, registerEventStream } from './live.js';
 import { messagePage, RUN_STATUSES, runLive, runPage, runsLive, runsPage, type RevisionInfo, type RunsPageData, type Viewer } from './pages.js';
 import { registerSecurity, sendPage, PAGE_HEADERS } from './security.js';
+import { silencesLive, silencesPage } from './silences.js';
 
 export { safeNext } from './security.js';
 export { LiveFeed, type RunChange } from './live.js';
@@ -33,6 +35,8 @@ export interface ConsoleOptions {
   pool: Pool;
   engine: Engine;
   access: Access;
+  /** The Silences page (/silences); absent: no such page. */
+  silences?: Silences;
   /** Set when OpenID Connect single sign-on is configured. */
   oidc?: OidcLogin;
   logger: Logger;
@@ -136,5 +140,17 @@ export function registerConsole(app: FastifyInstance, options: ConsoleOptions): 
       return failed(request, reply, err);
     }
   });
+  // Silences (maintenance windows): the list with Expire buttons and the add form; both act through /api/silences.
+  const silences = options.silences;
+  if (silences) {
+    app.get('/silences', page, async (request, reply) => {
+      try {
+        const data = { silences: await silences.list({ state: 'current' }), now: now() };
+        return send(reply, 200, fragment(request) ? silencesLive(data) : silencesPage(data, viewerOf(request)));
+      } catch (err) {
+        return failed(request, reply, err);
+      }
+    });
+  }
   return { feed };
 }

@@ -46,7 +46,7 @@ export function layout(options: LayoutOptions, body: SafeHtml): SafeHtml {
 <a class="skip" href="#main">Skip to content</a>
 <header class="top">
   <a class="brand" href="/">Firebreak</a>
-  <nav aria-label="Main"><a href="/">Runs</a> <a href="/#approvals">Approvals</a></nav>
+  <nav aria-label="Main"><a href="/">Runs</a> <a href="/#approvals">Approvals</a> <a href="/silences">Silences</a></nav>
   ${whoami(options.viewer)}
   <span id="live-status" class="live-status" role="status" aria-live="polite"></span>
   ${options.viewer.session ? html`<form method="post" action="/logout" class="logout"><button type="submit" class="link">Log out</button></form>` : ''}

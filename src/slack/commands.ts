@@ -8,8 +8,10 @@ import { identity, type Access, type Identity } from '../access/index.js';
 import { getRun, type Engine, type RunView } from '../engine/index.js';
 import { AccessDeniedError, ConflictError, NotFoundError, ValidationError, coerceError } from '../errors.js';
 import type { Pool } from '../store/index.js';
+import type { Silences } from '../rails/index.js';
 import * as Q from './queries.js';
 import { COMMAND_HELP, escapeText, runUrl, truncate } from './render.js';
+import { silenceCommand } from './silence-command.js';
 
 /**
  * The identity of a signed Slack request: the user id Slack vouches for
@@ -23,6 +25,8 @@ export interface CommandDeps {
   pool: Pool;
   engine: Engine;
   access: Access;
+  /** Absent: `/firebreak silence` says silences are not available. */
+  silences?: Silences;
   logger: Logger;
   publicUrl: string;
 }
@@ -104,6 +108,9 @@ export async function handleCommand(deps: CommandDeps, input: { text: string; us
         return await statusCommand(deps, args[0]);
       case 'abort':
         return await abortCommand(deps, user, args[0], args.slice(1).join(' '));
+      case 'silence':
+        // The raw text: matchers keep their quotes (tokenize drops them).
+        return reply(await silenceCommand(deps.silences, user, (input.text ?? '').trim().replace(/^\S+/, ''), escapeText));
       case '':
       case 'help':
         return reply(COMMAND_HELP);
@@ -111,7 +118,7 @@ export async function handleCommand(deps: CommandDeps, input: { text: string; us
         return reply(`Unknown command \`${escapeText(verb ?? '')}\`.\n${COMMAND_HELP}`);
     }
   } catch (err) {
-    if (err instanceof AccessDeniedError) return reply(`⛔ You may not ${verb === 'abort' ? 'abort that run' : verb === 'run' ? 'start that playbook' : 'do that'}: ${escapeText(err.reasons.join('; '))}`);
+    if (err instanceof AccessDeniedError) return reply(`⛔ You may not ${verb === 'abort' ? 'abort that run' : verb === 'run' ? 'start that playbook' : verb === 'silence' ? 'manage silences' : 'do that'}: ${escapeText(err.reasons.join('; '))}`);
     if (err instanceof ValidationError || err instanceof NotFoundError || err instanceof ConflictError) return reply(`⚠️ ${escapeText(err.message)}`);
     deps.logger.error({ err: coerceError(err).message, command: verb }, 'slash command failed');
     return reply('⚠️ Firebreak could not do that right now (see its logs); nothing was changed.');

@@ -327,4 +327,6 @@ export const COMMAND_HELP = [
   '• `/firebreak run <playbook> [key=value ...] [--dry-run]` start a run',
   '• `/firebreak status [run]` active runs, or one run (an id prefix is enough)',
   '• `/firebreak abort <run> [reason]` abort a run (checked by policy)',
+  '• `/firebreak silence <matcher>... for <duration> <reason>` silence matching alerts, e.g. `/firebreak silence service="checkout" for 2h db maintenance`',
+  '• `/firebreak silence list`, `/firebreak silence expire <id> [reason]` active and pending silences; end one now',
 ].join('\n');

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import type { Engine } from '../engine/index.js';
 import type { PolicyGate } from '../policy/index.js';
+import type { Silences } from '../rails/index.js';
 import type { Pool } from '../store/index.js';
 import type { Timeline } from '../timeline/index.js';
 
@@ -16,6 +17,8 @@ export interface SlackOptions {
   policy: () => PolicyGate;
   /** Acts from Slack (`/firebreak run|abort`, button clicks) are authorized and recorded here, as `slack:<user id>`. */
   access: Access;
+  /** `/firebreak silence ...`: the same acts as the API, as `slack:<user id>`. */
+  silences?: Silences;
   now?: () => number;
 }
 
