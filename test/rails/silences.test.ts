@@ -6,9 +6,10 @@
  * database with its clock moved.
  */
 import { rm } from 'node:fs/promises';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { identity } from '../../src/access/index.js';
-import { SilenceCache, Silences } from '../../src/rails/index.js';
+import { parseSilenceMatchers, SilenceCache, Silences, matcherText } from '../../src/rails/index.js';
 import { DatabaseClock } from '../../src/store/index.js';
 import { Timeline } from '../../src/timeline/index.js';
 import { testAuditKey } from '../helpers/audit.js';
@@ -62,7 +63,7 @@ beforeAll(async () => {
   });
   // alice is SRE, carol on-call (policies/data.json); erin is in no group.
   for (const user of ['alice', 'carol', 'erin']) {
-    const res = await runCli(['token', 'create', user], { DATABASE_URL: db.url });
+    const res = await runCli(['token', 'create', user], { DATABASE_URL: db.url, FIREBREAK_AUDIT_KEY: audit.hex });
     expect(res.code, res.stderr).toBe(0);
     tokens[user] = res.stdout.trim();
   }
@@ -258,6 +259,28 @@ describe('the console Silences page', () => {
     const runs = await httpJson('GET', `${server.url}/`, undefined, bearer(tokens.alice!));
     expect(runs.body).toContain('<a href="/silences">Silences</a>');
   });
+
+  it('adds and expires as the console session, with the console header the CSRF rule wants', async () => {
+    const login = await request(`${server.url}/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: tokens.carol!, next: '/silences' }).toString() });
+    await login.body.text();
+    expect(login.statusCode).toBe(303);
+    const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+    const body = { matchers: 'service="console"', for: '45m', reason: 'from the console form' };
+    // What another page could send with the cookie: refused.
+    const forged = await httpJson('POST', `${server.url}/api/silences`, body, { cookie });
+    expect(forged.status).toBe(403);
+    const added = await httpJson('POST', `${server.url}/api/silences`, body, { cookie, 'x-firebreak-console': '1', origin: server.url });
+    expect(added.status, JSON.stringify(added.body)).toBe(201);
+    expect(added.body.createdBy).toBe('token:carol');
+    const page = await httpJson('GET', `${server.url}/silences`, undefined, { cookie });
+    expect(page.body).toContain('from the console form');
+    const expired = await httpJson('DELETE', `${server.url}/api/silences/${added.body.id}`, { reason: 'clicked Expire' }, { cookie, 'x-firebreak-console': '1', origin: server.url });
+    expect(expired.status).toBe(200);
+    expect(expired.body.expiredBy).toBe('token:carol');
+    const fragment = await httpJson('GET', `${server.url}/silences`, undefined, { cookie, 'x-firebreak-fragment': '1' });
+    expect(fragment.body).not.toContain('from the console form');
+    expect(fragment.body).not.toContain('<html');
+  });
 });
 
 describe('audit', () => {
@@ -265,6 +288,30 @@ describe('audit', () => {
     expect((await automationEvents()).length).toBeGreaterThanOrEqual(5);
     const res = await runCli(['audit', 'verify'], { DATABASE_URL: db.url, FIREBREAK_AUDIT_KEY: audit.hex });
     expect(res.code, res.stdout + res.stderr).toBe(0);
+    // The access chain and the automation chain (no run was started here).
+    expect(res.stdout).toMatch(/^audit ok: 2 chain\(s\)/);
+  });
+});
+
+describe('silence matchers', () => {
+  const texts = (input: unknown) => parseSilenceMatchers(input).map(matcherText);
+
+  it('reads every Alertmanager form and prints them back as Alertmanager text', () => {
+    expect(texts('service=checkout')).toEqual(['service="checkout"']);
+    expect(texts('{ service="checkout" , env=~"prod|stage" }')).toEqual(['service="checkout"', 'env=~"prod|stage"']);
+    expect(texts(['a="x, y"', 'b!="q\\"uote"'])).toEqual(['a="x, y"', 'b!="q\\"uote"']);
+    expect(texts([{ name: 'code', value: '5\\d\\d', isRegex: true }])).toEqual(['code=~"5\\\\d\\\\d"']);
+    // Printed text parses back to the same matcher.
+    const printed = texts([{ name: 'code', value: '5\\d\\d', isRegex: true, isEqual: false }, 'service="x"']);
+    expect(parseSilenceMatchers(printed)[0]).toMatchObject({ name: 'code', op: '!~', value: '5\\d\\d' });
+  });
+
+  it('refuses what Alertmanager refuses, naming the matcher', () => {
+    expect(() => parseSilenceMatchers('{}')).toThrow(/invalid silence matchers|at least one matcher/);
+    expect(() => parseSilenceMatchers(['env=~".*"', 'team=""'])).toThrow(/must not match the empty string/);
+    expect(() => parseSilenceMatchers('{service="x"')).toThrow(/invalid silence matchers/);
+    expect(() => parseSilenceMatchers([{ name: 'x', value: 1 }])).toThrow(/invalid silence matchers/);
+    expect(parseSilenceMatchers(['env=~".*"', 'team="a"'])).toHaveLength(2);
   });
 });
 
