@@ -19,7 +19,7 @@ const silenceBody = z
   .object({
     matchers: z.union([z.string().max(10_000), z.array(z.union([z.string().max(10_000), matcherObject])).max(100), matcherObject]).optional(),
     for: z.string().trim().min(1).max(50).optional(),
-    duration: z.union([z.string().trim().min(1).max(50), z.number().positive()]).optional(),
+    duration: z.string().trim().min(1).max(50).optional(),
     startsAt: z.string().trim().max(64).optional(),
     endsAt: z.string().trim().max(64).optional(),
     reason: z.string().max(2_000).optional(),

@@ -147,6 +147,8 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
     const policy: ReloadingPolicyGate = await createPolicyGate({ dir: config.policiesDir, logger, watch: true });
     cleanups.push(() => policy.close());
     const timeline = new Timeline(audit.key, config.secrets.values());
+    // Silences: the cache ingest asks for every alert (on the database's clock), invalidated at once by acts in this process.
+    const silenceCache = new SilenceCache(store.pool, timeline.clock);
     const checkpoints = new CheckpointWriter({ pool: store.pool, key: audit.key, logger, intervalMs: config.auditCheckpointMs });
     await checkpoints.start();
     // Shutdown runs cleanups in reverse: this one runs after engine.stop and slack.stop (pushed later) and before store.close, so the last checkpoint seals this replica's final events.
@@ -177,8 +179,6 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
     const ingestor = new Ingestor(store.pool, timeline, engine.ingestHooks, logger);
     // Every act (start, abort, answer, tokens) is asked of firebreak/authorize and recorded, whatever the channel.
     const access = new Access({ pool: store.pool, timeline, policy: () => policy, mode: isLocalMode(config) ? 'local' : 'authenticated', logger: logger.child({ component: 'access' }) });
-    // Silences: the cache ingest asks for every alert, invalidated at once by acts in this process.
-    const silenceCache = new SilenceCache(store.pool, timeline.clock);
     const silences = new Silences({ pool: store.pool, timeline, access, cache: silenceCache });
     const oidc = config.oidc ? new OidcLogin({ config: config.oidc, publicUrl: config.publicUrl, pool: store.pool, logger }) : undefined;
     const slack = await createSlack({ config, logger, pool: store.pool, engine, timeline, policy: () => policy, access, silences });

@@ -246,7 +246,7 @@ export class SilenceCache {
 
   /** The first active silence whose matchers all hold for these labels (oldest start first). */
   async match(labels: Readonly<Record<string, string>>): Promise<SilenceMatch | undefined> {
-    if (performance.now() - this.loadedAt >= this.maxAgeMs || this.loadedAt === Number.NEGATIVE_INFINITY) await this.refresh();
+    if (performance.now() - this.loadedAt >= this.maxAgeMs) await this.refresh();
     if (this.live.length === 0) return undefined;
     const now = this.clock.now();
     for (const s of this.live) {
@@ -299,7 +299,7 @@ export class SilenceCache {
 export interface NewSilence {
   /** Any of Alertmanager's forms; see parseSilenceMatchers. */
   matchers: unknown;
-  /** How long from its start (`2h`, or ms). Give this or endsAt. */
+  /** How long from its start (`2h`, `1d`; a number is ms). Give this or endsAt. */
   duration?: string | number;
   /** RFC 3339; must be in the future. */
   endsAt?: string;
