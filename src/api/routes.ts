@@ -14,9 +14,11 @@ import { getRun, listAlerts, listPendingApprovals, listRuns, type Engine } from 
 import { playbookDetail, playbookRevision, playbookRevisions, playbookSummaries } from './playbooks.js';
 import { registerAutomationApi } from './automation.js';
 import type { Automation } from '../rails/index.js';
+import { registerSilencesApi } from './silences.js';
 import { parseJsonBody, parseWith } from '../ingest/index.js';
 import { parseDuration } from '../playbooks/index.js';
 import { checkDryRunBody, isReplayRequest, startDryRuns, startRunBody, usesDryRunFields } from '../replay/index.js';
+import type { Silences } from '../rails/index.js';
 import type { Pool } from '../store/index.js';
 import { ACCESS_CHAIN, createRedactor, readChainPage, renderTimeline } from '../timeline/index.js';
 import { errorBody, sendError } from './http.js';
@@ -27,6 +29,8 @@ export interface ApiOptions {
   engine: Engine;
   access: Access;
   automation: Automation;
+  /** Silences (maintenance windows): POST/GET /api/silences, DELETE /api/silences/:id. */
+  silences: Silences;
 }
 
 const RUN_STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'aborted', 'cancelled'] as const;
@@ -204,6 +208,8 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
       return { ...(await getRun(pool, id)), cancelled: result };
     }),
   );
+  // Silences (docs/api.md "Silences"): src/api/silences.ts.
+  registerSilencesApi(app, { silences: options.silences });
   app.get('/api/approvals', read, handle(async () => ({ items: await listPendingApprovals(pool) })));
   app.post(
     '/api/approvals/:id',

@@ -20,6 +20,7 @@ import { Ingestor } from '../ingest/index.js';
 import { createMetrics } from '../metrics/index.js';
 import { formatProblem, loadPlaybooks, type Playbook, type Problem } from '../playbooks/index.js';
 import { createPolicyGate, type ReloadingPolicyGate } from '../policy/index.js';
+import { SilenceCache, Silences } from '../rails/index.js';
 import { Scheduler } from '../schedule/index.js';
 import { createSlack } from '../slack/index.js';
 import { openStore, type Store } from '../store/index.js';
@@ -147,6 +148,8 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
     const policy: ReloadingPolicyGate = await createPolicyGate({ dir: config.policiesDir, logger, watch: true });
     cleanups.push(() => policy.close());
     const timeline = new Timeline(audit.key, config.secrets.values());
+    // Silences: the cache ingest asks for every alert (on the database's clock), invalidated at once by acts in this process.
+    const silenceCache = new SilenceCache(store.pool, timeline.clock);
     const checkpoints = new CheckpointWriter({ pool: store.pool, key: audit.key, logger, intervalMs: config.auditCheckpointMs });
     await checkpoints.start();
     // Shutdown runs cleanups in reverse: this one runs after engine.stop and slack.stop (pushed later) and before store.close, so the last checkpoint seals this replica's final events.
@@ -166,6 +169,7 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
       playbooks: () => catalog.playbooks,
       onRunEvents: (runId, events) => engineRef?.ingestHooks.emit(runId, events),
       onChange: () => metrics.automationPaused(automation.pauses),
+      silences: silenceCache,
     });
     await automation.start();
     cleanups.push(() => automation.stop());
@@ -195,9 +199,11 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
     const storeRevisions = (playbooks: Playbook[]) => void engine.storeRevisions(playbooks).catch((err) => logger.warn({ err: (err as Error).message }, 'cannot store playbook revisions yet; runs store them when they start'));
     storeRevisions(catalog.playbooks);
     catalog.onLoad(storeRevisions);
-    const ingestor = new Ingestor(store.pool, timeline, engine.ingestHooks, logger);
+    // Silenced alerts are stored and recorded as `suppressed` (ingest asks the cache; its statement re-checks).
+    const ingestor = new Ingestor(store.pool, timeline, engine.ingestHooks, logger, { silences: silenceCache });
+    const silences = new Silences({ pool: store.pool, timeline, access, cache: silenceCache });
     const oidc = config.oidc ? new OidcLogin({ config: config.oidc, publicUrl: config.publicUrl, pool: store.pool, logger }) : undefined;
-    const slack = await createSlack({ config, logger, pool: store.pool, engine, timeline, policy: () => policy, access, automation });
+    const slack = await createSlack({ config, logger, pool: store.pool, engine, timeline, policy: () => policy, access, automation, silences });
     ingestor.onStored((notification, result) => {
       metrics.alertsReceived(notification.source, notification.alerts, result.stored ? result.episodes.filter((e) => e.deliveries === 1).length : 0);
       metrics.alertOutcomes(result.outcomes);
@@ -217,8 +223,8 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
           const { contentType, body } = await metrics.render();
           return reply.type(contentType).send(body);
         });
-        registerConsole(app, { config, pool: store.pool, engine, access, automation, ...(oidc && { oidc }), logger });
-        registerApi(app, { config, pool: store.pool, engine, access, automation });
+        registerConsole(app, { config, pool: store.pool, engine, access, automation, silences, ...(oidc && { oidc }), logger });
+        registerApi(app, { config, pool: store.pool, engine, access, automation, silences });
         // Slack's routes are public to the guard: Bolt verifies every request's signature itself.
         await app.register(async (scope) => {
           scope.addHook('onRoute', (route) => {

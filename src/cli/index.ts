@@ -20,6 +20,7 @@ import { createPool, grantAppRole, isDatabaseUnavailable, migrate, runningEmbedd
 import { formatDuration, hashEvent, legacyHashEvent, renderTimeline, rowToEvent, Timeline, type EventRow, type TimelineView } from '../timeline/index.js';
 import { join } from 'node:path';
 import { progress } from './progress.js';
+import { silenceCommand } from './silence.js';
 import { stampWithNow } from './stamp.js';
 
 const HELP = `firebreak — incident-response playbook bot
@@ -60,6 +61,12 @@ Usage:
                                                    a personal API token (printed once, on stdout)
   firebreak token list [--all] [--json]            tokens (--all: also revoked and expired)
   firebreak token revoke <id>                      revoke; ends console sessions opened with it
+  firebreak silence add <matcher>... --for <duration> --reason <text>
+                                                   silence matching alerts (Alertmanager matchers, e.g.
+                                                   'service="checkout"'; at most 30d); prints the silence id
+  firebreak silence list [--all | --expired] [--json]
+                                                   active and pending silences (--all: also expired ones)
+  firebreak silence expire <id> [--reason text]    end a silence now
   firebreak timeline <run> [--format md|json]      the postmortem timeline
   firebreak audit verify [run] [--checkpoints f]   recompute hash chains, check them against runs and signed
                                                    checkpoints (stored, and exported to f); exit 1 if any is broken
@@ -735,6 +742,10 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdToken(args);
       case 'whoami':
         return await cmdWhoami();
+      case 'silence': {
+        const config = cliConfig();
+        return await silenceCommand(args, { api: (method, path, body, as) => api(config, method, path, body, asHeaders(config, as)), expectOk, fail: (m, code) => new CliError(m, code), out });
+      }
       case 'migrate':
         return await cmdMigrate(args);
       case 'policy':

@@ -49,7 +49,11 @@ h3 { font-size: 1rem; margin: 0 0 .4rem; }
 .small { font-size: .85rem; }
 .count { display: inline-block; min-width: 1.6em; text-align: center; background: #e5e7eb; border-radius: 999px; font-size: .85rem; padding: 0 .4em; }
 .filters { display: flex; gap: .5rem; align-items: center; flex-wrap: wrap; padding: .6rem; background: var(--panel); border: 1px solid var(--line); border-radius: 6px; }
-.filters input, .filters select, dialog input, .login-form input { font: inherit; padding: .3rem .4rem; border: 1px solid #6b7280; border-radius: 4px; }
+.silence-form { display: flex; gap: .5rem; align-items: center; flex-wrap: wrap; padding: .6rem; background: var(--panel); border: 1px solid var(--line); border-radius: 6px; margin-bottom: 1rem; }
+.silence-form h2 { flex-basis: 100%; margin: 0; font-size: 1rem; }
+#silence-matchers { min-width: 22rem; font-family: ui-monospace, monospace; }
+#silence-reason { min-width: 16rem; }
+.silence-form input, .filters input, .filters select, dialog input, .login-form input { font: inherit; padding: .3rem .4rem; border: 1px solid #6b7280; border-radius: 4px; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; vertical-align: top; padding: .35rem .5rem; border-bottom: 1px solid var(--line); }
 th { background: var(--panel); font-weight: 600; }
@@ -100,6 +104,8 @@ table.steps td:nth-child(2), table.steps td:nth-child(3), table.events td:nth-ch
 @media (max-width: 1100px) { .run-grid { grid-template-columns: 1fr; } }
 .events table td { font-size: .9rem; }
 table.steps td:nth-child(5), table.runs td:nth-child(6) { white-space: nowrap; }
+code.matcher { white-space: nowrap; }
+.status-active { background: #fef3c7; color: #78350f; }
 .ev-step-denied td, .ev-step-failed td, .ev-compensation-failed td { background: #fef2f2; }
 .ev-approval-granted td { background: #f0fdf4; }
 .ev-step-would_call td { background: #fefce8; }
@@ -136,7 +142,7 @@ body.login main { max-width: 26rem; margin-top: 4rem; }
 .crumbs { margin: 0; }
 `;
 
-export const CONSOLE_JS = String.raw`// Firebreak console: approvals, abort, live updates. Vanilla JS, no build step.
+export const CONSOLE_JS = String.raw`// Firebreak console: approvals, abort, silences, live updates. Vanilla JS, no build step.
 (function () {
   'use strict';
   var NAME = /^[A-Za-z0-9._@+-]{1,64}$/;
@@ -202,9 +208,9 @@ export const CONSOLE_JS = String.raw`// Firebreak console: approvals, abort, liv
     location.href = '/login?next=' + encodeURIComponent(location.pathname + location.search);
   }
 
-  function post(url, body) {
+  function post(url, body, method) {
     return fetch(url, {
-      method: 'POST',
+      method: method || 'POST',
       credentials: 'same-origin',
       headers: { 'content-type': 'application/json', 'x-firebreak-console': '1' },
       body: JSON.stringify(body)
@@ -224,7 +230,7 @@ export const CONSOLE_JS = String.raw`// Firebreak console: approvals, abort, liv
     var ready = needsName() ? askUser() : Promise.resolve('ok');
     ready.then(function (ok) {
       if (!ok) { flash('Say who you are first: answers are recorded under your name.', 'error'); return; }
-      var url, body, doing;
+      var url, body, doing, method;
       if (action === 'pause' || action === 'resume') {
         var playbook = button.getAttribute('data-playbook') || null;
         var why = window.prompt(action === 'pause' ? 'Pause ' + (playbook ? 'playbook ' + playbook : 'ALL automation') + ': no run starts and no further step starts. Why?' : 'Resume ' + (playbook ? 'playbook ' + playbook : 'all automation') + '? Reason (optional):', '');
@@ -233,6 +239,13 @@ export const CONSOLE_JS = String.raw`// Firebreak console: approvals, abort, liv
         url = '/api/' + action;
         body = { playbook: playbook, reason: why };
         doing = action === 'pause' ? 'Pausing…' : 'Resuming…';
+      } else if (action === 'expire-silence') {
+        var why = window.prompt('Expire this silence now? Matching alerts will start runs again. Reason (optional):', '');
+        if (why === null) return;
+        method = 'DELETE';
+        url = '/api/silences/' + encodeURIComponent(button.getAttribute('data-silence'));
+        body = why.trim() ? { reason: why.trim() } : {};
+        doing = 'Expiring…';
       } else if (action === 'abort') {
         if (!window.confirm('Abort this run? Completed steps that have a compensate action will be undone, newest first.')) return;
         url = '/api/runs/' + encodeURIComponent(button.getAttribute('data-run')) + '/abort';
@@ -247,12 +260,13 @@ export const CONSOLE_JS = String.raw`// Firebreak console: approvals, abort, liv
       button.disabled = true;
       button.setAttribute('aria-busy', 'true');
       flash(doing, '');
-      post(url, body).then(function (r) {
+      post(url, body, method).then(function (r) {
         if (r.status === 401) return loginAgain();
         if (r.status >= 200 && r.status < 300) {
           var d = r.data || {};
           if (action === 'pause' || action === 'resume') { location.reload(); return; }
-          var text = action === 'abort' ? (d.status === 'aborted' ? 'Run aborted.' : 'Abort requested: completed steps are being compensated.')
+          var text = action === 'expire-silence' ? 'Silence expired by ' + d.expiredBy + '.'
+            : action === 'abort' ? (d.status === 'aborted' ? 'Run aborted.' : 'Abort requested: completed steps are being compensated.')
             : d.outcome === 'approved' ? 'Approved as ' + d.actor + '.'
             : d.outcome === 'rejected' ? 'Rejected as ' + d.actor + '.'
             : 'Vote recorded (' + d.approvals + '/' + d.minApprovals + ' approvals).';
@@ -267,6 +281,38 @@ export const CONSOLE_JS = String.raw`// Firebreak console: approvals, abort, liv
         flash('Network error: ' + e.message, 'error');
         button.disabled = false;
       }).then(function () { busy = false; button.removeAttribute('aria-busy'); });
+    });
+  });
+
+  // Silences page: the add form posts to the API as this session's identity.
+  document.addEventListener('submit', function (event) {
+    var form = event.target;
+    if (!form || form.id !== 'silence-form' || busy) return;
+    event.preventDefault();
+    var ready = needsName() ? askUser() : Promise.resolve('ok');
+    ready.then(function (ok) {
+      if (!ok) { flash('Say who you are first: silences are recorded under your name.', 'error'); return; }
+      var submit = form.querySelector('button[type=submit]');
+      busy = true;
+      if (submit) submit.disabled = true;
+      flash('Adding silence…', '');
+      post('/api/silences', { matchers: $('#silence-matchers').value, for: $('#silence-duration').value.trim(), reason: $('#silence-reason').value })
+        .then(function (r) {
+          if (r.status === 401) return loginAgain();
+          var d = r.data || {};
+          if (r.status === 201) {
+            flash('Silence ' + d.id.slice(0, 8) + ' added (' + d.matchers.join(', ') + ') by ' + d.createdBy + ', ' + d.state + ' until ' + d.endsAt + '.', 'ok');
+            $('#silence-matchers').value = '';
+            $('#silence-reason').value = '';
+            refreshSoon(0);
+          } else {
+            var problems = (d.details || []).map(function (p) { return p.path + ': ' + p.message; }).join('; ');
+            var reason = (d.reasons && d.reasons.join('; ')) || d.error || ('HTTP ' + r.status);
+            flash((r.status === 403 ? 'Not allowed: ' : 'Failed: ') + reason + (problems ? ' (' + problems + ')' : ''), 'error');
+          }
+        })
+        .catch(function (e) { flash('Network error: ' + e.message, 'error'); })
+        .then(function () { busy = false; if (submit) submit.disabled = false; });
     });
   });
 

@@ -17,6 +17,7 @@ import { diffRevisions, getRevision, getRun, listAlerts, listPendingApprovals, l
 import type { Automation } from '../rails/index.js';
 import { alertsPage } from './alerts.js';
 import { NotFoundError } from '../errors.js';
+import type { Silences } from '../rails/index.js';
 import type { Pool } from '../store/index.js';
 import { buildTimelineView, createRedactor } from '../timeline/index.js';
 import { CONSOLE_CSS, CONSOLE_JS, FAVICON_SVG } from './assets.js';
@@ -24,6 +25,7 @@ import type { SafeHtml } from './html.js';
 import { LiveFeed, registerEventStream } from './live.js';
 import { ATTENTION_FAILED_MS, messagePage, RUN_STATUSES, runLive, runPage, runsLive, runsPage, type AttentionItem, type RevisionInfo, type RunsPageData, type Viewer } from './pages.js';
 import { registerSecurity, sendPage, PAGE_HEADERS } from './security.js';
+import { silencesLive, silencesPage } from './silences.js';
 
 export { safeNext } from './security.js';
 export { LiveFeed, type RunChange } from './live.js';
@@ -37,6 +39,8 @@ export interface ConsoleOptions {
   access: Access;
   /** The kill switch: a banner on every page while automation is paused. */
   automation?: Automation;
+  /** The Silences page (/silences); absent: no such page. */
+  silences?: Silences;
   /** Set when OpenID Connect single sign-on is configured. */
   oidc?: OidcLogin;
   logger: Logger;
@@ -158,5 +162,17 @@ export function registerConsole(app: FastifyInstance, options: ConsoleOptions): 
       return failed(request, reply, err);
     }
   });
+  // Silences (maintenance windows): the list with Expire buttons and the add form; both act through /api/silences.
+  const silences = options.silences;
+  if (silences) {
+    app.get('/silences', page, async (request, reply) => {
+      try {
+        const data = { silences: await silences.list({ state: 'current' }), now: now() };
+        return send(reply, 200, fragment(request) ? silencesLive(data) : silencesPage(data, viewerOf(request)));
+      } catch (err) {
+        return failed(request, reply, err);
+      }
+    });
+  }
   return { feed };
 }

@@ -9,8 +9,10 @@ import { getRun, type Engine, type RunView } from '../engine/index.js';
 import { AccessDeniedError, ConflictError, NotFoundError, ValidationError, coerceError } from '../errors.js';
 import type { Automation } from '../rails/index.js';
 import type { Pool } from '../store/index.js';
+import type { Silences } from '../rails/index.js';
 import * as Q from './queries.js';
 import { COMMAND_HELP, escapeText, runUrl, truncate } from './render.js';
+import { silenceCommand } from './silence-command.js';
 
 /**
  * The identity of a signed Slack request: the user id Slack vouches for
@@ -24,6 +26,8 @@ export interface CommandDeps {
   pool: Pool;
   engine: Engine;
   access: Access;
+  /** Absent: `/firebreak silence` says silences are not available. */
+  silences?: Silences;
   logger: Logger;
   publicUrl: string;
   automation?: Automation;
@@ -109,6 +113,9 @@ export async function handleCommand(deps: CommandDeps, input: { text: string; us
       case 'pause':
       case 'resume':
         return await switchCommand(deps, user, verb!.toLowerCase() as 'pause' | 'resume', args);
+      case 'silence':
+        // The raw text: matchers keep their quotes (tokenize drops them).
+        return reply(await silenceCommand(deps.silences, user, (input.text ?? '').trim().replace(/^\S+/, ''), escapeText));
       case '':
       case 'help':
         return reply(COMMAND_HELP);
@@ -116,7 +123,7 @@ export async function handleCommand(deps: CommandDeps, input: { text: string; us
         return reply(`Unknown command \`${escapeText(verb ?? '')}\`.\n${COMMAND_HELP}`);
     }
   } catch (err) {
-    if (err instanceof AccessDeniedError) return reply(`⛔ You may not ${verb === 'abort' ? 'abort that run' : verb === 'run' ? 'start that playbook' : verb === 'pause' || verb === 'resume' ? `${verb} automation` : 'do that'}: ${escapeText(err.reasons.join('; '))}`);
+    if (err instanceof AccessDeniedError) return reply(`⛔ You may not ${verb === 'abort' ? 'abort that run' : verb === 'run' ? 'start that playbook' : verb === 'pause' || verb === 'resume' ? `${verb} automation` : verb === 'silence' ? 'manage silences' : 'do that'}: ${escapeText(err.reasons.join('; '))}`);
     if (err instanceof ValidationError || err instanceof NotFoundError || err instanceof ConflictError) return reply(`⚠️ ${escapeText(err.message)}`);
     deps.logger.error({ err: coerceError(err).message, command: verb }, 'slash command failed');
     return reply('⚠️ Firebreak could not do that right now (see its logs); nothing was changed.');

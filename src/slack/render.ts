@@ -331,4 +331,6 @@ export const COMMAND_HELP = [
   '• `/firebreak abort <run> [reason]` abort a run (checked by policy)',
   '• `/firebreak pause [playbook] <reason>` stop automation: no run starts, no further step starts (anyone signed in)',
   '• `/firebreak resume [playbook] [reason]` let automation go on (SRE)',
+  '• `/firebreak silence <matcher>... for <duration> <reason>` silence matching alerts, e.g. `/firebreak silence service="checkout" for 2h db maintenance`',
+  '• `/firebreak silence list`, `/firebreak silence expire <id> [reason]` active and pending silences; end one now',
 ].join('\n');

@@ -201,7 +201,7 @@ export class SlackApp implements SlackService {
 
     this.bolt.command(/^\/firebreak/, async ({ ack, command, respond }) => {
       const work = handleCommand(
-        { pool: this.options.pool, engine, access: this.options.access, logger: this.log, publicUrl: this.options.config.publicUrl, ...(this.options.automation && { automation: this.options.automation }) },
+        { pool: this.options.pool, engine, access: this.options.access, ...(this.options.silences && { silences: this.options.silences }), ...(this.options.automation && { automation: this.options.automation }), logger: this.log, publicUrl: this.options.config.publicUrl },
         { text: command.text ?? '', userId: command.user_id },
       );
       // Slack wants the ack within 3 s; a slow answer follows through response_url.

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import type { Engine } from '../engine/index.js';
 import type { PolicyGate } from '../policy/index.js';
+import type { Silences } from '../rails/index.js';
 import type { Pool } from '../store/index.js';
 import type { Timeline } from '../timeline/index.js';
 
@@ -19,6 +20,8 @@ export interface SlackOptions {
   access: Access;
   /** The kill switch (`/firebreak pause|resume`). */
   automation?: Automation;
+  /** `/firebreak silence ...`: the same acts as the API, as `slack:<user id>`. */
+  silences?: Silences;
   now?: () => number;
 }
 
