@@ -281,6 +281,25 @@ describe('the kill switch', () => {
   });
 });
 
+describe('silences', () => {
+  it('a silence from the CLI suppresses matching alerts (stored, outcome `suppressed` naming it); others still start; expiring it ends that', async () => {
+    const added = await cli(tokens.carol!, 'silence', 'add', 'service="maint"', '--for', '2h', '--reason', 'database maintenance');
+    expect(added.code, added.stderr).toBe(0);
+    const silenceId = /[0-9a-f-]{36}/.exec(added.stdout)![0];
+
+    const silenced = await fire(server, { alertname: 'Plain', service: 'maint', instance: uniq() });
+    expect(silenced.startedRuns).toEqual([]);
+    expect(silenced.outcomes).toEqual([{ playbook: 'plain', outcome: 'suppressed' }]);
+    const item = (await alerts()).find((a) => a.labels.service === 'maint')!;
+    expect(item.outcomes[0]!.reason).toMatch(new RegExp(`^silenced by token:carol until .*service="maint".*${silenceId}.*: database maintenance$`));
+    expect((await fire(server, { alertname: 'Plain', service: 'other', instance: uniq() })).startedRuns).toHaveLength(1);
+
+    const expired = await cli(tokens.carol!, 'silence', 'expire', silenceId);
+    expect(expired.code, expired.stderr).toBe(0);
+    expect((await fire(server, { alertname: 'Plain', service: 'maint', instance: uniq() })).startedRuns).toHaveLength(1);
+  });
+});
+
 describe('the circuit breaker', () => {
   it('pauses the playbook after `failures` failed runs in a row, says so in the run and on GET /api/automation, and waits for a person', async () => {
     const a = await fire(server, { alertname: 'Flaky', service: 'queue', instance: 'a' });
