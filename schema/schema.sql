@@ -447,6 +447,48 @@ begin
 end
 $$;
 
+create function fb_rails_verdict(p_playbook text, p_key text, p_max_runs integer, p_per_ms bigint, p_cooldown_ms bigint, p_cooldown_text text, p_silence uuid) returns TABLE(verdict text, reason text, in_window integer) language plpgsql stable as $$
+declare
+  pause record;
+  ended timestamptz;
+begin
+  in_window := case when p_max_runs is null then 0 else (
+    select count(*)::int from runs
+    where playbook = p_playbook and limit_key = p_key and created_at > fb_now() - p_per_ms * interval '1 millisecond') end;
+  if p_silence is not null and exists (
+    select 1 from silences where id = p_silence and expired_at is null and starts_at <= fb_now() and ends_at > fb_now()) then
+    verdict := 'suppressed';
+    return next;
+    return;
+  end if;
+  select p.playbook, p.paused_by, p.paused_at, p.reason, p.source into pause from automation_pauses p
+  where p.resumed_at is null and (p.playbook is null or p.playbook = p_playbook)
+  order by p.playbook nulls first limit 1;
+  if found then
+    verdict := 'paused';
+    reason := format('%s paused by %s at %s: %s',
+      case when pause.playbook is null then 'all automation is' else format('playbook %s is', pause.playbook) end,
+      pause.paused_by, to_char(pause.paused_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), pause.reason);
+    return next;
+    return;
+  end if;
+  if p_cooldown_ms is not null then
+    select max(finished_at) into ended from runs
+    where playbook = p_playbook and limit_key = p_key and finished_at is not null;
+    if ended + p_cooldown_ms * interval '1 millisecond' > fb_now() then
+      verdict := 'cooldown';
+      reason := format('cooldown %s: a run for %s ended at %s; new runs wait until %s', p_cooldown_text,
+        case when p_key = '' then 'this playbook' else format('key %s', p_key) end,
+        to_char(ended at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        to_char((ended + p_cooldown_ms * interval '1 millisecond') at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'));
+      return next;
+      return;
+    end if;
+  end if;
+  return next;
+end
+$$;
+
 create function fb_revision_hash(definition jsonb) returns text language sql immutable as $$
   select encode(sha256(convert_to(definition::text, 'UTF8')), 'hex')
 $$;

@@ -274,6 +274,10 @@ export function renderThreadLine(event: TimelineEvent, dryRun: boolean): string 
       return `⚠️ *Run stuck*: no progress${step ? ` on ${step}` : ''} since ${utc(new Date(String(event.data.lastEventAt)))} (limit ${formatDuration(Number(event.data.thresholdMs))}). Repair: \`firebreak cancel\`, then \`firebreak retry\` (from the step that failed, or \`--from\` an earlier one).`;
     case 'run.retried':
       return `🔁 *Retried* by ${actorLabel(event.actor)} from \`${escapeText(String(event.data.fromStep))}\` (was ${escapeText(String(event.data.previousStatus))}; retry ${String(event.data.retry)}): ${escapeText(String(event.data.reason ?? ''))}`;
+    case 'breaker.tripped':
+      return `🧯 *Circuit breaker of ${escapeText(event.data.playbook)} tripped*: ${String(event.data.failures)} failed run${event.data.failures === 1 ? '' : 's'} in a row${event.data.key ? ` for \`${escapeText(event.data.key)}\`` : ''}. The playbook is *paused*: no run of it starts until a person resumes it (\`/firebreak resume ${escapeText(event.data.playbook)}\`).`;
+    case 'run.held':
+      return `⏸ *Held*: automation${event.data.playbook ? ` for ${escapeText(event.data.playbook)}` : ''} is paused by ${actorLabel(event.data.pausedBy)} (${escapeText(event.data.reason)}); ${step ? `${step} and the steps after it wait` : 'the run waits'} until someone resumes it.`;
     // Shown elsewhere (the run's first message, approval messages) or not worth a line.
     case 'run.created':
     case 'run.started':
@@ -299,12 +303,10 @@ export function renderThreadLine(event: TimelineEvent, dryRun: boolean): string 
     case 'session.ended':
     case 'automation.paused':
     case 'automation.resumed':
-    case 'breaker.tripped':
     case 'silence.created':
     case 'silence.expired':
     case 'repair.retried':
     case 'repair.cancelled':
-    case 'run.held':
       return null;
     default:
       return unhandledKind(event, null);

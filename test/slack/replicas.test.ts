@@ -69,8 +69,13 @@ describe('Slack with two replicas', () => {
     expect(slack.approvalMessages(approval.id)).toHaveLength(1);
     const winner = run.approvals[0].decidedBy.slice('slack:'.length);
     await eventually(async () => slack.ephemerals.filter((e) => e.text.includes('already')).length >= 3);
-    const updates = slack.ok('chat.update').filter((c) => JSON.stringify(c.params.blocks).includes(approval.id));
-    expect(updates).toHaveLength(1);
+    // The "approved" update goes through the outbox: it may land after the private answers.
+    const updates = await eventually(async () => {
+      const sent = slack.ok('chat.update').filter((c) => JSON.stringify(c.params.blocks).includes(approval.id));
+      return sent.length > 0 ? sent : undefined;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(slack.ok('chat.update').filter((c) => JSON.stringify(c.params.blocks).includes(approval.id))).toHaveLength(1);
     expect(JSON.stringify(updates[0]!.params.blocks)).toContain(`Approved* by <@${winner}>`);
   });
 
