@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { parseJsonBody } from '../ingest/index.js';
 import { AccessDeniedError, ConflictError, FirebreakError, NotFoundError, ValidationError, type FieldProblem } from '../errors.js';
 import { isDatabaseUnavailable } from '../store/index.js';
 
@@ -30,3 +31,24 @@ export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   const message = err instanceof FirebreakError ? err.message : 'internal error';
   return reply.code(500).send(errorBody(message));
 }
+
+/** A route handler whose errors are answered by sendError (typed errors to their status codes). */
+export const handle =
+  <T>(fn: (request: FastifyRequest, reply: FastifyReply) => Promise<T>) =>
+  async (request: FastifyRequest, reply: FastifyReply) => {
+    try {
+      return await fn(request, reply);
+    } catch (err) {
+      return sendError(reply, err);
+    }
+  };
+
+/** The JSON body of an act; an empty body is `{}` (every field optional). */
+export function optionalBody(request: FastifyRequest): unknown {
+  const raw = request.body as Buffer | undefined;
+  return raw && raw.length > 0 ? parseJsonBody(raw) : {};
+}
+
+/** Access rules of /api routes (src/access/guard.ts): reads, and acts (then asked of firebreak/authorize). */
+export const READ = { config: { access: 'read' as const } };
+export const ACT = { config: { access: 'act' as const } };

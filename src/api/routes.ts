@@ -4,7 +4,7 @@
  * then ask `firebreak/authorize` as the identity the guard established, which
  * is also the actor recorded. A `user` in a body is never an identity.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { Access, parseTtl, reconcileUser, requireIdentity, type Identity } from '../access/index.js';
 import { listCheckpoints } from '../audit/index.js';
@@ -15,13 +15,13 @@ import { playbookDetail, playbookRevision, playbookRevisions, playbookSummaries 
 import { registerAutomationApi } from './automation.js';
 import type { Automation } from '../rails/index.js';
 import { registerSilencesApi } from './silences.js';
-import { parseJsonBody, parseWith } from '../ingest/index.js';
+import { parseWith } from '../ingest/index.js';
 import { parseDuration } from '../playbooks/index.js';
 import { checkDryRunBody, isReplayRequest, startDryRuns, startRunBody, usesDryRunFields } from '../replay/index.js';
 import type { Silences } from '../rails/index.js';
 import type { Pool } from '../store/index.js';
 import { ACCESS_CHAIN, createRedactor, readChainPage, renderTimeline } from '../timeline/index.js';
-import { errorBody, sendError } from './http.js';
+import { ACT, errorBody, handle, optionalBody, READ } from './http.js';
 
 export interface ApiOptions {
   config: Config;
@@ -74,11 +74,6 @@ const tokenBody = z.object({
 });
 const tokensQuery = z.object({ all: z.enum(['true', 'false', '1', '0']).optional(), user: z.string().min(1).max(64).optional() });
 
-function optionalBody(request: FastifyRequest): unknown {
-  const raw = request.body as Buffer | undefined;
-  return raw && raw.length > 0 ? parseJsonBody(raw) : {};
-}
-
 /** Who a route is acting for: the authenticated identity, reconciled with a `user` (or `as`) in the body. */
 function actingIdentity(request: FastifyRequest, body: { user?: string | undefined; as?: string | undefined }): Identity {
   const who = requireIdentity(request);
@@ -93,17 +88,8 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
   // Events are redacted when written; this second pass also hides values that became secrets later.
   const redact = createRedactor(config.secrets.values());
 
-  const handle =
-    <T>(fn: (request: FastifyRequest, reply: FastifyReply) => Promise<T>) =>
-    async (request: FastifyRequest, reply: FastifyReply) => {
-      try {
-        return await fn(request, reply);
-      } catch (err) {
-        return sendError(reply, err);
-      }
-    };
-  const read = { config: { access: 'read' as const } };
-  const act = { config: { access: 'act' as const } };
+  const read = READ;
+  const act = ACT;
 
   app.get('/api/whoami', read, handle(async (request) => {
     const who = requireIdentity(request);

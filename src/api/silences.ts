@@ -5,13 +5,13 @@
  * authenticated identity, which is the author recorded. A `createdBy` in the
  * body is never an identity: one that differs from who authenticated is a 400.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { reconcileUser, requireIdentity, type Identity } from '../access/index.js';
 import { ValidationError } from '../errors.js';
-import { parseJsonBody, parseWith } from '../ingest/index.js';
+import { parseWith } from '../ingest/index.js';
 import type { Silences } from '../rails/index.js';
-import { sendError } from './http.js';
+import { ACT, handle, optionalBody, READ } from './http.js';
 
 const name = z.string().trim().min(1).max(200).optional();
 const matcherObject = z.object({ name: z.string(), value: z.string(), isRegex: z.boolean(), isEqual: z.boolean().optional() }).passthrough();
@@ -35,11 +35,6 @@ const silenceBody = z
 const listQuery = z.object({ state: z.enum(['current', 'expired', 'all']).default('current'), limit: z.coerce.number().int().min(1).max(500).default(200) });
 const expireBody = z.object({ reason: z.string().max(2_000).optional(), user: name, as: name }).default({});
 
-function optionalBody(request: FastifyRequest): unknown {
-  const raw = request.body as Buffer | undefined;
-  return raw && raw.length > 0 ? parseJsonBody(raw) : {};
-}
-
 /** The authenticated identity; any name in the body (createdBy, user, as) must be that identity. */
 function author(request: FastifyRequest, claimed: Array<[string, string | undefined]>): Identity {
   let who = requireIdentity(request);
@@ -56,17 +51,8 @@ function author(request: FastifyRequest, claimed: Array<[string, string | undefi
 
 export function registerSilencesApi(app: FastifyInstance, options: { silences: Silences }): void {
   const { silences } = options;
-  const read = { config: { access: 'read' as const } };
-  const act = { config: { access: 'act' as const } };
-  const handle =
-    <T>(fn: (request: FastifyRequest, reply: FastifyReply) => Promise<T>) =>
-    async (request: FastifyRequest, reply: FastifyReply) => {
-      try {
-        return await fn(request, reply);
-      } catch (err) {
-        return sendError(reply, err);
-      }
-    };
+  const read = READ;
+  const act = ACT;
 
   app.post('/api/silences', act, handle(async (request, reply) => {
     const body = parseWith(silenceBody, optionalBody(request), 'silence');
