@@ -47,11 +47,8 @@ create table alert_outcomes (
   reason text not null,
   created_at timestamp with time zone not null default fb_now(),
   constraint alert_outcomes_check CHECK ((outcome = 'no_match'::text) = (playbook IS NULL)),
-  constraint alert_outcomes_episode_id_fkey FOREIGN KEY (episode_id) REFERENCES alert_episodes(id),
-  constraint alert_outcomes_notification_id_fkey FOREIGN KEY (notification_id) REFERENCES alert_notifications(id),
   constraint alert_outcomes_outcome_check CHECK (outcome = ANY (ARRAY['started'::text, 'deduplicated'::text, 'throttled'::text, 'cooldown'::text, 'suppressed'::text, 'paused'::text, 'no_match'::text])),
-  constraint alert_outcomes_pkey PRIMARY KEY (id),
-  constraint alert_outcomes_silence_id_fkey FOREIGN KEY (silence_id) REFERENCES silences(id)
+  constraint alert_outcomes_pkey PRIMARY KEY (id)
 );
 
 create table api_tokens (
@@ -409,7 +406,6 @@ CREATE INDEX alert_episodes_recent_idx ON public.alert_episodes USING btree (fir
 CREATE INDEX alert_episodes_status_idx ON public.alert_episodes USING btree (status, first_seen_at DESC);
 CREATE UNIQUE INDEX alert_notifications_delivery_uq ON public.alert_notifications USING btree (source, delivery_id) WHERE (delivery_id IS NOT NULL);
 CREATE INDEX alert_outcomes_episode_idx ON public.alert_outcomes USING btree (episode_id, id);
-CREATE INDEX alert_outcomes_recent_idx ON public.alert_outcomes USING btree (created_at);
 CREATE INDEX api_tokens_user_idx ON public.api_tokens USING btree (user_name);
 CREATE INDEX approvals_pending_idx ON public.approvals USING btree (requested_at) WHERE (status = 'pending'::text);
 CREATE INDEX audit_checkpoint_heads_chain_idx ON public.audit_checkpoint_heads USING btree (chain_id, checkpoint DESC);
@@ -447,46 +443,32 @@ begin
 end
 $$;
 
-create function fb_rails_verdict(p_playbook text, p_key text, p_max_runs integer, p_per_ms bigint, p_cooldown_ms bigint, p_cooldown_text text, p_silence uuid) returns TABLE(verdict text, reason text, in_window integer) language plpgsql stable as $$
-declare
-  pause record;
-  ended timestamptz;
-begin
-  in_window := case when p_max_runs is null then 0 else (
-    select count(*)::int from runs
-    where playbook = p_playbook and limit_key = p_key and created_at > fb_now() - p_per_ms * interval '1 millisecond') end;
-  if p_silence is not null and exists (
-    select 1 from silences where id = p_silence and expired_at is null and starts_at <= fb_now() and ends_at > fb_now()) then
-    verdict := 'suppressed';
-    return next;
-    return;
-  end if;
-  select p.playbook, p.paused_by, p.paused_at, p.reason, p.source into pause from automation_pauses p
-  where p.resumed_at is null and (p.playbook is null or p.playbook = p_playbook)
-  order by p.playbook nulls first limit 1;
-  if found then
-    verdict := 'paused';
-    reason := format('%s paused by %s at %s: %s',
-      case when pause.playbook is null then 'all automation is' else format('playbook %s is', pause.playbook) end,
-      pause.paused_by, to_char(pause.paused_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), pause.reason);
-    return next;
-    return;
-  end if;
-  if p_cooldown_ms is not null then
-    select max(finished_at) into ended from runs
-    where playbook = p_playbook and limit_key = p_key and finished_at is not null;
-    if ended + p_cooldown_ms * interval '1 millisecond' > fb_now() then
-      verdict := 'cooldown';
-      reason := format('cooldown %s: a run for %s ended at %s; new runs wait until %s', p_cooldown_text,
+create function fb_rails_verdict(p_playbook text, p_key text, p_max_runs integer, p_per_ms bigint, p_cooldown_ms bigint, p_cooldown_text text, p_silence uuid) returns TABLE(verdict text, reason text, in_window integer) language sql stable as $$
+  select
+    case when s.silenced then 'suppressed' when pz.paused_by is not null then 'paused' when cd.until > fb_now() then 'cooldown' end,
+    case
+      when s.silenced then null
+      when pz.paused_by is not null then format('%s paused by %s at %s: %s',
+        case when pz.playbook is null then 'all automation is' else format('playbook %s is', pz.playbook) end,
+        pz.paused_by, to_char(pz.paused_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), pz.reason)
+      when cd.until > fb_now() then format('cooldown %s: a run for %s ended at %s; new runs wait until %s', p_cooldown_text,
         case when p_key = '' then 'this playbook' else format('key %s', p_key) end,
-        to_char(ended at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-        to_char((ended + p_cooldown_ms * interval '1 millisecond') at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'));
-      return next;
-      return;
-    end if;
-  end if;
-  return next;
-end
+        to_char(cd.ended at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        to_char(cd.until at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+    end,
+    case when p_max_runs is null then 0 else (
+      select count(*)::int from runs
+      where playbook = p_playbook and limit_key = p_key and created_at > fb_now() - p_per_ms * interval '1 millisecond') end
+  from (select p_silence is not null and exists (
+          select 1 from silences where id = p_silence and expired_at is null and starts_at <= fb_now() and ends_at > fb_now())
+        as silenced) s
+  left join lateral (
+    select p.playbook, p.paused_by, p.paused_at, p.reason from automation_pauses p
+    where p.resumed_at is null and (p.playbook is null or p.playbook = p_playbook)
+    order by p.playbook nulls first limit 1) pz on true
+  left join lateral (
+    select max(r.finished_at) as ended, max(r.finished_at) + p_cooldown_ms * interval '1 millisecond' as until from runs r
+    where p_cooldown_ms is not null and r.playbook = p_playbook and r.limit_key = p_key and r.finished_at is not null) cd on true
 $$;
 
 create function fb_revision_hash(definition jsonb) returns text language sql immutable as $$
