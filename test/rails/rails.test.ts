@@ -202,6 +202,10 @@ describe('the kill switch', () => {
     expect(paused.code, paused.stderr).toBe(0);
     expect(paused.stdout).toMatch(/paused: all automation/);
 
+    const shown = await cli(tokens.erin!, 'automation');
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(/^ALL AUTOMATION PAUSED: all automation paused by token:carol at .*: bad deploy, hands off$/m);
+    expect(shown.stdout).toMatch(/^storm: held \(all automation paused\); max 2 runs per 1h, per \$\{\{ alert\.labels\.service \}\}$/m);
     const status = (await httpJson('GET', `${server.url}/api/automation`, undefined, bearer(tokens.erin!))).body;
     expect(status).toMatchObject({ paused: true, pausedBy: 'token:carol', reason: 'bad deploy, hands off' });
     expect(Date.parse(status.pausedAt)).toBeGreaterThan(0);
