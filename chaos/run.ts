@@ -190,7 +190,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     // ---------- the load ----------
     const notifications = buildNotifications(options.alerts, options.seed, tag);
-    const originals = notifications.filter((n) => n.repeatOf === undefined).length;
     const sender: SenderStats = {
       posts: 0,
       answered202: 0,

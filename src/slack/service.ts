@@ -8,12 +8,7 @@ import { App, LogLevel, SocketModeReceiver, webApi, type Logger as BoltLogger, t
 import cron, { type ScheduledTask } from 'node-cron';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Config } from '../config/index.js';
-import type { Engine } from '../engine/index.js';
 import { AccessDeniedError, ConflictError, NotFoundError, coerceError } from '../errors.js';
-import type { PolicyGate } from '../policy/index.js';
-import type { Pool } from '../store/index.js';
-import type { Timeline } from '../timeline/index.js';
 import { handleCommand, slackIdentity } from './commands.js';
 import { OutboxSender, enqueue } from './outbox.js';
 import { Projector } from './projector.js';
