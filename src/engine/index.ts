@@ -246,6 +246,11 @@ export class Engine {
     return playbooks.map((playbook) => ({ playbook, revision: revisions.get(playbook)! }));
   }
 
+  /** Whether a playbook of this name is loaded. */
+  hasPlaybook(name: string): boolean {
+    return this.options.playbooks().some((p) => p.name === name);
+  }
+
   findPlaybook(name: string): Playbook {
     const playbook = this.options.playbooks().find((p) => p.name === name);
     if (!playbook) throw new NotFoundError(`playbook ${name} not found (known: ${this.options.playbooks().map((p) => p.name).join(', ') || 'none'})`);

@@ -177,7 +177,7 @@ async function abortCommand(deps: CommandDeps, user: Identity, runArg: string | 
 async function switchCommand(deps: CommandDeps, user: Identity, verb: 'pause' | 'resume', args: string[]): Promise<CommandResponse> {
   if (!deps.automation) return reply('⚠️ The kill switch is not available on this replica.');
   let playbook: string | null = null;
-  if (args[0] && isPlaybook(deps, args[0])) playbook = args.shift()!;
+  if (args[0] && deps.engine.hasPlaybook(args[0])) playbook = args.shift()!;
   const reason = args.join(' ').trim();
   const scope = playbook ? `playbook *${escapeText(playbook)}*` : '*all automation*';
   if (verb === 'pause') {
@@ -190,13 +190,4 @@ async function switchCommand(deps: CommandDeps, user: Identity, verb: 'pause' | 
   const others = stillPaused.map((p) => (p.playbook ? `playbook ${escapeText(p.playbook)}` : 'all automation')).join(', ');
   if (!resumed) return reply(`${scope} was not paused.${others ? ` Still paused: ${others}.` : ''}`);
   return reply(`▶️ Resumed ${scope}; held runs go on.${others ? ` Still paused: ${others}.` : ''}`);
-}
-
-function isPlaybook(deps: CommandDeps, word: string): boolean {
-  try {
-    deps.engine.findPlaybook(word);
-    return true;
-  } catch {
-    return false;
-  }
 }
