@@ -241,7 +241,7 @@ export async function startApp(config: Config, options: { logger?: Logger; liste
     engine.start();
     cleanups.push(() => engine.stop());
     // Every replica schedules every cron trigger; the run's dedup key makes one run per tick.
-    const scheduler = new Scheduler({ startRun: (request) => engine.startRun(request), logger: logger.child({ component: 'schedule' }) });
+    const scheduler = new Scheduler({ startRun: (request) => engine.startRun(request), paused: (playbook) => automation.paused(playbook), logger: logger.child({ component: 'schedule' }) });
     scheduler.sync(catalog.playbooks);
     catalog.onLoad((playbooks) => scheduler.sync(playbooks));
     cleanups.push(() => scheduler.stop());

@@ -36,6 +36,12 @@ export interface SchedulerOptions {
   startRun: StartScheduledRun;
   logger: Logger;
   /**
+   * The pause holding this playbook (the kill switch, docs/safety-rails.md):
+   * its ticks are skipped rather than piling up held runs that would all go
+   * at once on resume.
+   */
+  paused?: (playbook: string) => Promise<{ pausedBy: string; reason: string } | undefined>;
+  /**
    * Waits between attempts when the run cannot be stored (database
    * unreachable). The dedup key makes retries safe; each retry still uses the
    * tick's own key, so a late retry never creates a second run.
@@ -151,6 +157,15 @@ export class Scheduler {
       trigger: 'schedule',
       dedupKey,
     };
+    // If the pauses cannot be read, the tick goes ahead: workers still hold a paused playbook's runs (CLAIM_RUNS).
+    const pause = await this.options.paused?.(playbook).catch((err) => {
+      this.options.logger.warn({ playbook, err: (err as Error).message }, 'could not read automation pauses for a scheduled tick');
+      return undefined;
+    });
+    if (pause) {
+      this.options.logger.info({ playbook, tick: at.toISOString(), pausedBy: pause.pausedBy, reason: pause.reason }, 'automation paused; scheduled tick skipped');
+      return undefined;
+    }
     for (let attempt = 0; ; attempt++) {
       try {
         const { runId, created } = await this.options.startRun(request);

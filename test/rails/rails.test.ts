@@ -75,6 +75,15 @@ steps:
     action: note
     with: { text: "plain" }
 `,
+  'tick.yaml': `
+name: tick
+triggers:
+  - schedule: "* * * * * *"
+steps:
+  - id: note
+    action: note
+    with: { text: "tick" }
+`,
   'flaky.yaml': `
 name: flaky
 triggers:
@@ -271,6 +280,20 @@ describe('the kill switch', () => {
     expect(resumed.status).toBe(200);
     expect(resumed.body.resumed).toBe(true);
     await eventually(async () => (await run(runId)).status === 'succeeded');
+  });
+
+  it('a paused playbook skips its schedule ticks (no held runs pile up for the resume) and ticks again after it', async () => {
+    const ticks = async () => (await db.pool.query<{ n: number }>(`select count(*)::int as n from runs where playbook = 'tick'`)).rows[0]!.n;
+    await eventually(async () => (await ticks()) > 0, 10_000);
+    expect((await httpJson('POST', `${server.url}/api/pause`, { playbook: 'tick', reason: 'quiet please' }, bearer(tokens.carol!))).status).toBe(201);
+    await new Promise((r) => setTimeout(r, 1_200));
+    const during = await ticks();
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(await ticks()).toBe(during);
+    expect((await httpJson('POST', `${server.url}/api/resume`, { playbook: 'tick' }, bearer(tokens.alice!))).status).toBe(200);
+    await eventually(async () => (await ticks()) > during, 10_000);
+    // Quiet again for the rest of the file.
+    expect((await httpJson('POST', `${server.url}/api/pause`, { playbook: 'tick', reason: 'done with ticks' }, bearer(tokens.carol!))).status).toBe(201);
   });
 
   it('a dry run reports what the rails would do, without counting', async () => {
