@@ -277,6 +277,9 @@ export class Engine {
     });
     if (dryRun) dryRunPlan(plan, input, await this.options.rails?.preview(plan, input.alert ?? null));
     const timeline = this.options.timeline;
+    // Started by hand while automation is paused: it waits for a resume, and its timeline says why from the start.
+    const pause = dryRun ? undefined : await this.options.rails?.paused(playbook.name);
+    const held: NewEvent[] = pause ? [{ kind: 'run.held', actor: 'system', data: { stepId: null, playbook: pause.playbook, pausedBy: pause.pausedBy, reason: pause.reason } }] : [];
     const result = await withTransaction(this.options.pool, async (client) => {
       const inserted = await runStatement(client, Q.INSERT_MANUAL_RUN, [
         plan.runId,
@@ -299,11 +302,11 @@ export class Engine {
         const existing = await runStatement<{ id: string }>(client, Q.RUN_BY_DEDUP_KEY, [input.dedupKey]);
         return { runId: existing.rows[0]!.id, created: false };
       }
-      await timeline.appendToRun(client, plan.runId, ...plan.genesis, ...(input.events ?? []));
+      await timeline.appendToRun(client, plan.runId, ...plan.genesis, ...(input.events ?? []), ...held);
       await runStatement(client, Q.NOTIFY_RUNNABLE, ['manual']);
       return { runId: plan.runId, created: true };
     });
-    if (result.created) this.emit(result.runId, [...plan.genesis, ...(input.events ?? [])]);
+    if (result.created) this.emit(result.runId, [...plan.genesis, ...(input.events ?? []), ...held]);
     this.poke();
     return result;
   }

@@ -242,10 +242,20 @@ describe('the kill switch', () => {
     // A name in the body is never an identity.
     expect((await httpJson('POST', `${server.url}/api/resume`, { user: 'alice' }, bearer(tokens.erin!))).status).toBe(400);
 
+    // A run started by hand waits, and its timeline says why from the start.
+    const manual = await cli(tokens.alice!, 'run-playbook', 'plain');
+    expect(manual.code, manual.stderr).toBe(0);
+    const manualId = /[0-9a-f]{8}-[0-9a-f-]{27}/.exec(manual.stdout)![0];
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await run(manualId)).status).toBe('queued');
+    const heldEvents = await db.pool.query(`select data from timeline_events where chain_id = $1 and kind = 'run.held'`, [manualId]);
+    expect(heldEvents.rows[0]?.data).toMatchObject({ stepId: null, pausedBy: 'token:carol', reason: 'bad deploy, hands off' });
+
     const resumed = await cli(tokens.alice!, 'resume', '--reason', 'rolled back');
     expect(resumed.code, resumed.stderr).toBe(0);
     expect((await httpJson('GET', `${server.url}/api/automation`, undefined, bearer(tokens.erin!))).body.paused).toBe(false);
     expect((await fire(server, { alertname: 'Plain', service: 'api', instance: uniq() })).startedRuns).toHaveLength(1);
+    await eventually(async () => (await run(manualId)).status === 'succeeded');
 
     const events = await automationEvents();
     expect(events).toEqual(expect.arrayContaining([
