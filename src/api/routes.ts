@@ -20,7 +20,7 @@ import { parseDuration } from '../playbooks/index.js';
 import { checkDryRunBody, isReplayRequest, startDryRuns, startRunBody, usesDryRunFields } from '../replay/index.js';
 import type { Silences } from '../rails/index.js';
 import type { Pool } from '../store/index.js';
-import { ACCESS_CHAIN, createRedactor, readChainPage, renderTimeline } from '../timeline/index.js';
+import { ACCESS_CHAIN, AUTOMATION_CHAIN, createRedactor, readChainPage, renderTimeline } from '../timeline/index.js';
 import { ACT, errorBody, handle, optionalBody, READ } from './http.js';
 
 export interface ApiOptions {
@@ -108,11 +108,15 @@ export function registerApi(app: FastifyInstance, options: ApiOptions): void {
   // Signed chain checkpoints, newest first; `before` pages back (docs/audit.md). A read, like GET /api/runs.
   app.get('/api/audit/checkpoints', read, handle(async (request) => ({ items: await listCheckpoints(pool, parseWith(pageQuery, request.query, 'query')) })));
   // The access chain: decisions that concern no run (refused starts, tokens) and sessions, newest first.
-  app.get('/api/audit/access', read, handle(async (request) => {
+  // Chains that concern no run, newest first: the access chain (decisions, tokens, sessions) and the
+  // automation chain (pauses, resumes, silences, breaker trips, repairs).
+  const chainRoute = (chainId: string) => handle(async (request) => {
     const q = parseWith(pageQuery, request.query, 'query');
-    const events = await readChainPage(pool, ACCESS_CHAIN, q);
+    const events = await readChainPage(pool, chainId, q);
     return { items: events.map((e) => ({ seq: e.seq, time: e.time, kind: e.kind, actor: e.actor, data: redact(e.data) })) };
-  }));
+  });
+  app.get('/api/audit/access', read, chainRoute(ACCESS_CHAIN));
+  app.get('/api/audit/automation', read, chainRoute(AUTOMATION_CHAIN));
   app.get('/api/runs/:id', read, handle(async (request) => getRun(pool, (request.params as { id: string }).id)));
   // Playbooks and their revisions (docs/playbooks.md "Changing a playbook safely").
   app.get('/api/playbooks', read, handle(async () => ({ items: await playbookSummaries(engine, automation) })));

@@ -372,7 +372,12 @@ describe('the circuit breaker', () => {
 describe('audit', () => {
   it('every pause, resume and breaker trip is on the automation chain, and `audit verify` passes', async () => {
     const kinds = (await automationEvents()).map((e) => e.kind);
-    expect(kinds).toEqual(expect.arrayContaining(['automation.paused', 'automation.resumed', 'breaker.tripped']));
+    expect(kinds).toEqual(expect.arrayContaining(['automation.paused', 'automation.resumed', 'breaker.tripped', 'silence.created', 'silence.expired']));
+    // Reviewers read the same chain over HTTP, newest first.
+    const page = await httpJson('GET', `${server.url}/api/audit/automation?limit=500`, undefined, bearer(tokens.erin!));
+    expect(page.status).toBe(200);
+    expect(page.body.items.map((e: { kind: string }) => e.kind)).toEqual([...kinds].reverse());
+    expect(page.body.items.find((e: { kind: string }) => e.kind === 'silence.created')).toMatchObject({ actor: 'token:carol', data: { reason: 'database maintenance' } });
     const res = await runCli(['audit', 'verify'], { DATABASE_URL: db.url, FIREBREAK_AUDIT_KEY: AUDIT_KEY });
     expect(res.code, res.stdout + res.stderr).toBe(0);
   });
