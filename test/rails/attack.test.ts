@@ -127,3 +127,49 @@ describe('alert labels that the rails render into keys', () => {
     expect(res.body.items).toEqual([expect.objectContaining({ playbook: 'keyed', dryRun: true, created: true })]);
   });
 });
+
+describe('text the rails cannot store', () => {
+  const json = { 'content-type': 'application/json' };
+
+  it('a NUL in a pause or resume reason is a 400 naming the field; nothing is paused', async () => {
+    const pause = await httpJson('POST', `${server.url}/api/pause`, { playbook: 'plain', reason: 'db\u0000down' }, { ...json, ...bearer(tokens.carol!) });
+    expect(pause.status, JSON.stringify(pause.body)).toBe(400);
+    expect(pause.body.details).toEqual([expect.objectContaining({ path: 'reason' })]);
+    expect((await httpJson('GET', `${server.url}/api/automation`, undefined, bearer(tokens.carol!))).body.playbooks.find((p: { name: string }) => p.name === 'plain').paused).toBe(false);
+
+    expect((await httpJson('POST', `${server.url}/api/pause`, { playbook: 'plain', reason: 'checking' }, bearer(tokens.carol!))).status).toBe(201);
+    const resume = await httpJson('POST', `${server.url}/api/resume`, { playbook: 'plain', reason: 'fixed\u0000' }, bearer(tokens.alice!));
+    expect(resume.status, JSON.stringify(resume.body)).toBe(400);
+    expect(resume.body.details).toEqual([expect.objectContaining({ path: 'reason' })]);
+    expect((await httpJson('POST', `${server.url}/api/resume`, { playbook: 'plain', reason: 'fixed' }, bearer(tokens.alice!))).body.resumed).toBe(true);
+  });
+
+  it('a NUL or lone surrogate in a silence reason or matcher is a 400 naming the field', async () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ matchers: 'service="checkout"', for: '1h', reason: 'maint\u0000enance' }, 'reason'],
+      [{ matchers: [{ name: 'service', value: 'check\u0000out', isRegex: false }], for: '1h', reason: 'maintenance' }, 'matchers[0]'],
+      [{ matchers: [{ name: 'service', value: 'check\ud800out', isRegex: false }], for: '1h', reason: 'maintenance' }, 'matchers[0]'],
+      [{ matchers: ['service="checkout"', 'env="a\u0000"'], for: '1h', reason: 'maintenance' }, 'matchers[1]'],
+    ];
+    for (const [body, path] of cases) {
+      const res = await httpJson('POST', `${server.url}/api/silences`, body, bearer(tokens.carol!));
+      expect(res.status, JSON.stringify(res.body)).toBe(400);
+      expect(res.body.details).toEqual([expect.objectContaining({ path })]);
+    }
+    expect((await httpJson('GET', `${server.url}/api/silences?state=all`, undefined, bearer(tokens.carol!))).body.items).toEqual([]);
+  });
+
+  it('a NUL in a cancel reason is a 400; the run is not cancelled', async () => {
+    expect((await httpJson('POST', `${server.url}/api/pause`, { playbook: 'plain', reason: 'hold the run' }, bearer(tokens.carol!))).status).toBe(201);
+    const started = await httpJson('POST', `${server.url}/api/runs`, { playbook: 'plain' }, bearer(tokens.alice!));
+    expect(started.status, JSON.stringify(started.body)).toBe(201);
+    const id = started.body.id as string;
+    const res = await httpJson('POST', `${server.url}/api/runs/${id}/cancel`, { reason: 'stop\u0000' }, bearer(tokens.alice!));
+    expect(res.status, JSON.stringify(res.body)).toBe(400);
+    expect(res.body.details).toEqual([expect.objectContaining({ path: 'reason' })]);
+    expect((await httpJson('GET', `${server.url}/api/runs/${id}`, undefined, bearer(tokens.alice!))).body.status).toBe('queued');
+    const ok = await httpJson('POST', `${server.url}/api/runs/${id}/cancel`, { reason: 'stop' }, bearer(tokens.alice!));
+    expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+    expect((await httpJson('POST', `${server.url}/api/resume`, { playbook: 'plain', reason: 'done' }, bearer(tokens.alice!))).status).toBe(200);
+  });
+});
