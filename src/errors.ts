@@ -96,3 +96,14 @@ export function coerceError(value: unknown): Error {
   if (value instanceof Error) return value;
   return new Error(typeof value === 'string' ? value : JSON.stringify(value));
 }
+
+/**
+ * Text a person typed that Postgres must store as is (a reason, a matcher):
+ * NUL and lone surrogates are refused by text and jsonb columns, so they are
+ * a ValidationError naming the field here instead of a failed write (500).
+ */
+export function checkStorableText(value: string, path: string): string {
+  if (value.includes('\u0000')) throw new ValidationError(`${path} must not contain a NUL character`, [{ path, message: 'contains U+0000' }]);
+  if (!value.isWellFormed()) throw new ValidationError(`${path} must be well-formed Unicode`, [{ path, message: 'contains a lone surrogate' }]);
+  return value;
+}

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { ActionRegistry } from '../actions/index.js';
 import type { Secrets } from '../config/index.js';
-import { NotFoundError, ValidationError } from '../errors.js';
+import { checkStorableText, NotFoundError, ValidationError } from '../errors.js';
 import type { Alert } from '../ingest/index.js';
 import { matchesAlert, type Playbook } from '../playbooks/index.js';
 import type { PolicyGate } from '../policy/types.js';
@@ -319,7 +319,7 @@ export class Engine {
   async abortRun(runId: string, actor: string, reason?: string): Promise<{ status: AbortOutcome }> {
     if (!UUID.test(runId)) throw new NotFoundError(`run ${runId} not found`);
     const id = runId.toLowerCase();
-    const why = reason?.trim() || `aborted by ${actor}`;
+    const why = checkStorableText(reason?.trim() || `aborted by ${actor}`, 'reason');
     const state = (await runStatement<{ status: string; concurrency_key: string | null }>(this.options.pool, Q.RUN_STATE, [id])).rows[0];
     if (!state) throw new NotFoundError(`run ${runId} not found`);
     const { result, events } = await withRunTx(this.options.pool, this.options.timeline, id, state.concurrency_key, (tx) =>
@@ -366,7 +366,7 @@ export class Engine {
   /** A person ends an active run now, without compensation. See transitions.cancel. */
   async cancelRun(runId: string, actor: string, reason?: string): Promise<{ previousStatus: string }> {
     const { id, key } = await this.runKey(runId);
-    const why = reason?.trim() || `cancelled by ${actor}`;
+    const why = checkStorableText(reason?.trim() || `cancelled by ${actor}`, 'reason');
     const timeline = this.options.timeline;
     const { result, events } = await withRunTx(this.options.pool, timeline, id, key, (tx) => cancel(tx, (...e) => timeline.appendAutomation(tx.client, ...e), { actor, reason: why }));
     this.emit(id, events);

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { interpolate } from '../expr/index.js';
 import type { Alert } from '../ingest/index.js';
 import type { Playbook } from '../playbooks/index.js';
@@ -39,6 +39,26 @@ function renderEarly(template: string, vars: Record<string, unknown>): { value: 
   }
 }
 
+/** Longest rendered key stored as is; a longer one is stored as its start and a digest of the whole. */
+export const MAX_STORED_KEY_LENGTH = 200;
+
+/**
+ * A rendered key (concurrency, limits) or channel as Postgres can store and
+ * index it, whatever the alert's labels hold: NUL and lone surrogates (text
+ * and jsonb refuse them) become U+FFFD, as in the timeline; a value longer
+ * than MAX_STORED_KEY_LENGTH (a btree entry holds at most ~2.7 kB) becomes
+ * its first 64 characters and the SHA-256 of the whole value, so two
+ * different keys stay different and one key always maps to the same text.
+ * Without this, one alert with an odd label failed the whole notification.
+ */
+export function storableKey(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  const clean = value.toWellFormed().replace(/\u0000/g, '\uFFFD');
+  if (clean.length <= MAX_STORED_KEY_LENGTH) return clean;
+  const digest = createHash('sha256').update(clean).digest('hex');
+  return `${clean.slice(0, 64).toWellFormed()}…sha256:${digest}`;
+}
+
 /**
  * Work out a new run (id, concurrency key, channel, first timeline events)
  * before anything is written, so ingest can create it in its one statement.
@@ -53,7 +73,7 @@ export function planRun(playbook: Playbook, options: PlanOptions): PlannedRun {
     const key = renderEarly(playbook.concurrency.key, vars);
     // An unrenderable key falls back to one shared key per playbook: safer to serialise than to run unbounded.
     if (key.error) warnings.push(`concurrency.key: ${key.error}; using one key for the whole playbook`);
-    concurrencyKey = `${playbook.name}:${key.error ? '*' : key.value}`;
+    concurrencyKey = `${playbook.name}:${key.error ? '*' : storableKey(key.value)}`;
   }
   let limitKey: string | null = null;
   if (playbook.limits || playbook.circuitBreaker) {
@@ -62,14 +82,14 @@ export function planRun(playbook: Playbook, options: PlanOptions): PlannedRun {
       const key = renderEarly(playbook.limits.key, vars);
       // Like concurrency: an unrenderable key counts against the whole playbook.
       if (key.error) warnings.push(`limits.key: ${key.error}; counting against the whole playbook`);
-      else limitKey = key.value;
+      else limitKey = storableKey(key.value);
     }
   }
   let channel: string | null = options.defaultChannel ?? null;
   if (playbook.channel) {
     const rendered = renderEarly(playbook.channel, vars);
     if (rendered.error) warnings.push(`channel: ${rendered.error}; using the default channel`);
-    else channel = rendered.value;
+    else channel = storableKey(rendered.value);
   }
   const genesis: NewEvent[] = [
     {

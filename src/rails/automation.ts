@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { Access, Identity } from '../access/index.js';
 import type { EngineRails, HoldingPause, PlannedRun, RailsPreview, RunEnd, RunRow } from '../engine/index.js';
 import type { Alert, SilenceLookup } from '../ingest/index.js';
-import { NotFoundError } from '../errors.js';
+import { checkStorableText, NotFoundError } from '../errors.js';
 import { durationText, type Playbook } from '../playbooks/index.js';
 import { runStatement, withTransaction, type Pool, type Queryable } from '../store/index.js';
 import type { NewEvent, Timeline } from '../timeline/index.js';
@@ -146,8 +146,8 @@ export class Automation implements EngineRails {
   async pause(who: Identity, input: { playbook?: string | null; reason?: string }): Promise<{ pause: Pause; alreadyPaused: boolean }> {
     const playbook = input.playbook ?? null;
     if (playbook !== null) this.knownPlaybook(playbook);
+    const reason = checkStorableText(input.reason?.trim() || NO_REASON, 'reason');
     await this.deps.access.require(who, 'automation.pause', { playbook });
-    const reason = input.reason?.trim() || NO_REASON;
     const result = await withTransaction(this.deps.pool, (client) => this.insertPause(client, { playbook, by: who.id, reason, source: 'person' }));
     await this.refresh();
     return result;
@@ -157,8 +157,8 @@ export class Automation implements EngineRails {
   async resume(who: Identity, input: { playbook?: string | null; reason?: string }): Promise<{ resumed: Pause | null; stillPaused: Pause[] }> {
     const playbook = input.playbook ?? null;
     if (playbook !== null && !this.deps.playbooks().some((p) => p.name === playbook) && !this.open.some((p) => p.playbook === playbook)) this.knownPlaybook(playbook);
+    const reason = checkStorableText(input.reason?.trim() || NO_REASON, 'reason');
     await this.deps.access.require(who, 'automation.resume', { playbook });
-    const reason = input.reason?.trim() || NO_REASON;
     const resumed = await withTransaction(this.deps.pool, async (client) => {
       const row = (await runStatement<PauseRow>(client, Q.RESUME, [playbook, who.id, reason])).rows[0];
       if (!row) return null;

@@ -15,7 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Access, Identity } from '../access/index.js';
-import { ConflictError, NotFoundError, ValidationError, type FieldProblem } from '../errors.js';
+import { checkStorableText, ConflictError, NotFoundError, ValidationError, type FieldProblem } from '../errors.js';
 import { matcherHolds, parseDuration, parseMatcher, type Matcher, type MatchOp } from '../playbooks/index.js';
 import { runStatement, withTransaction, type DatabaseClock, type Pool } from '../store/index.js';
 import type { Timeline } from '../timeline/index.js';
@@ -155,10 +155,12 @@ export function parseSilenceMatchers(input: unknown): Matcher[] {
   const out: Matcher[] = [];
   items.forEach((item, i) => {
     const path = Array.isArray(input) ? `matchers[${i}]` : 'matchers';
-    if (typeof item === 'string') out.push(...parseMatcherText(item, path, problems));
-    else {
-      const m = fromAlertmanager(item as AlertmanagerMatcher, path, problems);
-      if (m) out.push(m);
+    const parsed = typeof item === 'string' ? parseMatcherText(item, path, problems) : [fromAlertmanager(item as AlertmanagerMatcher, path, problems)].filter((m) => m !== undefined);
+    for (const m of parsed) {
+      // Stored as jsonb, which refuses NUL and lone surrogates.
+      const text = `${m.name}${m.value}`;
+      if (text.includes('\u0000') || !text.isWellFormed()) problems.push({ path, message: `${JSON.stringify(m.name)}: a NUL or lone surrogate cannot be stored` });
+      else out.push(m);
     }
   });
   if (problems.length > 0) throw new ValidationError('invalid silence matchers', problems);
@@ -343,7 +345,7 @@ export class Silences {
    */
   async create(who: Identity, input: NewSilence): Promise<SilenceView> {
     const matchers = parseSilenceMatchers(input.matchers);
-    const reason = typeof input.reason === 'string' ? input.reason.trim() : '';
+    const reason = typeof input.reason === 'string' ? checkStorableText(input.reason.trim(), 'reason') : '';
     if (!reason) throw new ValidationError('say why: a silence needs a reason (it is shown with every alert it suppresses)', [{ path: 'reason', message: 'required' }]);
     if (input.duration === undefined && input.endsAt === undefined) {
       throw new ValidationError('say how long: give a duration (for: "2h") or endsAt', [{ path: 'for', message: 'required (or endsAt)' }]);
@@ -401,7 +403,7 @@ export class Silences {
   async expire(who: Identity, id: string, reason?: string): Promise<SilenceView> {
     const existing = await this.get(id);
     await this.deps.access.require(who, 'silence.expire', { silence_id: existing.id, matchers: existing.matchers, created_by: existing.createdBy, state: existing.state });
-    const why = reason?.trim() || 'no reason given';
+    const why = checkStorableText(reason?.trim() || 'no reason given', 'reason');
     const view = await withTransaction(this.deps.pool, async (client) => {
       const { rows } = await runStatement<SilenceRow>(client, Q.SILENCE_FOR_UPDATE, [existing.id]);
       const current = toView(rows[0]!);

@@ -177,7 +177,11 @@ async function abortCommand(deps: CommandDeps, user: Identity, runArg: string | 
 async function switchCommand(deps: CommandDeps, user: Identity, verb: 'pause' | 'resume', args: string[]): Promise<CommandResponse> {
   if (!deps.automation) return reply('⚠️ The kill switch is not available on this replica.');
   let playbook: string | null = null;
-  if (args[0] && deps.engine.hasPlaybook(args[0])) playbook = args.shift()!;
+  const named = args[0] ? playbookNamed(deps, deps.automation, args[0]) : undefined;
+  if (named) {
+    playbook = named;
+    args.shift();
+  }
   const reason = args.join(' ').trim();
   const scope = playbook ? `playbook *${escapeText(playbook)}*` : '*all automation*';
   if (verb === 'pause') {
@@ -190,4 +194,16 @@ async function switchCommand(deps: CommandDeps, user: Identity, verb: 'pause' | 
   const others = stillPaused.map((p) => (p.playbook ? `playbook ${escapeText(p.playbook)}` : 'all automation')).join(', ');
   if (!resumed) return reply(`${scope} was not paused.${others ? ` Still paused: ${others}.` : ''}`);
   return reply(`▶️ Resumed ${scope}; held runs go on.${others ? ` Still paused: ${others}.` : ''}`);
+}
+
+/**
+ * The playbook a word names: a loaded one, or one with an open pause (its
+ * file may be gone, and only a resume by name ends that pause). Names are
+ * [a-z0-9-], so `Checkout-Restart` typed in Slack means checkout-restart:
+ * read as the start of a reason it would pause, or worse resume, ALL automation.
+ */
+function playbookNamed(deps: CommandDeps, automation: Automation, word: string): string | undefined {
+  const lower = word.toLowerCase();
+  if (automation.pauses.some((p) => p.playbook === lower)) return lower;
+  return deps.engine.hasPlaybook(lower) ? lower : undefined;
 }

@@ -107,6 +107,17 @@ describe('/firebreak pause|resume', () => {
     ]);
     expect(await slash('help', SRE1)).toContain('/firebreak pause [playbook] <reason>');
   });
+
+  it('a playbook name typed with capitals names that playbook: resuming it never resumes all automation', async () => {
+    expect(await slash('pause everything: bad deploy', ONCALL1)).toMatch(/Paused \*all automation\*/);
+    expect(await slash('pause Plain its target is down', ONCALL1)).toMatch(/Paused playbook \*plain\*/);
+    expect((await automation()).playbooks.find((p: { name: string }) => p.name === 'plain').pause).toMatchObject({ reason: 'its target is down' });
+    expect(await slash('resume PLAIN target is back', SRE1)).toMatch(/Resumed playbook \*plain\*/);
+    const status = await automation();
+    expect(status).toMatchObject({ paused: true, reason: 'everything: bad deploy' });
+    expect(status.playbooks.find((p: { name: string }) => p.name === 'plain').pause).toBeNull();
+    expect(await slash('resume deploy rolled back', SRE1)).toMatch(/Resumed \*all automation\*/);
+  });
 });
 
 describe('circuit breaker in Slack', () => {
