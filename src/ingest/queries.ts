@@ -181,7 +181,10 @@ export const OPEN_EPISODE_START = statement('fb_ingest_open_episode_start', `
 
 /**
  * Serialise counting per limited (playbook, key) across replicas: taken in
- * key order, in the transaction of the store statement, before its snapshot.
+ * the transaction of the store statement, before its snapshot, in the order
+ * of the lock ids themselves (two keys whose hashes collide share a lock, and
+ * never make two groups wait for each other in opposite orders).
  */
 export const LOCK_LIMIT_KEYS = statement('fb_ingest_lock_limit_keys', `
-  select count(pg_advisory_xact_lock(7272, hashtext(k))) from (select unnest($1::text[]) as k order by 1) keys`);
+  select count(pg_advisory_xact_lock(7272, h))
+  from (select distinct hashtext(k) as h from unnest($1::text[]) as k order by 1) locks`);
