@@ -16,6 +16,7 @@ import { isLocalMode, type Config } from '../config/index.js';
 import { diffRevisions, getRevision, getRun, listAlerts, listPendingApprovals, listRuns, type Engine } from '../engine/index.js';
 import type { Automation } from '../rails/index.js';
 import { alertsPage } from './alerts.js';
+import { automationPage } from './automation.js';
 import { NotFoundError } from '../errors.js';
 import type { Silences } from '../rails/index.js';
 import type { Pool } from '../store/index.js';
@@ -139,6 +140,17 @@ export function registerConsole(app: FastifyInstance, options: ConsoleOptions): 
     const [was, now] = await Promise.all([getRevision(pool, hash), getRevision(pool, current)]);
     return { hash, current, diff: diffRevisions(was, now) };
   };
+
+  if (options.automation) {
+    const automation = options.automation;
+    app.get('/automation', page, async (request, reply) => {
+      try {
+        return send(reply, 200, automationPage({ status: await automation.status(), now: now() }, viewerOf(request)));
+      } catch (err) {
+        return failed(request, reply, err);
+      }
+    });
+  }
 
   app.get('/alerts', page, async (request, reply) => {
     try {

@@ -48,7 +48,7 @@ export function layout(options: LayoutOptions, body: SafeHtml): SafeHtml {
 <a class="skip" href="#main">Skip to content</a>
 <header class="top">
   <a class="brand" href="/">Firebreak</a>
-  <nav aria-label="Main"><a href="/">Runs</a> <a href="/#approvals">Approvals</a> <a href="/alerts">Alerts</a> <a href="/silences">Silences</a></nav>
+  <nav aria-label="Main"><a href="/">Runs</a> <a href="/#approvals">Approvals</a> <a href="/alerts">Alerts</a> <a href="/silences">Silences</a> <a href="/automation">Automation</a></nav>
   ${whoami(options.viewer)}
   ${options.viewer.pauses?.some((p) => p.playbook === null) ? '' : html`<button type="button" class="pause-all" id="pause-all" data-action="pause">Pause automation</button>`}
   <span id="live-status" class="live-status" role="status" aria-live="polite"></span>

@@ -131,7 +131,8 @@ outcomes as (
            when 'started' then format('run %s started', nr.id)
            when 'deduplicated' then 'a run of this playbook already handles this alert (same episode)'
            when 'suppressed' then d.silence_text
-           when 'throttled' then format('%s runs of %s started in the last %s (limits.max_runs %s)', d.in_window + d.rank - 1,
+           when 'throttled' then format('%s run%s of %s started in the last %s (limits.max_runs %s)', d.in_window + d.rank - 1,
+                                        case when d.in_window + d.rank - 1 = 1 then '' else 's' end,
                                         case when d.limit_key = '' then 'this playbook' else format('key %s', d.limit_key) end, d.per_text, d.max_runs)
            else d.verdict_reason end,
          fb_now()

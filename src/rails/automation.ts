@@ -246,7 +246,7 @@ export class Automation implements EngineRails {
     if (v.verdict === 'suppressed' && silence) return { outcome: 'suppressed', reason: `would be suppressed: silenced by ${silence.createdBy} until ${silence.endsAt} (${silence.matchers.join(', ')}): ${silence.reason}` };
     if (v.verdict) return { outcome: v.verdict as RailsPreview['outcome'], reason: `would be ${v.verdict === 'cooldown' ? 'held by a cooldown' : v.verdict}: ${v.reason}` };
     if (limits?.maxRuns !== undefined && v.in_window >= limits.maxRuns) {
-      return { outcome: 'throttled', reason: `would be throttled: ${v.in_window} runs${plan.limitKey ? ` for key ${plan.limitKey}` : ''} started in the last ${durationText(limits.perMs!)} (limits.max_runs ${limits.maxRuns})` };
+      return { outcome: 'throttled', reason: `would be throttled: ${v.in_window} run${v.in_window === 1 ? '' : 's'}${plan.limitKey ? ` for key ${plan.limitKey}` : ''} started in the last ${durationText(limits.perMs!)} (limits.max_runs ${limits.maxRuns})` };
     }
     return { outcome: 'started', reason: 'the rails would let it start' };
   }

@@ -100,7 +100,7 @@ steps:
     await expect.poll(() => page.locator('.outcome-started').count()).toBe(1);
     expect(await page.locator('.outcome-throttled').count()).toBe(1);
     expect(await page.locator('.outcome-no_match').count()).toBe(1);
-    expect(await page.locator('tr.alert-row', { hasText: 'throttled' }).innerText()).toMatch(/1 runs of this playbook started in the last 1h \(limits\.max_runs 1\)/);
+    expect(await page.locator('tr.alert-row', { hasText: 'throttled' }).innerText()).toMatch(/1 run of this playbook started in the last 1h \(limits\.max_runs 1\)/);
     await page.screenshot({ path: join(ARTIFACTS, 'rails-alerts.png'), fullPage: true });
 
     const broken = (await fire({ alertname: 'Broken', service: 'queue' })).startedRuns[0]!;
@@ -132,6 +132,23 @@ steps:
     await Promise.all([page.waitForEvent('load'), page.click('#pause-banner button.resume')]);
     await expect.poll(() => page.locator('#pause-banner').count()).toBe(0);
     expect((await httpJson('GET', `${server.url}/api/automation`, undefined, { authorization: `Bearer ${alice}` })).body.paused).toBe(false);
+  });
+
+  it('pauses and resumes one playbook from the Automation page', async () => {
+    await page.goto(`${server.url}/automation`);
+    const row = page.locator('tr[data-playbook="storm"]');
+    expect(await row.innerText()).toMatch(/running[\s\S]*at most 1 run per 1h/);
+    answerPrompt('storm of pages, investigating');
+    await Promise.all([page.waitForEvent('load'), row.locator('button[data-action="pause"]').click()]);
+    await expect.poll(async () => page.locator('tr[data-playbook="storm"]').innerText()).toMatch(/paused[\s\S]*paused by token:alice[\s\S]*storm of pages, investigating/);
+    expect(await page.locator('#pause-banner').innerText()).toMatch(/Automation is paused for one playbook[\s\S]*Playbook storm paused by token:alice/);
+    expect((await httpJson('GET', `${server.url}/api/automation`, undefined, { authorization: `Bearer ${alice}` })).body).toMatchObject({ paused: false });
+    await page.screenshot({ path: join(ARTIFACTS, 'rails-automation.png'), fullPage: true });
+
+    answerPrompt('');
+    await Promise.all([page.waitForEvent('load'), page.locator('tr[data-playbook="storm"] button[data-action="resume"]').click()]);
+    await expect.poll(async () => page.locator('tr[data-playbook="storm"]').innerText()).toMatch(/running/);
+    expect(await page.locator('#pause-banner').count()).toBe(0);
   });
 
   it('adds a silence from the Silences page and expires it', async () => {
