@@ -28,7 +28,7 @@ const TURN_STATE = (r: string) => `
   (select json_build_object('id', a.id, 'step_id', a.step_id, 'round', a.round, 'status', a.status,
                             'decided_by', a.decided_by, 'approvers', a.approvers, 'on_timeout', a.on_timeout,
                             'expires_at', a.expires_at, 'due', a.expires_at <= fb_now())
-   -- Only the approvals of the run's current retry (migration 0028): an answer given before a retry decides nothing after it.
+   -- Only the approvals of the run's current retry (migration 0027): an answer given before a retry decides nothing after it.
    from approvals a where a.run_id = ${r}.id and a.retry = ${r}.retries order by a.requested_at desc, a.round desc limit 1) as approval,
   (select json_build_object('seq', e.seq, 'hash', e.hash)
    from timeline_events e where e.chain_id = ${r}.id::text order by e.seq desc limit 1) as head,

@@ -11,12 +11,13 @@ import { withTransaction } from './transaction.js';
 const MIGRATION_LOCK_ID = 727_001;
 
 /**
- * Numbers that were never used (0004, 0006 were folded into their neighbours
- * before release). Any other hole in the numbering means a file is missing
- * from this copy of the code (reported as a warning: numbers are handed out in
- * blocks, so a hole can also be a block not merged yet).
+ * Numbers that were never used: 0004 and 0006 were folded into their
+ * neighbours before release, and 0013 and 0015-0024 were blocks handed to work
+ * that landed under other numbers. Any other hole in the numbering means a
+ * file is missing from this copy of the code (reported as a warning: numbers
+ * are handed out in blocks, so a hole can also be a block not merged yet).
  */
-export const KNOWN_MIGRATION_GAPS: readonly number[] = [4, 6];
+export const KNOWN_MIGRATION_GAPS: readonly number[] = [4, 6, 13, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24];
 
 export function migrationsDir(): string {
   return join(packageRoot(), 'src', 'store', 'migrations');
@@ -164,7 +165,7 @@ export async function migrate(pool: pg.Pool, options: MigrateOptions = {}): Prom
 }
 
 /** Tables the app may read and append to, never change: the audit trail. */
-export const APPEND_ONLY_TABLES = ['timeline_events', 'audit_checkpoints', 'audit_checkpoint_heads'] as const;
+export const APPEND_ONLY_TABLES = ['timeline_events', 'audit_checkpoints', 'audit_checkpoint_heads', 'alert_outcomes'] as const;
 /** Tables the app may only read. */
 /** Tables the app may only read (firebreak_clock: only tests move the database's clock). */
 export const READ_ONLY_TABLES = ['firebreak_migrations', 'timeline_legacy_heads', 'timeline_legacy_seal', 'firebreak_clock'] as const;

@@ -137,6 +137,9 @@ describe('an application role that does not own the audit trail', () => {
       await expect(c.query('truncate timeline_events')).rejects.toThrow(/permission denied/);
       await expect(c.query('delete from audit_checkpoints')).rejects.toThrow(/permission denied/);
       await expect(c.query('delete from audit_checkpoint_heads')).rejects.toThrow(/permission denied/);
+      // What became of each alert is a record too: the app adds outcomes, never rewrites them.
+      await expect(c.query(`update alert_outcomes set outcome = 'started'`)).rejects.toThrow(/permission denied/);
+      await expect(c.query('delete from alert_outcomes')).rejects.toThrow(/permission denied/);
       await expect(c.query(`insert into timeline_legacy_heads values ('x', 1, $1)`, ['0'.repeat(64)])).rejects.toThrow(/permission denied/);
       await expect(c.query('delete from firebreak_migrations')).rejects.toThrow(/permission denied/);
       await expect(c.query('create table sneaky (id int)')).rejects.toThrow(/permission denied/);
