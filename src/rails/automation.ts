@@ -36,6 +36,10 @@ export interface PlaybookRails {
   paused: boolean;
   /** Its own pause (the global one is the status's `pause`). */
   pause: Pause | null;
+  /** Who paused it, when and why: its own pause, else the global one; null while it runs. */
+  pausedBy: string | null;
+  pausedAt: string | null;
+  reason: string | null;
   limits: { key: string | null; maxRuns: number | null; per: string | null; cooldown: string | null } | null;
   circuitBreaker: { failures: number; then: 'pause' } | null;
 }
@@ -270,9 +274,10 @@ export class Automation implements EngineRails {
   }
 
   /** A playbook's pause state (GET /api/playbooks uses it too). */
-  pauseOf(name: string): { paused: boolean; pause: Pause | null } {
+  pauseOf(name: string): Pick<PlaybookRails, 'paused' | 'pause' | 'pausedBy' | 'pausedAt' | 'reason'> {
     const own = this.open.find((p) => p.playbook === name) ?? null;
-    return { paused: own !== null || this.globalPause !== undefined, pause: own };
+    const holding = own ?? this.globalPause ?? null;
+    return { paused: holding !== null, pause: own, pausedBy: holding?.pausedBy ?? null, pausedAt: holding?.pausedAt ?? null, reason: holding?.reason ?? null };
   }
 }
 

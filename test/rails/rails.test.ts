@@ -218,7 +218,7 @@ describe('the kill switch', () => {
     const status = (await httpJson('GET', `${server.url}/api/automation`, undefined, bearer(tokens.erin!))).body;
     expect(status).toMatchObject({ paused: true, pausedBy: 'token:carol', reason: 'bad deploy, hands off' });
     expect(Date.parse(status.pausedAt)).toBeGreaterThan(0);
-    expect(status.playbooks.find((p: { name: string }) => p.name === 'plain')).toMatchObject({ paused: true, pause: null });
+    expect(status.playbooks.find((p: { name: string }) => p.name === 'plain')).toMatchObject({ paused: true, pause: null, pausedBy: 'token:carol', reason: 'bad deploy, hands off' });
     const playbooks = (await httpJson('GET', `${server.url}/api/playbooks`, undefined, bearer(tokens.erin!))).body.items;
     expect(playbooks.find((p: { name: string }) => p.name === 'storm')).toMatchObject({ paused: true, limits: { key: '${{ alert.labels.service }}', maxRuns: 2, per: '1h', cooldown: null } });
 
