@@ -353,6 +353,8 @@ export function explain(e: TimelineEvent): string | null {
     case 'run.stuck':
       return `no event for longer than ${formatDuration(Number(e.data.thresholdMs))} (the step's timeout plus the lease)`;
     case 'run.created':
+      // A dry run says what the safety rails would have done with a real one, when they would have stopped it.
+      return e.data.rails && e.data.rails.outcome !== 'started' ? str(e.data.rails.reason) : null;
     case 'run.started':
     case 'alert.resolved':
     case 'approval.escalated':

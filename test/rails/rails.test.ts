@@ -313,6 +313,9 @@ describe('the kill switch', () => {
     const dryRunId = (res.body.items?.[0] ?? res.body).id as string;
     const { rows } = await db.pool.query<{ data: { rails?: { outcome: string; reason: string } } }>(`select data from timeline_events where chain_id = $1 and kind = 'run.created'`, [dryRunId]);
     expect(rows[0]!.data.rails).toMatchObject({ outcome: 'throttled', reason: expect.stringMatching(/^would be throttled: 2 runs for key checkout/) });
+    // The run's timeline says it, next to its first event.
+    const timeline = (await httpJson('GET', `${server.url}/api/runs/${dryRunId}/timeline?format=md`, undefined, bearer(tokens.carol!))).body as string;
+    expect(timeline).toMatch(/would be throttled: 2 runs for key checkout started in the last 1h/);
     const { rows: counted } = await db.pool.query(`select count(*)::int as n from runs where playbook = 'storm' and limit_key = 'checkout'`);
     expect(counted[0].n).toBe(2);
   });
