@@ -12,6 +12,7 @@ export {
   Silences,
   matcherText,
   parseSilenceMatchers,
+  splitOutsideQuotes,
   type AlertmanagerMatcher,
   type MatcherInput,
   type NewSilence,

@@ -71,11 +71,17 @@ export type MatcherInput = string | AlertmanagerMatcher | ReadonlyArray<string |
 
 // ---- matchers -----------------------------------------------------------------------------
 
-/** Split `a="x", b=~"y|z"` on the commas outside double quotes. */
-function splitMatchers(text: string): string[] {
+/**
+ * Split text on separator characters outside double quotes (where a
+ * backslash escapes the next character) and, with `braces`, outside `{...}`
+ * selectors; parts are trimmed, empty ones dropped. Matcher lists here,
+ * slash-command words in Slack.
+ */
+export function splitOutsideQuotes(text: string, isSeparator: (c: string) => boolean, options: { braces?: boolean } = {}): string[] {
   const parts: string[] = [];
   let current = '';
   let quoted = false;
+  let braces = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
     if (quoted && c === '\\' && i + 1 < text.length) {
@@ -84,7 +90,9 @@ function splitMatchers(text: string): string[] {
       continue;
     }
     if (c === '"') quoted = !quoted;
-    if (c === ',' && !quoted) {
+    else if (options.braces && !quoted && c === '{') braces++;
+    else if (options.braces && !quoted && c === '}') braces = Math.max(0, braces - 1);
+    if (!quoted && braces === 0 && isSeparator(c)) {
       parts.push(current);
       current = '';
       continue;
@@ -106,7 +114,7 @@ function parseMatcherText(text: string, path: string, problems: FieldProblem[]):
     body = body.slice(1, -1);
   }
   const out: Matcher[] = [];
-  const parts = splitMatchers(body);
+  const parts = splitOutsideQuotes(body, (c) => c === ',');
   if (parts.length === 0) problems.push({ path, message: 'empty matcher' });
   for (const part of parts) {
     try {

@@ -6,7 +6,7 @@
  */
 import type { Identity } from '../access/index.js';
 import { NotFoundError, ValidationError } from '../errors.js';
-import type { Silences, SilenceView } from '../rails/index.js';
+import { splitOutsideQuotes, type Silences, type SilenceView } from '../rails/index.js';
 
 export const SILENCE_USAGE = 'usage: `/firebreak silence <matcher>... for <duration> <reason>`, e.g. `/firebreak silence service="checkout" env=~"prod|stage" for 2h deploy of v42`; `/firebreak silence list`; `/firebreak silence expire <id> [reason]`';
 
@@ -27,31 +27,7 @@ function plain(text: string): string {
 }
 
 /** Words, where a double-quoted part or a `{...}` selector keeps its spaces (and its quotes). */
-function words(text: string): string[] {
-  const out: string[] = [];
-  let current = '';
-  let quoted = false;
-  let braces = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quoted && c === '\\' && i + 1 < text.length) {
-      current += c + text[i + 1];
-      i++;
-      continue;
-    }
-    if (c === '"') quoted = !quoted;
-    else if (!quoted && c === '{') braces++;
-    else if (!quoted && c === '}') braces = Math.max(0, braces - 1);
-    if (/\s/.test(c) && !quoted && braces === 0) {
-      if (current) out.push(current);
-      current = '';
-      continue;
-    }
-    current += c;
-  }
-  if (current) out.push(current);
-  return out;
-}
+const words = (text: string): string[] => splitOutsideQuotes(text, (c) => /\s/.test(c), { braces: true });
 
 /** `<matcher>... for <duration> <reason words>`: the matchers stay Alertmanager text for the shared parser. */
 export function parseSilenceCommand(text: string): SilenceCommand {
