@@ -4,12 +4,11 @@
  * and why (`GET /api/automation`). Acts are authorized by firebreak/authorize
  * as the authenticated identity, which is also the recorded actor.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { reconcileUser, requireIdentity, type Identity } from '../access/index.js';
 import { parseWith } from '../ingest/index.js';
 import type { Automation } from '../rails/index.js';
-import { ACT, handle, optionalBody, READ } from './http.js';
+import { ACT, actingIdentity, handle, optionalBody, READ } from './http.js';
 
 const switchBody = z
   .object({
@@ -21,20 +20,16 @@ const switchBody = z
   })
   .default({});
 
-function who(request: FastifyRequest, user: string | undefined): Identity {
-  return reconcileUser(requireIdentity(request), user);
-}
-
 export function registerAutomationApi(app: FastifyInstance, automation: Automation): void {
   app.get('/api/automation', READ, handle(async () => automation.status()));
   app.post('/api/pause', ACT, handle(async (request, reply) => {
     const b = parseWith(switchBody, optionalBody(request), 'pause request');
-    const { pause, alreadyPaused } = await automation.pause(who(request, b.user), { playbook: b.playbook ?? null, ...(b.reason !== undefined && { reason: b.reason }) });
+    const { pause, alreadyPaused } = await automation.pause(actingIdentity(request, b), { playbook: b.playbook ?? null, ...(b.reason !== undefined && { reason: b.reason }) });
     return reply.code(alreadyPaused ? 200 : 201).send({ paused: true, alreadyPaused, pause, automation: await automation.status() });
   }));
   app.post('/api/resume', ACT, handle(async (request, reply) => {
     const b = parseWith(switchBody, optionalBody(request), 'resume request');
-    const { resumed, stillPaused } = await automation.resume(who(request, b.user), { playbook: b.playbook ?? null, ...(b.reason !== undefined && { reason: b.reason }) });
+    const { resumed, stillPaused } = await automation.resume(actingIdentity(request, b), { playbook: b.playbook ?? null, ...(b.reason !== undefined && { reason: b.reason }) });
     return reply.code(200).send({ resumed: resumed !== null, pause: resumed, stillPaused, automation: await automation.status() });
   }));
 }

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { reconcileUser, requireIdentity, type Identity } from '../access/index.js';
 import { parseJsonBody } from '../ingest/index.js';
 import { AccessDeniedError, ConflictError, FirebreakError, NotFoundError, ValidationError, type FieldProblem } from '../errors.js';
 import { isDatabaseUnavailable } from '../store/index.js';
@@ -52,3 +53,12 @@ export function optionalBody(request: FastifyRequest): unknown {
 /** Access rules of /api routes (src/access/guard.ts): reads, and acts (then asked of firebreak/authorize). */
 export const READ = { config: { access: 'read' as const } };
 export const ACT = { config: { access: 'act' as const } };
+
+/** Who a route is acting for: the authenticated identity, reconciled with a `user` (or `as`) in the body. */
+export function actingIdentity(request: FastifyRequest, body: { user?: string | undefined; as?: string | undefined }): Identity {
+  const who = requireIdentity(request);
+  if (body.user !== undefined && body.as !== undefined && body.user !== body.as) {
+    throw new ValidationError('user and as name different people; leave both out: the actor is always the authenticated identity', [{ path: 'as', message: `differs from user (${body.user})` }]);
+  }
+  return reconcileUser(who, body.user ?? body.as);
+}

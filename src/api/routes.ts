@@ -4,9 +4,9 @@
  * then ask `firebreak/authorize` as the identity the guard established, which
  * is also the actor recorded. A `user` in a body is never an identity.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { Access, parseTtl, reconcileUser, requireIdentity, type Identity } from '../access/index.js';
+import { Access, parseTtl, requireIdentity } from '../access/index.js';
 import { listCheckpoints } from '../audit/index.js';
 import type { Config } from '../config/index.js';
 import { ValidationError } from '../errors.js';
@@ -21,7 +21,7 @@ import { checkDryRunBody, isReplayRequest, startDryRuns, startRunBody, usesDryRu
 import type { Silences } from '../rails/index.js';
 import type { Pool } from '../store/index.js';
 import { ACCESS_CHAIN, AUTOMATION_CHAIN, createRedactor, readChainPage, renderTimeline } from '../timeline/index.js';
-import { ACT, errorBody, handle, optionalBody, READ } from './http.js';
+import { ACT, actingIdentity, errorBody, handle, optionalBody, READ } from './http.js';
 
 export interface ApiOptions {
   config: Config;
@@ -73,15 +73,6 @@ const tokenBody = z.object({
   description: z.string().trim().max(200).optional(),
 });
 const tokensQuery = z.object({ all: z.enum(['true', 'false', '1', '0']).optional(), user: z.string().min(1).max(64).optional() });
-
-/** Who a route is acting for: the authenticated identity, reconciled with a `user` (or `as`) in the body. */
-function actingIdentity(request: FastifyRequest, body: { user?: string | undefined; as?: string | undefined }): Identity {
-  const who = requireIdentity(request);
-  if (body.user !== undefined && body.as !== undefined && body.user !== body.as) {
-    throw new ValidationError('user and as name different people; leave both out: the actor is always the authenticated identity', [{ path: 'as', message: `differs from user (${body.user})` }]);
-  }
-  return reconcileUser(who, body.user ?? body.as);
-}
 
 export function registerApi(app: FastifyInstance, options: ApiOptions): void {
   const { pool, engine, config, access, automation } = options;

@@ -27,7 +27,7 @@ import { RecordedRuns, scriptOf, type RecordedOutcome, type Script } from './scr
 import * as Q from './queries.js';
 import { DefinitionCache, LeaseLostError, RunChangedError, RunSession, type LoadedRow } from './run-tx.js';
 import { boundedOutput, errorInfo } from './stored.js';
-import { beginEnding, finish, merge, release, waitForApproval, type Change } from './transitions.js';
+import { beginEnding, finish, heldEvent, merge, release, waitForApproval, type Change } from './transitions.js';
 import type { EngineRails, HoldingPause, RunEnd, RunRow, StepRow } from './types.js';
 
 export interface ExecutorDeps {
@@ -131,7 +131,7 @@ export class RunExecutor {
   private async hold(session: RunSession, step: StepRow, pause: HoldingPause): Promise<Outcome> {
     const run = session.run;
     await this.commit(session, {
-      events: [{ kind: 'run.held', actor: 'system', data: { stepId: step.step_id, playbook: pause.playbook, pausedBy: pause.pausedBy, reason: pause.reason } }],
+      events: [heldEvent(pause, step.step_id)],
       calls: [release(run.id, run.status, 0)],
     });
     return 'stop';

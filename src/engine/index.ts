@@ -12,7 +12,7 @@ import { RunExecutor } from './executor.js';
 import { planRun, runDefinition } from './plan.js';
 import * as Q from './queries.js';
 import { RunTx, withRunTx } from './run-tx.js';
-import { cancel, requestAbort, resolveAlert, retry, type AbortOutcome, type RetryResult } from './transitions.js';
+import { cancel, heldEvent, requestAbort, resolveAlert, retry, type AbortOutcome, type RetryResult } from './transitions.js';
 import { findStuckRuns, StuckMonitor, type StuckInfo } from './stuck.js';
 import { listRunsByIds, type RunView } from './read.js';
 import type { DryRunOptions, EngineRails, PlannedRun, RailsPreview } from './types.js';
@@ -279,7 +279,7 @@ export class Engine {
     const timeline = this.options.timeline;
     // Started by hand while automation is paused: it waits for a resume, and its timeline says why from the start.
     const pause = dryRun ? undefined : await this.options.rails?.paused(playbook.name);
-    const held: NewEvent[] = pause ? [{ kind: 'run.held', actor: 'system', data: { stepId: null, playbook: pause.playbook, pausedBy: pause.pausedBy, reason: pause.reason } }] : [];
+    const held: NewEvent[] = pause ? [heldEvent(pause, null)] : [];
     const result = await withTransaction(this.options.pool, async (client) => {
       const inserted = await runStatement(client, Q.INSERT_MANUAL_RUN, [
         plan.runId,

@@ -18,7 +18,7 @@ import { call, type Call } from '../store/index.js';
 import type { NewEvent } from '../timeline/index.js';
 import * as Q from './queries.js';
 import type { RunTx } from './run-tx.js';
-import type { RunEnd, RunRow, RunStatus } from './types.js';
+import type { HoldingPause, RunEnd, RunRow, RunStatus } from './types.js';
 
 /** Events and statements a worker commits together (see RunSession.commit). */
 export interface Change {
@@ -115,6 +115,11 @@ export function park(run: RunRow, occupancy: { active: number; ahead: number; qu
       : [{ kind: 'run.queued', actor: 'system', data: { concurrencyKey: run.concurrency_key ?? '', limit: run.concurrency_limit ?? 0, active: occupancy.active, queuedAhead: occupancy.ahead } }],
     calls: [release(run.id, 'queued', QUEUED_SAFETY_MS)],
   };
+}
+
+/** Automation is paused: the run waits before `stepId` (null: before it starts) until a resume. */
+export function heldEvent(pause: HoldingPause, stepId: string | null): NewEvent {
+  return { kind: 'run.held', actor: 'system', data: { stepId, playbook: pause.playbook, pausedBy: pause.pausedBy, reason: pause.reason } };
 }
 
 /** Give the lease back; the run is due again after `delayMs` on the database clock. */

@@ -160,7 +160,8 @@ export class Automation implements EngineRails {
   /** `firebreak resume [<playbook>]`: only the named scope (a playbook, or the global switch) resumes. */
   async resume(who: Identity, input: { playbook?: string | null; reason?: string }): Promise<{ resumed: Pause | null; stillPaused: Pause[] }> {
     const playbook = input.playbook ?? null;
-    if (playbook !== null && !this.deps.playbooks().some((p) => p.name === playbook) && !this.open.some((p) => p.playbook === playbook)) this.knownPlaybook(playbook);
+    // A paused playbook can be resumed by name after its file is gone (a tripped breaker, a removed playbook).
+    if (playbook !== null && !this.open.some((p) => p.playbook === playbook)) this.knownPlaybook(playbook);
     const reason = checkStorableText(input.reason?.trim() || NO_REASON, 'reason');
     await this.deps.access.require(who, 'automation.resume', { playbook });
     const resumed = await withTransaction(this.deps.pool, async (client) => {
